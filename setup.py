@@ -49,7 +49,13 @@ setup(
                                     "ros_nodes", "ros_nodes.*"],
                            exclude=["ros_nodes.joyai_interfaces*"]),
     package_data={"sim_envs": ["assets/*.xml"], "ros_nodes": ["launch/*.py", "config/*.yaml"]},
-    data_files=[("share/joyai_embodied/models", glob("models/*.yaml") + glob("models/*.md"))],
+    data_files=[
+        ("share/joyai_embodied/models", glob("models/*.yaml") + glob("models/*.md")),
+        # ament index marker + manifest so that colcon/ros2 find this ament_python package
+        ("share/ament_index/resource_index/packages", ["ros_nodes/resource/joyai_embodied"]),
+        ("share/joyai_embodied", ["package.xml"]),
+        ("share/joyai_embodied/launch", glob("ros_nodes/launch/*.py")),
+    ],
     install_requires=["numpy>=1.26", "pyyaml>=6"],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["joyai-embodied = joyai_embodied.cli:main"]},

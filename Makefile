@@ -1,0 +1,58 @@
+# joyai-embodied: `make demo` runs the main job, `make test` runs the test suite.
+# Both create .venv (Python 3.11+) and install what is missing first.
+
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU build of torch; override on a GPU host, e.g. `make test TORCH_SPEC='torch==2.14.1'`.
+TORCH_SPEC ?= torch==2.13.0
+# Debian packages: EGL/OSMesa for headless MuJoCo rendering, libusb for Open3D.
+APT_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 libusb-1.0-0 libgomp1
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.joyai-installed
+
+export MUJOCO_GL ?= egl
+# ROS 2 discovery stays on this machine; tests pick their own ROS_DOMAIN_ID (tests/conftest.py).
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+
+.PHONY: demo test setup system-deps bench-small clean
+
+demo: $(STAMP)
+	$(BIN)/joyai-embodied demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests -q
+
+setup: $(STAMP)
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then echo "Install the equivalents of:$$missing"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; }; \
+	else \
+	  echo "Missing Debian packages; run: sudo apt-get install -y$$missing"; exit 1; \
+	fi
+
+$(STAMP): setup.py Makefile ros_nodes/build_interfaces.sh
+	@$(MAKE) --no-print-directory system-deps
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[all,dev]"
+	bash ros_nodes/build_interfaces.sh $(VENV)
+	@touch $(STAMP)
+
+bench-small: $(STAMP)
+	$(BIN)/python benchmarks/sim_bench.py --small
+	$(BIN)/python benchmarks/speed.py --small
+	$(BIN)/python benchmarks/eval_spatial.py --small
+	$(BIN)/python benchmarks/eval_imagination.py --small
+
+clean:
+	rm -rf $(VENV) build *.egg-info out

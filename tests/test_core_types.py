@@ -1,0 +1,104 @@
+"""Validation of the core types: every bad field is named in the error."""
+
+import numpy as np
+import pytest
+
+from joyai_embodied import (AmbiguousObjectError, CameraMove, CameraPose, InvalidInputError, MoveObject,
+                            Observation, RotateObject, Scene, SceneObject, UnknownObjectError)
+from joyai_embodied.camera import look_at
+
+K = np.array([[100.0, 0, 32], [0, 100.0, 24], [0, 0, 1]])
+POSE = look_at([1.0, 0.0, 1.0], [0.0, 0.0, 0.4])
+
+
+def frame(**overrides):
+    rng = np.random.default_rng(0)
+    fields = dict(rgb=rng.integers(0, 255, (48, 64, 3), dtype=np.uint8),
+                  depth=np.full((48, 64), 1.2, np.float32), intrinsics=K, cam_to_world=POSE)
+    fields.update(overrides)
+    return Observation(**fields)
+
+
+def test_valid_observation_keeps_arrays_and_camera():
+    obs = frame(segmentation=np.zeros((48, 64), np.int64), labels={1: " red cube "})
+    assert obs.segmentation.dtype == np.int32
+    assert obs.labels == {1: "red cube"}
+    assert (obs.width, obs.height) == (64, 48)
+    assert np.allclose(obs.camera.cam_to_world, POSE)
+
+
+@pytest.mark.parametrize("overrides, field", [
+    (dict(rgb=np.zeros((48, 64), np.uint8)), "rgb"),
+    (dict(rgb=np.zeros((48, 64, 3), np.float32)), "rgb"),
+    (dict(rgb=np.zeros((1, 5000, 3), np.uint8)), "rgb"),
+    (dict(depth=np.ones((10, 10), np.float32)), "depth"),
+    (dict(depth=np.full((48, 64), np.nan, np.float32)), "depth"),
+    (dict(depth=np.full((48, 64), 1200, np.uint16)), "depth"),
+    (dict(depth=np.full((48, 64), 1200.0, np.float32)), "depth"),
+    (dict(intrinsics=np.eye(4)), "intrinsics"),
+    (dict(intrinsics=np.array([[np.nan, 0, 1], [0, 1, 1], [0, 0, 1]])), "intrinsics"),
+    (dict(intrinsics=np.array([[-5.0, 0, 1], [0, 5, 1], [0, 0, 1]])), "intrinsics"),
+    (dict(cam_to_world=np.eye(3)), "cam_to_world"),
+    (dict(cam_to_world=np.diag([2.0, 1, 1, 1])), "cam_to_world"),
+    (dict(cam_to_world=np.diag([-1.0, 1, 1, 1])), "cam_to_world"),
+    (dict(segmentation=np.zeros((48, 64), np.float32)), "segmentation"),
+    (dict(labels={1: ""}), "labels[1]"),
+])
+def test_bad_fields_are_named(overrides, field):
+    with pytest.raises(InvalidInputError) as info:
+        frame(**overrides)
+    assert info.value.field == field
+    assert str(info.value).startswith(field + ": expected")
+
+
+def test_partially_invalid_depth_is_accepted():
+    depth = np.full((48, 64), 1.0, np.float32)
+    depth[:10] = np.nan
+    depth[10:20] = 0
+    assert np.isnan(frame(depth=depth).depth[0, 0])
+
+
+def test_from_dict_reports_missing_keys():
+    with pytest.raises(InvalidInputError, match="intrinsics"):
+        Observation.from_dict({"rgb": np.zeros((4, 4, 3), np.uint8), "cam_to_world": POSE})
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(zoom=0.0), "move.zoom"), (dict(pitch_deg=120), "move.pitch_deg"),
+    (dict(yaw_deg=float("nan")), "move.yaw_deg"), (dict(yaw_deg="left"), "move.yaw_deg"),
+])
+def test_bad_camera_moves(kwargs, field):
+    with pytest.raises(InvalidInputError) as info:
+        CameraMove(**kwargs)
+    assert info.value.field == field
+
+
+def test_edits_validate_fields():
+    assert MoveObject("red cube", to=[0.1, 0, 0.4]).to == (0.1, 0.0, 0.4)
+    with pytest.raises(InvalidInputError, match="edit.to"):
+        MoveObject("red cube", to=[0.1, 0.0])
+    with pytest.raises(InvalidInputError, match="edit.object"):
+        RotateObject("", yaw_deg=10)
+    with pytest.raises(InvalidInputError, match="edit.yaw_deg"):
+        RotateObject("mug", yaw_deg=float("inf"))
+
+
+def test_camera_pose_validates():
+    with pytest.raises(InvalidInputError, match="camera"):
+        CameraPose(POSE, K, 0, 10)
+
+
+def _object(i, name):
+    return SceneObject(id=i, name=name, centroid=np.zeros(3), extent=np.ones(3) * 0.05)
+
+
+def test_scene_find_exact_partial_unknown_and_ambiguous():
+    scene = Scene(observation=frame(), objects=[_object(1, "red cube"), _object(2, "blue cube"),
+                                                _object(3, "green plate")], pivot=np.zeros(3), backend="test")
+    assert scene.find("Red  Cube").id == 1
+    assert scene.find("plate").id == 3
+    with pytest.raises(AmbiguousObjectError, match="blue cube"):
+        scene.find("cube")
+    with pytest.raises(UnknownObjectError) as info:
+        scene.find("yellow sphere")
+    assert info.value.known == ["blue cube", "green plate", "red cube"]
