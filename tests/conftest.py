@@ -8,7 +8,7 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-# A domain id of our own (0-101 are valid with Fast DDS defaults); derived from the pid so parallel runs differ.
-os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 90))
+# A domain id of the test run's own (not the user's robot domain); derived from the pid so parallel runs differ.
+os.environ["ROS_DOMAIN_ID"] = os.environ.get("JOYAI_TEST_ROS_DOMAIN_ID") or str(10 + os.getpid() % 90)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
