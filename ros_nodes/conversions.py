@@ -1,0 +1,337 @@
+"""Conversions between ROS messages and joyai-embodied core types.
+
+Reading an image is zero-copy: the returned array is a view of the message's buffer (``np.frombuffer``);
+only encodings that need a conversion (``bgr8`` -> RGB, ``16UC1`` millimetres -> metres) copy. Writing
+copies the pixels once into the message's ``array('B')``; going through ``bytes`` or a list instead would
+make the generated setter check every byte in Python (~100 ms for 640x480).
+
+Every function raises :class:`~joyai_embodied.errors.InvalidInputError` naming the offending message
+field, so nodes can return ``str(exc)`` as the response's ``error``.
+"""
+
+from __future__ import annotations
+
+from array import array
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from geometry_msgs.msg import Point, Pose, Vector3
+from sensor_msgs.msg import CameraInfo, Image
+
+from joyai_embodied.errors import InvalidInputError
+from joyai_embodied.types import ImaginedView, Observation, Relation, SceneObject
+
+# encoding -> (dtype, channels). Multi-byte types are little-endian unless the message says otherwise.
+ENCODINGS: dict[str, tuple[np.dtype, int]] = {
+    "rgb8": (np.dtype(np.uint8), 3),
+    "bgr8": (np.dtype(np.uint8), 3),
+    "rgba8": (np.dtype(np.uint8), 4),
+    "bgra8": (np.dtype(np.uint8), 4),
+    "mono8": (np.dtype(np.uint8), 1),
+    "8UC1": (np.dtype(np.uint8), 1),
+    "mono16": (np.dtype(np.uint16), 1),
+    "16UC1": (np.dtype(np.uint16), 1),
+    "16SC1": (np.dtype(np.int16), 1),
+    "32SC1": (np.dtype(np.int32), 1),
+    "32FC1": (np.dtype(np.float32), 1),
+}
+RGB_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8")
+DEPTH_ENCODINGS = ("32FC1", "16UC1")
+SEGMENTATION_ENCODINGS = ("32SC1", "16UC1", "mono16", "16SC1", "8UC1", "mono8")
+
+
+def is_empty(msg: Image) -> bool:
+    """True for an unset image field (no pixels): the "none given" value of optional images."""
+    return msg.width == 0 or msg.height == 0 or len(msg.data) == 0
+
+
+def image_to_numpy(msg: Image, field: str = "image") -> np.ndarray:
+    """Views an Image's pixels as an (H, W) or (H, W, C) array without copying.
+
+    Args:
+        msg: a ``sensor_msgs/Image`` with one of :data:`ENCODINGS`.
+        field: name used in error messages (``"rgb"``, ``"depth"``...).
+
+    Returns:
+        A read-only view of ``msg.data`` (a copy only when the message is big-endian), in the
+        message's own encoding: ``bgr8`` stays BGR here; see :func:`rgb_from_image`.
+
+    Raises:
+        InvalidInputError: empty image, unknown encoding, or ``step``/size that does not match the data.
+    """
+    if is_empty(msg):
+        raise InvalidInputError(field, "a non-empty image", f"{msg.width}x{msg.height} with {len(msg.data)} bytes")
+    if msg.encoding not in ENCODINGS:
+        raise InvalidInputError(f"{field}.encoding", "one of " + ", ".join(ENCODINGS), repr(msg.encoding))
+    dtype, channels = ENCODINGS[msg.encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = width * channels * dtype.itemsize
+    if step < row_bytes:
+        raise InvalidInputError(f"{field}.step", f">= width * {channels * dtype.itemsize} = {row_bytes} bytes "
+                                f"for {msg.encoding}", step)
+    if step % dtype.itemsize:
+        raise InvalidInputError(f"{field}.step", f"a multiple of {dtype.itemsize} bytes for {msg.encoding}", step)
+    if len(msg.data) != step * height:
+        raise InvalidInputError(f"{field}.data", f"step * height = {step * height} bytes", f"{len(msg.data)} bytes")
+    flat = np.frombuffer(msg.data, dtype=np.uint8)
+    # Rows may be padded (step > row_bytes): view each row, then drop the padding without copying.
+    rows = flat.reshape(height, step)[:, :row_bytes]
+    pixels = rows.view(dtype.newbyteorder(">" if msg.is_bigendian else "<"))
+    if msg.is_bigendian and dtype.itemsize > 1:
+        pixels = pixels.astype(dtype)  # native byte order for the core; big-endian senders are rare
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    return pixels.reshape(shape)
+
+
+def rgb_from_image(msg: Image, field: str = "rgb") -> np.ndarray:
+    """HxWx3 uint8 RGB from an rgb8 (zero-copy), bgr8, rgba8 or bgra8 Image."""
+    if not is_empty(msg) and msg.encoding not in RGB_ENCODINGS:
+        raise InvalidInputError(f"{field}.encoding", "one of " + ", ".join(RGB_ENCODINGS), repr(msg.encoding))
+    pixels = image_to_numpy(msg, field)
+    if msg.encoding == "rgb8":
+        return pixels
+    order = [2, 1, 0] if msg.encoding.startswith("bgr") else [0, 1, 2]
+    return np.ascontiguousarray(pixels[:, :, order])
+
+
+def depth_from_image(msg: Image, field: str = "depth") -> np.ndarray:
+    """HxW float32 metres from a 32FC1 (metres, zero-copy) or 16UC1 (millimetres, 0 = invalid) Image."""
+    if not is_empty(msg) and msg.encoding not in DEPTH_ENCODINGS:
+        raise InvalidInputError(f"{field}.encoding", "32FC1 (metres) or 16UC1 (millimetres)", repr(msg.encoding))
+    pixels = image_to_numpy(msg, field)
+    if msg.encoding == "16UC1":
+        return pixels.astype(np.float32) / np.float32(1000.0)
+    return pixels
+
+
+def segmentation_from_image(msg: Image, field: str = "segmentation") -> np.ndarray:
+    """HxW int32 instance ids (0 = background) from an integer single-channel Image."""
+    if not is_empty(msg) and msg.encoding not in SEGMENTATION_ENCODINGS:
+        raise InvalidInputError(f"{field}.encoding", "one of " + ", ".join(SEGMENTATION_ENCODINGS),
+                                repr(msg.encoding))
+    return image_to_numpy(msg, field).astype(np.int32, copy=False)
+
+
+def numpy_to_image(pixels: np.ndarray, encoding: str, header: Any = None) -> Image:
+    """Packs an array into a ``sensor_msgs/Image`` (one copy, dense rows).
+
+    Args:
+        pixels: (H, W) or (H, W, C) array whose dtype and channels match ``encoding``.
+        encoding: one of :data:`ENCODINGS`.
+        header: optional ``std_msgs/Header`` to copy in.
+
+    Raises:
+        InvalidInputError: the array does not fit the encoding.
+    """
+    if encoding not in ENCODINGS:
+        raise InvalidInputError("encoding", "one of " + ", ".join(ENCODINGS), repr(encoding))
+    dtype, channels = ENCODINGS[encoding]
+    pixels = np.asarray(pixels)
+    expected_ndim = 2 if channels == 1 else 3
+    if pixels.ndim != expected_ndim or (channels > 1 and pixels.shape[2] != channels):
+        raise InvalidInputError("pixels", f"{'HxW' if channels == 1 else f'HxWx{channels}'} for {encoding}",
+                                f"shape {pixels.shape}")
+    pixels = np.ascontiguousarray(pixels, dtype=dtype.newbyteorder("<"))
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(pixels.shape[0]), int(pixels.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = msg.width * channels * dtype.itemsize
+    data = array("B")
+    data.frombytes(pixels.data.cast("B"))
+    msg.data = data
+    return msg
+
+
+def intrinsics_from_camera_info(info: CameraInfo, width: int, height: int, field: str = "camera_info") -> np.ndarray:
+    """The 3x3 K of a CameraInfo, checked against the image size it describes."""
+    if (info.width, info.height) != (0, 0) and (info.width, info.height) != (width, height):
+        raise InvalidInputError(f"{field}.width/height", f"the image size {width}x{height}",
+                                f"{info.width}x{info.height}")
+    k = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+    if not np.any(k):
+        raise InvalidInputError(f"{field}.k", "the 3x3 intrinsics (row-major fx 0 cx 0 fy cy 0 0 1)", "all zeros")
+    return k
+
+
+def camera_info_from_intrinsics(intrinsics: np.ndarray, width: int, height: int, header: Any = None) -> CameraInfo:
+    """A plumb-bob CameraInfo with no distortion for an ideal pinhole K."""
+    info = CameraInfo()
+    if header is not None:
+        info.header = header
+    info.width, info.height = int(width), int(height)
+    k = np.asarray(intrinsics, dtype=np.float64)
+    info.k = k.reshape(-1).tolist()
+    info.r = np.eye(3).reshape(-1).tolist()
+    info.p = np.hstack([k, np.zeros((3, 1))]).reshape(-1).tolist()
+    info.distortion_model = "plumb_bob"
+    info.d = [0.0] * 5
+    return info
+
+
+def pose_to_matrix(pose: Pose, field: str = "camera_pose") -> np.ndarray:
+    """4x4 transform from a Pose; the quaternion must be unit length (within 1e-3)."""
+    q = np.array([pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w])
+    t = np.array([pose.position.x, pose.position.y, pose.position.z])
+    if not (np.all(np.isfinite(q)) and np.all(np.isfinite(t))):
+        raise InvalidInputError(field, "finite position and orientation", "NaN or inf")
+    norm = float(np.linalg.norm(q))
+    if abs(norm - 1.0) > 1e-3:
+        raise InvalidInputError(f"{field}.orientation", "a unit quaternion", f"norm {norm:.4f}")
+    x, y, z, w = q / norm
+    matrix = np.eye(4)
+    matrix[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                      [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
+    matrix[:3, 3] = t
+    return matrix
+
+
+def matrix_to_pose(matrix: np.ndarray) -> Pose:
+    """Pose of a 4x4 rigid transform (quaternion with w >= 0)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    r = m[:3, :3]
+    # Shepperd's method: pivot on the largest diagonal term for numerical stability.
+    trace = np.trace(r)
+    if trace > 0:
+        s = 2.0 * np.sqrt(trace + 1.0)
+        w, x, y, z = 0.25 * s, (r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s
+    elif r[0, 0] > r[1, 1] and r[0, 0] > r[2, 2]:
+        s = 2.0 * np.sqrt(1.0 + r[0, 0] - r[1, 1] - r[2, 2])
+        w, x, y, z = (r[2, 1] - r[1, 2]) / s, 0.25 * s, (r[0, 1] + r[1, 0]) / s, (r[0, 2] + r[2, 0]) / s
+    elif r[1, 1] > r[2, 2]:
+        s = 2.0 * np.sqrt(1.0 + r[1, 1] - r[0, 0] - r[2, 2])
+        w, x, y, z = (r[0, 2] - r[2, 0]) / s, (r[0, 1] + r[1, 0]) / s, 0.25 * s, (r[1, 2] + r[2, 1]) / s
+    else:
+        s = 2.0 * np.sqrt(1.0 + r[2, 2] - r[0, 0] - r[1, 1])
+        w, x, y, z = (r[1, 0] - r[0, 1]) / s, (r[0, 2] + r[2, 0]) / s, (r[1, 2] + r[2, 1]) / s, 0.25 * s
+    q = np.array([x, y, z, w])
+    q = q / np.linalg.norm(q) * (1.0 if w >= 0 else -1.0)
+    pose = Pose()
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in m[:3, 3])
+    pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (float(v) for v in q)
+    return pose
+
+
+def labels_from_fields(ids: Sequence[int], names: Sequence[str]) -> dict[int, str] | None:
+    """``{id: name}`` from the parallel ``label_ids``/``label_names`` arrays (None when both are empty)."""
+    if len(ids) != len(names):
+        raise InvalidInputError("label_names", f"one name per label id ({len(ids)})", f"{len(names)} names")
+    return {int(i): str(n) for i, n in zip(ids, names)} if len(ids) else None
+
+
+def observation_from_messages(rgb: Image, depth: Image, segmentation: Image, camera_info: CameraInfo,
+                              camera_pose: Pose, labels: Mapping[int, str] | None = None) -> Observation:
+    """Builds a validated Observation from the scene fields of a SpatialQuery request or Imagine goal.
+
+    Empty ``depth`` and ``segmentation`` mean "none given". Depth pixels that are 0 or NaN are invalid;
+    a frame with no valid depth at all is refused by :class:`Observation`.
+
+    Raises:
+        InvalidInputError: any field is malformed; the message names it.
+    """
+    rgb_array = rgb_from_image(rgb, "rgb")
+    height, width = rgb_array.shape[:2]
+    depth_array = None if is_empty(depth) else depth_from_image(depth, "depth")
+    seg_array = None if is_empty(segmentation) else segmentation_from_image(segmentation, "segmentation")
+    for name, arr in (("depth", depth_array), ("segmentation", seg_array)):
+        if arr is not None and arr.shape != (height, width):
+            raise InvalidInputError(f"{name}.width/height", f"the rgb size {width}x{height}",
+                                    f"{arr.shape[1]}x{arr.shape[0]}")
+    return Observation(rgb=rgb_array, depth=depth_array, segmentation=seg_array,
+                       intrinsics=intrinsics_from_camera_info(camera_info, width, height),
+                       cam_to_world=pose_to_matrix(camera_pose), labels=labels)
+
+
+def observation_from_request(request: Any) -> Observation:
+    """Observation from any message with the shared scene fields (SpatialQuery request, Imagine goal)."""
+    return observation_from_messages(request.rgb, request.depth, request.segmentation, request.camera_info,
+                                     request.camera_pose, labels_from_fields(request.label_ids, request.label_names))
+
+
+def fill_scene_fields(target: Any, observation: Observation, header: Any = None) -> Any:
+    """Writes an Observation into a message's scene fields (rgb8, 32FC1, 32SC1, camera_info, camera_pose)."""
+    target.rgb = numpy_to_image(observation.rgb, "rgb8", header)
+    if observation.depth is not None:
+        target.depth = numpy_to_image(observation.depth, "32FC1", header)
+    if observation.segmentation is not None:
+        target.segmentation = numpy_to_image(observation.segmentation, "32SC1", header)
+    target.camera_info = camera_info_from_intrinsics(observation.intrinsics, observation.width,
+                                                     observation.height, header)
+    target.camera_pose = matrix_to_pose(observation.cam_to_world)
+    if observation.labels:
+        target.label_ids = array("i", list(observation.labels))
+        target.label_names = list(observation.labels.values())
+    return target
+
+
+def scene_object_to_msg(obj: SceneObject) -> Any:
+    """``joyai_interfaces/SceneObject`` of a core SceneObject."""
+    from joyai_interfaces.msg import SceneObject as SceneObjectMsg
+
+    msg = SceneObjectMsg()
+    msg.id = int(obj.id)
+    msg.name = obj.name
+    msg.centroid = Point(x=float(obj.centroid[0]), y=float(obj.centroid[1]), z=float(obj.centroid[2]))
+    msg.extent = Vector3(x=float(obj.extent[0]), y=float(obj.extent[1]), z=float(obj.extent[2]))
+    msg.visible_fraction = float(obj.visible_fraction)
+    msg.color, msg.shape = obj.color or "", obj.shape or ""
+    return msg
+
+
+def scene_object_from_msg(msg: Any) -> SceneObject:
+    """Core SceneObject of a ``joyai_interfaces/SceneObject`` (no oriented-box rotation: identity)."""
+    return SceneObject(id=int(msg.id), name=msg.name,
+                       centroid=np.array([msg.centroid.x, msg.centroid.y, msg.centroid.z]),
+                       extent=np.array([msg.extent.x, msg.extent.y, msg.extent.z]),
+                       visible_fraction=float(msg.visible_fraction), color=msg.color, shape=msg.shape)
+
+
+def relation_to_msg(relation: Relation) -> Any:
+    """``joyai_interfaces/Relation`` of a core Relation."""
+    from joyai_interfaces.msg import Relation as RelationMsg
+
+    return RelationMsg(subject=relation.subject, reference=relation.reference, left_of=bool(relation.left_of),
+                       right_of=bool(relation.right_of), in_front_of=bool(relation.in_front_of),
+                       behind=bool(relation.behind), above=bool(relation.above), below=bool(relation.below),
+                       on_top_of=bool(relation.on_top_of), distance_m=float(relation.distance_m),
+                       frame=relation.frame, confidence=float(relation.confidence))
+
+
+def relation_from_msg(msg: Any) -> Relation:
+    """Core Relation of a ``joyai_interfaces/Relation``."""
+    return Relation(subject=msg.subject, reference=msg.reference, left_of=msg.left_of, right_of=msg.right_of,
+                    in_front_of=msg.in_front_of, behind=msg.behind, above=msg.above, below=msg.below,
+                    distance_m=float(msg.distance_m), frame=msg.frame, confidence=float(msg.confidence),
+                    on_top_of=msg.on_top_of)
+
+
+def fill_view_result(result: Any, view: ImaginedView, header: Any = None) -> Any:
+    """Writes an ImaginedView into an Imagine result (rgb8, 32FC1, 32SC1, mono8 mask, camera)."""
+    height, width = view.rgb.shape[:2]
+    result.rgb = numpy_to_image(view.rgb, "rgb8", header)
+    if view.depth is not None:
+        result.depth = numpy_to_image(view.depth, "32FC1", header)
+    if view.segmentation is not None:
+        result.segmentation = numpy_to_image(view.segmentation, "32SC1", header)
+    result.valid_mask = numpy_to_image(np.asarray(view.valid_mask, dtype=bool).view(np.uint8) * np.uint8(255),
+                                       "mono8", header)
+    result.camera_info = camera_info_from_intrinsics(view.intrinsics, width, height, header)
+    result.camera_pose = matrix_to_pose(view.cam_to_world)
+    return result
+
+
+def view_from_result(result: Any) -> ImaginedView:
+    """ImaginedView of an Imagine result (arrays are views of the message buffers)."""
+    rgb = rgb_from_image(result.rgb, "rgb")
+    height, width = rgb.shape[:2]
+    return ImaginedView(
+        rgb=rgb,
+        depth=None if is_empty(result.depth) else depth_from_image(result.depth, "depth"),
+        segmentation=None if is_empty(result.segmentation) else segmentation_from_image(result.segmentation),
+        intrinsics=intrinsics_from_camera_info(result.camera_info, width, height),
+        cam_to_world=pose_to_matrix(result.camera_pose),
+        valid_mask=image_to_numpy(result.valid_mask, "valid_mask") > 0,
+        source="ros")
