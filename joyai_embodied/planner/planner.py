@@ -283,16 +283,33 @@ class Planner:
             if not candidates:
                 what = f"{goal.shape}" if goal.shape else "object"
                 raise _CannotPlan(f"no {what} other than the {reference.name} and the plates is in view")
-            if goal.relation in ("closest", "farthest"):
-                plan.pick, plan.rationale = self._choose_by_distance(plan, scene, goal, candidates, reference)
-            else:
-                frame, frame_name = self._frame(goal, cameras)
-                if goal.viewpoint is not None and self.imagine_perspective:
-                    self._imagine_perspective(plan, scene, goal, frame, candidates, reference)
-                plan.pick, plan.rationale = self._choose_by_relation(plan, scene, goal, candidates, reference,
-                                                                     frame, frame_name)
+            plan.pick, plan.rationale = self.choose(plan, scene, goal, candidates, reference, cameras)
         if plan.pick.id == plan.place.id:
             raise _CannotPlan(f"the object to pick and the place are both the {plan.place.name}")
+
+    def choose(self, plan: Plan, scene: Scene, goal: Goal, candidates: list[SceneObject], reference: SceneObject,
+               cameras: CameraSource | None) -> tuple[SceneObject, str]:
+        """Picks the candidate a relational instruction means, by asking the world model.
+
+        Subclasses replace this to try other strategies (the evaluation's random baseline does).
+
+        Args:
+            plan: the plan being made; queries and imagined views are appended to it.
+            scene: the observed scene.
+            goal: the parsed instruction (``goal.relation`` is set).
+            candidates: objects that could be meant (right shape, not a plate, not the reference).
+            reference: the object the relation refers to.
+            cameras: calibration of named cameras, for "from the <camera> camera" instructions.
+
+        Returns:
+            The chosen object and why it was chosen, in words.
+        """
+        if goal.relation in ("closest", "farthest"):
+            return self._choose_by_distance(plan, scene, goal, candidates, reference)
+        frame, frame_name = self._frame(goal, cameras)
+        if goal.viewpoint is not None and self.imagine_perspective:
+            self._imagine_perspective(plan, scene, goal, frame, candidates, reference)
+        return self._choose_by_relation(plan, scene, goal, candidates, reference, frame, frame_name)
 
     # -- locating objects, with imagination when the observation is not enough -------------------
     def _locate(self, plan: Plan, scene: Scene, name: str) -> SceneObject:

@@ -1,0 +1,1 @@
+"""Benchmarks of the world model and the planner (spatial, imagination, task success)."""
