@@ -182,7 +182,8 @@ def _shift(image: np.ndarray, dr: int, dc: int, fill) -> np.ndarray:
 
 
 def _same_surface(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.abs(a - b) <= SAME_SURFACE_REL * np.minimum(a, b) + SAME_SURFACE_ABS_M
+    with np.errstate(invalid="ignore"):  # inf - inf where both sides are empty: not one surface
+        return np.abs(a - b) <= SAME_SURFACE_REL * np.minimum(a, b) + SAME_SURFACE_ABS_M
 
 
 def _repair_cracks(index: np.ndarray, depth: np.ndarray, observed: np.ndarray, ids: np.ndarray) -> None:
