@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import msgpack
 import zmq
 
 from .. import __version__
@@ -238,8 +237,8 @@ class ModelServer:
         try:
             header = wire.decode(frames, self.max_payload_bytes).header
             request_id, method, params = _check_request(header)
-        except (JoyAIError, ValueError) as exc:
-            self._reply_error(router, identity, _peek_request_id(frames), exc)
+        except Exception as exc:  # whatever a sender put in the frames, it gets an error reply, not a crash
+            self._reply_error(router, identity, wire.peek_request_id(frames), exc)
             return
         if request_id in self._cache:  # a retry of an answered request: same reply, not run again
             self._stats["duplicates"] += 1
@@ -347,16 +346,6 @@ def _check_request(header: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     if not isinstance(params, dict):
         raise wire.WireError("malformed", f"params must be a map, got {type(params).__name__}")
     return request_id, method, params
-
-
-def _peek_request_id(frames: list) -> str | None:
-    """The request id of a message that failed to decode, when its header is readable at all."""
-    try:
-        header = msgpack.unpackb(frames[0].bytes, raw=False, strict_map_key=False)
-        request_id = header.get("id")
-        return request_id if isinstance(request_id, str) and len(request_id) <= wire.MAX_REQUEST_ID_CHARS else None
-    except Exception:
-        return None
 
 
 # -- command line -------------------------------------------------------------------------------------------

@@ -254,6 +254,16 @@ def _decode_type(spec: dict, arrays: Sequence[memoryview], used: set[int], depth
         raise WireError("malformed", f"cannot build {name}: {exc}") from exc
 
 
+def peek_request_id(frames: Sequence[Any]) -> str | None:
+    """The request id in the header of a message that failed to decode, when the header is readable at all."""
+    try:
+        header = msgpack.unpackb(_as_buffer(frames[0]), raw=False, strict_map_key=False)
+        request_id = header.get("id")
+    except Exception:  # anything unreadable simply has no id
+        return None
+    return request_id if isinstance(request_id, str) and len(request_id) <= MAX_REQUEST_ID_CHARS else None
+
+
 # -- errors -----------------------------------------------------------------------------------------------
 
 def error_to_wire(exc: BaseException) -> dict[str, Any]:

@@ -1,0 +1,148 @@
+"""`remote` backend: the WorldModel API served by a model server on another host (usually the GPU host).
+
+Scenes live on the server. ``observe`` and ``edit`` return a :class:`~joyai_embodied.Scene` whose
+``objects`` come back with the reply and whose ``data`` is a :class:`RemoteSceneHandle`; every later call
+sends only the handle. The server keeps a bounded number of scenes (least recently used evicted first):
+release the ones you are done with (:meth:`RemoteBackend.release`), and observe again when a call raises
+:class:`~joyai_embodied.transport.wire.SceneExpiredError`.
+
+Example:
+    >>> wm = WorldModel.load("remote", address="tcp://gpu-host:5555", server_key="keys/server.key",
+    ...                      client_key="keys/clients/robot1.key_secret")
+    >>> scene = wm.observe(obs)
+    >>> wm.relation(scene, "red cube", "blue cylinder").left_of
+    >>> wm.backend.release(scene)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import InvalidInputError, RemoteError
+from ..types import Answer, CameraMove, CameraPose, Edit, ImaginedView, Observation, Relation, Scene, SceneObject
+from .base import Backend, Frame
+
+
+@dataclass(frozen=True)
+class RemoteSceneHandle:
+    """``Scene.data`` of a remote scene: the server's handle for it.
+
+    Attributes:
+        handle: the server's scene id.
+        address: the server that holds it.
+        server_backend: the backend that built the scene on the server (``"geometric"``, ``"joyai-image"``).
+    """
+
+    handle: str
+    address: str
+    server_backend: str
+
+
+class RemoteBackend(Backend):
+    """A backend that forwards every call to ``joyai-embodied serve-model``.
+
+    Args:
+        address: the server's ZMQ endpoint.
+        timeout_s: seconds to wait for each attempt's reply (imagination on a large model can take minutes).
+        retries: further attempts after a timeout; safe for edits (the server never runs one id twice).
+        server_key: the server's CURVE public key file or Z85 text; required when the server uses ``--keys``.
+        client_key: this client's ``.key_secret`` file; required with ``server_key``.
+        device: ignored (the server's preset picks its device); accepted so presets can be swapped freely.
+
+    Raises:
+        InvalidInputError: a bad address, timeout, retry count or key option.
+    """
+
+    name = "remote"
+
+    def __init__(self, address: str = "tcp://127.0.0.1:5555", timeout_s: float = 60.0, retries: int = 2,
+                 server_key: str | os.PathLike | None = None, client_key: str | os.PathLike | None = None,
+                 device: str | None = None):
+        from ..transport.client import ModelClient  # zmq is only needed once a remote backend is made
+
+        self.client = ModelClient(address, timeout_s=timeout_s, retries=retries, server_key=server_key,
+                                  client_key=client_key)
+        self.address = address
+
+    # -- scenes -------------------------------------------------------------------------------------
+    def observe(self, observation: Observation) -> Scene:
+        return self._scene(self.client.call("observe", {"observation": observation}), observation, ())
+
+    def edit(self, scene: Scene, edit: Edit, seed: int | None = None) -> Scene:
+        reply = self.client.call("edit", {"scene": self._handle(scene), "edit": edit, "seed": seed})
+        return self._scene(reply, scene.observation, (*scene.edits, edit))
+
+    def release(self, *scenes: Scene) -> int:
+        """Tells the server to drop these scenes now; returns how many it still held.
+
+        Raises:
+            InvalidInputError: a scene was not made by this backend.
+        """
+        handles = [self._handle(scene) for scene in scenes]
+        return int(self.client.call("release", {"scenes": handles})) if handles else 0
+
+    # -- understanding ---------------------------------------------------------------------------------
+    def relation(self, scene: Scene, subject: str, reference: str, frame: Frame = "camera") -> Relation:
+        return self._typed(self.client.call("relation", {"scene": self._handle(scene), "subject": subject,
+                                                         "reference": reference, "frame": frame}), Relation)
+
+    def ask(self, scene: Scene, question: str, frame: Frame = "camera") -> Answer:
+        return self._typed(self.client.call("ask", {"scene": self._handle(scene), "question": question,
+                                                    "frame": frame}), Answer)
+
+    def answer_with_imagination(self, scene: Scene, question: str, max_views: int = 4) -> Answer:
+        return self._typed(self.client.call("answer_with_imagination", {
+            "scene": self._handle(scene), "question": question, "max_views": max_views}), Answer)
+
+    # -- imagination -----------------------------------------------------------------------------------
+    def imagine(self, scene: Scene, move: CameraMove | CameraPose, seed: int | None = None) -> ImaginedView:
+        return self._typed(self.client.call("imagine", {"scene": self._handle(scene), "move": move,
+                                                        "seed": seed}), ImaginedView)
+
+    def imagine_batch(self, scene: Scene, moves: Sequence[CameraMove | CameraPose],
+                      seed: int | None = None) -> list[ImaginedView]:
+        views = self.client.call("imagine_batch", {"scene": self._handle(scene), "moves": list(moves),
+                                                   "seed": seed})
+        if not isinstance(views, list) or len(views) != len(moves):
+            raise RemoteError(f"model server at {self.address} answered imagine_batch of {len(moves)} moves "
+                              f"with {type(views).__name__}")
+        return [self._typed(view, ImaginedView) for view in views]
+
+    # -- server ---------------------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """The server's info (its backend, device, queue depth, versions), plus this client's address."""
+        server = self.client.info()
+        return {"backend": self.name, "address": self.address, "server": server,
+                "device": server.get("device", "")}
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- helpers --------------------------------------------------------------------------------------
+    def _handle(self, scene: Scene) -> str:
+        data = scene.data
+        if not isinstance(data, RemoteSceneHandle) or data.address != self.address:
+            raise InvalidInputError("scene", f"a Scene observed through the remote backend at {self.address}",
+                                    f"a scene of backend {scene.backend!r}")
+        return data.handle
+
+    def _scene(self, reply: Any, observation: Observation, edits: tuple) -> Scene:
+        if not isinstance(reply, dict) or not isinstance(reply.get("handle"), str):
+            raise RemoteError(f"model server at {self.address} sent a scene reply without a handle")
+        objects = reply.get("objects", [])
+        if not all(isinstance(o, SceneObject) for o in objects):
+            raise RemoteError(f"model server at {self.address} sent scene objects of the wrong type")
+        server_backend = str(reply.get("backend", ""))
+        return Scene(observation=observation, objects=list(objects), pivot=np.asarray(reply.get("pivot")),
+                     backend=self.name, data=RemoteSceneHandle(reply["handle"], self.address, server_backend),
+                     edits=edits)
+
+    def _typed(self, value: Any, cls: type) -> Any:
+        if not isinstance(value, cls):
+            raise RemoteError(f"model server at {self.address} answered with {type(value).__name__}, "
+                              f"expected {cls.__name__}")
+        return value
