@@ -1,0 +1,171 @@
+"""``joyai-embodied eval``: the spatial and imagination benchmarks (and optionally the planner) over seeds.
+
+    joyai-embodied eval                           # spatial + imagination, 10 seeds, geometric, out/eval/
+    joyai-embodied eval --seeds 50 --planner      # also task success vs. the random baseline
+    joyai-embodied eval --small                   # 3 seeds at 320x240, for CI
+
+Each benchmark writes ``OUT/<name>.json`` (all figures) and ``OUT/<name>.md`` (the table printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+BENCHMARKS = ("spatial", "imagination", "planner")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declares the ``eval`` options on ``parser``."""
+    parser.add_argument("--seeds", type=_positive_int, default=10, help="number of seeds (default 10)")
+    parser.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
+    parser.add_argument("--backend", default="geometric", help="world-model preset or backend (default geometric)")
+    parser.add_argument("--address", default=None, help="model server address for --backend remote")
+    parser.add_argument("--out", default="out/eval", help="folder for the tables (default out/eval)")
+    parser.add_argument("--only", action="append", choices=BENCHMARKS,
+                        help="run only this benchmark (repeatable); default spatial and imagination")
+    parser.add_argument("--planner", action="store_true", help="also run the planner benchmark (slower)")
+    parser.add_argument("--width", type=_positive_int, default=640, help="image width (default 640)")
+    parser.add_argument("--height", type=_positive_int, default=480, help="image height (default 480)")
+    parser.add_argument("--small", action="store_true", help="3 seeds at 320x240")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs the chosen benchmarks and writes their tables.
+
+    Returns:
+        0 when every benchmark ran, 1 when the world model could not be loaded or a benchmark failed.
+    """
+    from ..errors import JoyAIError
+    from ..planner.cli import load_world_model
+
+    if args.small:
+        args.seeds, args.width, args.height = min(args.seeds, 3), 320, 240
+    chosen = args.only or (["spatial", "imagination"] + (["planner"] if args.planner else []))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        wm = load_world_model(args.backend, address=args.address)
+    except JoyAIError as exc:
+        print(f"joyai-embodied eval: {exc}", file=sys.stderr)
+        return 1
+    status = 0
+    try:
+        for name in chosen:
+            print(f"== {name}: {len(seeds)} seeds from {seeds[0]}, backend {args.backend}", flush=True)
+            start = time.perf_counter()
+            try:
+                result = RUNNERS[name](wm, seeds, args)
+            except (JoyAIError, ImportError) as exc:
+                print(f"{name}: failed: {exc}", file=sys.stderr)
+                status = 1
+                continue
+            figures = {"benchmark": name, "backend": args.backend, "seeds": seeds,
+                       "seconds": round(time.perf_counter() - start, 1), "result": _plain(result)}
+            table = format_table(name, figures["result"])
+            (out / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")
+            (out / f"{name}.md").write_text(f"# {name} ({args.backend}, seeds {seeds[0]}-{seeds[-1]})\n\n{table}\n",
+                                            encoding="utf-8")
+            print(table)
+            print(f"({figures['seconds']} s; written {out / (name + '.json')} and {out / (name + '.md')})\n")
+    finally:
+        wm.close()
+    return status
+
+
+# -- the benchmarks ----------------------------------------------------------------------------------
+def _run_spatial(wm: Any, seeds: Sequence[int], args: argparse.Namespace) -> Any:
+    from .spatial import evaluate_spatial
+
+    return evaluate_spatial(wm, seeds=seeds, width=args.width, height=args.height)
+
+
+def _run_imagination(wm: Any, seeds: Sequence[int], args: argparse.Namespace) -> Any:
+    from .imagination import evaluate_imagination
+
+    return evaluate_imagination(wm, seeds=seeds, width=args.width, height=args.height)
+
+
+def _run_planner(wm: Any, seeds: Sequence[int], args: argparse.Namespace) -> Any:
+    from ..planner.cli import make_env
+    from .planner import evaluate_planner
+
+    env = make_env(args.width, args.height)
+    try:
+        scores = evaluate_planner(wm, env, seeds)
+    finally:
+        env.close()
+    return {name: score.to_dict() for name, score in scores.items()}
+
+
+RUNNERS: dict[str, Callable[[Any, Sequence[int], argparse.Namespace], Any]] = {
+    "spatial": _run_spatial, "imagination": _run_imagination, "planner": _run_planner}
+
+
+# -- tables ------------------------------------------------------------------------------------------
+def format_table(name: str, result: Any) -> str:
+    """A Markdown table of a benchmark result's figures.
+
+    A mapping of mappings becomes one row per key (``{"world model": {...}, "baseline": {...}}``); a flat
+    mapping becomes one ``metric | value`` row per scalar. Lists and nested tables are left to the JSON.
+    """
+    if isinstance(result, Mapping) and result and all(isinstance(v, Mapping) for v in result.values()):
+        columns = [k for k in next(iter(result.values())) if _is_scalar(next(iter(result.values()))[k])]
+        lines = ["| " + " | ".join([name, *columns]) + " |", "|" + "---|" * (len(columns) + 1)]
+        for row, values in result.items():
+            lines.append("| " + " | ".join([str(row), *(_cell(values.get(c)) for c in columns)]) + " |")
+        return "\n".join(lines)
+    if isinstance(result, Mapping):
+        lines = ["| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {_cell(v)} |" for k, v in result.items() if _is_scalar(v)]
+        return "\n".join(lines)
+    return str(result)
+
+
+def _plain(result: Any) -> Any:
+    """A result as JSON-ready data (dataclasses and objects with ``to_dict`` included)."""
+    import dataclasses
+
+    if hasattr(result, "to_dict"):
+        return _plain(result.to_dict())
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return _plain(dataclasses.asdict(result))
+    if isinstance(result, Mapping):
+        return {str(k): _plain(v) for k, v in result.items()}
+    if isinstance(result, (list, tuple)):
+        return [_plain(v) for v in result]
+    if hasattr(result, "item") and callable(result.item):  # numpy scalars
+        return result.item()
+    return result
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="joyai-embodied eval", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
