@@ -35,6 +35,9 @@ NOOP, PICK, PLACE = 0, 1, 2
 #: either side and from higher up, where what hides it in the observation is out of the way.
 SEARCH_MOVES = (CameraMove(yaw_deg=35.0), CameraMove(yaw_deg=-35.0), CameraMove(pitch_deg=30.0))
 
+#: Shape words a backend uses when it cannot classify an object's shape.
+UNKNOWN_SHAPES = ("", "object")
+
 CameraSource = Callable[[str], CameraPose] | Mapping[str, CameraPose]
 
 
@@ -276,9 +279,11 @@ class Planner:
             plan.rationale = f"the instruction names the {plan.pick.name}"
         else:
             reference = self._locate(plan, scene, goal.reference)
-            candidates = [o for o in scene.objects
-                          if not _is_plate(o) and o.id not in (reference.id, plan.place.id)
-                          and (goal.shape is None or _shape_of(o) == goal.shape)]
+            others = [o for o in scene.objects if not _is_plate(o) and o.id not in (reference.id, plan.place.id)]
+            candidates = [o for o in others if goal.shape is None or _shape_of(o) == goal.shape]
+            if not candidates and goal.shape is not None:
+                # The world model could not tell some shapes apart ("object"): those may be the one meant.
+                candidates = [o for o in others if _shape_of(o) in UNKNOWN_SHAPES]
             plan.candidates = [o.name for o in candidates]
             if not candidates:
                 what = f"{goal.shape}" if goal.shape else "object"
