@@ -1,0 +1,100 @@
+"""``joyai-embodied ros``: both world-model nodes in one process, no ``ros2 launch`` needed.
+
+The model loads once and both nodes share it; a MultiThreadedExecutor serves them. ROS 2 discovery
+stays on this machine (``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``) unless ``--discovery subnet``.
+
+    joyai-embodied ros --preset geometric --domain-id 42
+    joyai-embodied ros --preset joyai-image --device cuda
+    joyai-embodied ros --preset remote --address tcp://127.0.0.1:5555
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+DISCOVERY_RANGES = {"localhost": "LOCALHOST", "subnet": "SUBNET"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the ``ros`` subcommand's options."""
+    parser.add_argument("--preset", "--backend", dest="preset", default="geometric",
+                        help="model preset name or YAML path, or a backend name (default: geometric)")
+    parser.add_argument("--device", default=None, help="device for learned backends (cuda, cpu)")
+    parser.add_argument("--address", default=None, help="model server address for the remote backend")
+    parser.add_argument("--domain-id", type=int, default=None,
+                        help="ROS_DOMAIN_ID (0-232; default: the environment's, else 0)")
+    parser.add_argument("--discovery", choices=sorted(DISCOVERY_RANGES), default="localhost",
+                        help="ROS 2 discovery range; 'subnet' lets other machines see the nodes (default: localhost)")
+    parser.add_argument("--namespace", default="", help="ROS namespace for both nodes and their camera topics")
+    parser.add_argument("--params-file", default=None,
+                        help="ROS parameters YAML (see ros_nodes/config/joyai.yaml) for topics and camera pose")
+    parser.add_argument("--threads", type=int, default=4, help="executor threads (default: 4)")
+
+
+def configure_environment(discovery: str = "localhost", domain_id: int | None = None) -> None:
+    """Sets the discovery range and domain id; must run before rclpy initialises its context."""
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = DISCOVERY_RANGES[discovery]
+    if domain_id is not None:
+        if not 0 <= domain_id <= 232:
+            raise SystemExit(f"--domain-id: expected 0..232, got {domain_id}")
+        os.environ["ROS_DOMAIN_ID"] = str(domain_id)
+
+
+def spin_nodes(nodes: Sequence, threads: int = 4) -> int:
+    """Spins ``nodes`` on one MultiThreadedExecutor until Ctrl-C or shutdown; destroys them after."""
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    executor = MultiThreadedExecutor(num_threads=threads)
+    for node in nodes:
+        executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        for node in nodes:
+            node.destroy_node()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Loads the model once and serves ``/joyai/spatial_query`` and ``/joyai/imagine``."""
+    configure_environment(args.discovery, args.domain_id)
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from joyai_embodied import WorldModel
+
+    from .common import SharedModel
+    from .imagination_node import ImaginationNode
+    from .spatial_reasoning_node import SpatialReasoningNode
+
+    ros_args = ["--ros-args", "--params-file", args.params_file] if args.params_file else []
+    rclpy.init(args=[sys.argv[0], *ros_args])
+    try:
+        model = SharedModel(WorldModel.load(args.preset, device=args.device, address=args.address))
+        overrides = [Parameter("preset", value=str(args.preset)),
+                     Parameter("device", value=args.device or ""),
+                     Parameter("address", value=args.address or "")]
+        nodes = [SpatialReasoningNode(model, namespace=args.namespace, parameter_overrides=overrides),
+                 ImaginationNode(model, namespace=args.namespace, parameter_overrides=overrides)]
+        print(f"joyai-embodied ros: serving /joyai/spatial_query and /joyai/imagine "
+              f"(backend {model.world_model.backend.name}, domain {os.environ.get('ROS_DOMAIN_ID', '0')}, "
+              f"discovery {args.discovery})", flush=True)
+        return spin_nodes(nodes, threads=args.threads)
+    finally:
+        rclpy.try_shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="joyai-embodied ros", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

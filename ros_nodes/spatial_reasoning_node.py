@@ -1,0 +1,126 @@
+"""``spatial_reasoning_node``: the world model's understanding as the ``/joyai/spatial_query`` service.
+
+One request carries (or, with ``use_latest``, points at) an RGB-D frame and asks a free-text
+``question`` and/or the relation of ``subject`` to ``reference``. The response lists every object
+found. Bad input never takes the node down: the response says ``success=false`` and ``error`` names
+the field and what was expected.
+
+Run alone with ``python -m ros_nodes.spatial_reasoning_node --ros-args -p preset:=geometric``, or
+together with the imagination node through ``joyai-embodied ros``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.node import Node
+
+from joyai_embodied.errors import InvalidInputError, JoyAIError
+from joyai_embodied.types import Relation
+
+from . import SPATIAL_QUERY_SERVICE, conversions
+from .common import LatestFrames, SharedModel, answer_value, declare_model_parameters, load_model, observation_for
+
+
+class SpatialReasoningNode(Node):
+    """Serves ``joyai_interfaces/srv/SpatialQuery`` on ``/joyai/spatial_query``.
+
+    Args:
+        model: an already loaded model to share (the launcher passes one to both nodes); when None,
+            the node loads the one its ``preset``/``device``/``address`` parameters name.
+        **node_kwargs: passed to :class:`rclpy.node.Node` (``namespace``, ``parameter_overrides``...).
+    """
+
+    def __init__(self, model: SharedModel | None = None, **node_kwargs: Any):
+        super().__init__("spatial_reasoning_node", **node_kwargs)
+        declare_model_parameters(self)
+        self.model = model or load_model(self)
+        # Requests run concurrently (message conversion overlaps); the model itself is behind a lock.
+        self.latest = LatestFrames(self, MutuallyExclusiveCallbackGroup())
+        self.service = self.create_service(self._interface(), SPATIAL_QUERY_SERVICE, self.handle,
+                                           callback_group=ReentrantCallbackGroup())
+        self.get_logger().info(f"serving {SPATIAL_QUERY_SERVICE} with backend {self.model.world_model.backend.name!r}")
+
+    @staticmethod
+    def _interface() -> Any:
+        from joyai_interfaces.srv import SpatialQuery
+
+        return SpatialQuery
+
+    def handle(self, request: Any, response: Any) -> Any:
+        """Answers one request; every caller-fixable error becomes ``success=false`` + ``error``."""
+        try:
+            self._answer(request, response)
+            response.success = True
+        except JoyAIError as exc:
+            response.success, response.error = False, str(exc)
+        except Exception as exc:  # a backend bug must not kill the service; report it, keep serving
+            self.get_logger().error(f"spatial query failed: {exc!r}")
+            response.success, response.error = False, f"internal error: {type(exc).__name__}: {exc}"
+        return response
+
+    def _answer(self, request: Any, response: Any) -> None:
+        frame = _frame(request.frame)
+        subject, reference = request.subject.strip(), request.reference.strip()
+        if bool(subject) != bool(reference):
+            missing = "reference" if subject else "subject"
+            raise InvalidInputError(missing, "an object name (subject and reference go together)",
+                                                "an empty string")
+        observation = observation_for(request, self.latest)
+        wm = self.model.world_model
+        with self.model.lock:
+            scene = wm.observe(observation)
+            relation = wm.relation(scene, subject, reference, frame=frame) if subject else None
+            answer = wm.ask(scene, request.question, frame=frame) if request.question.strip() else None
+        response.objects = [conversions.scene_object_to_msg(obj) for obj in scene.objects]
+        if relation is not None:
+            response.relation = conversions.relation_to_msg(relation)
+        if answer is not None:
+            response.value, unit = answer_value(answer.value)
+            response.answer, response.unit = answer.text, answer.unit or unit
+            response.confidence = float(answer.confidence)
+        elif relation is not None:
+            response.answer, response.value, response.unit = describe(relation), relation.distance_m, "m"
+            response.confidence = float(relation.confidence)
+        else:  # neither: the request asked what is there
+            names = [obj.name for obj in scene.objects]
+            response.answer = ", ".join(names) if names else "no objects found"
+            response.value, response.unit, response.confidence = float(len(names)), "count", 1.0
+
+
+def _frame(value: str) -> str:
+    frame = value.strip() or "camera"
+    if frame not in ("camera", "world"):
+        raise InvalidInputError("frame", "'camera', 'world' or empty (camera)", repr(value))
+    return frame
+
+
+def describe(relation: Relation) -> str:
+    """One sentence for a Relation, e.g. "the red cube is left of and in front of the blue cylinder (0.12 m)"."""
+    words = [word for flag, word in ((relation.left_of, "left of"), (relation.right_of, "right of"),
+                                     (relation.in_front_of, "in front of"), (relation.behind, "behind"),
+                                     (relation.on_top_of, "on top of"),
+                                     (relation.above and not relation.on_top_of, "above"),
+                                     (relation.below, "below")) if flag]
+    where = " and ".join(words) if words else "next to"
+    distance = f" ({relation.distance_m:.2f} m apart)" if math.isfinite(relation.distance_m) else ""
+    return f"the {relation.subject} is {where} the {relation.reference}{distance}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the node alone (``python -m ros_nodes.spatial_reasoning_node --ros-args ...``)."""
+    from .launcher import spin_nodes
+
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    try:
+        return spin_nodes([SpatialReasoningNode()])
+    finally:
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
