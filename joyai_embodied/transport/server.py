@@ -385,6 +385,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"client {name!r} key pair: {secret} (give to that client as client_key)")
         print(f"authorized client public keys: {paths.authorized_dir}")
         return 0
+    if not is_loopback(args.bind) and not args.keys and not args.insecure:
+        # Refused before loading the model, which may take minutes on a large checkpoint.
+        print(f"joyai-embodied serve-model: refusing to serve on {args.bind} without CURVE keys; pass --keys DIR "
+              "(make them with --generate-keys DIR) or, on a trusted network only, --insecure", file=sys.stderr)
+        return 2
     try:
         overrides = {"device": args.device} if args.device else {}
         world_model = WorldModel.load(args.preset, **overrides)
