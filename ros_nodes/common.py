@@ -62,7 +62,9 @@ def declare_model_parameters(node: Node) -> None:
 
 def load_model(node: Node) -> SharedModel:
     """Loads the WorldModel named by the node's ``preset``/``device``/``address`` parameters."""
-    preset = node.get_parameter("preset").value
+    from .launcher import register_plugin
+
+    preset = register_plugin(node.get_parameter("preset").value)
     overrides = {name: node.get_parameter(name).value or None for name in ("device", "address")}
     node.get_logger().info(f"loading world model {preset!r}")
     return SharedModel(WorldModel.load(preset, **overrides))

@@ -21,7 +21,8 @@ DISCOVERY_RANGES = {"localhost": "LOCALHOST", "subnet": "SUBNET"}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the ``ros`` subcommand's options."""
     parser.add_argument("--preset", "--backend", dest="preset", default="geometric",
-                        help="model preset name or YAML path, or a backend name (default: geometric)")
+                        help="model preset name or YAML path, a backend name, or 'package.module:BackendClass' "
+                             "for a backend of your own (default: geometric)")
     parser.add_argument("--device", default=None, help="device for learned backends (cuda, cpu)")
     parser.add_argument("--address", default=None, help="model server address for the remote backend")
     parser.add_argument("--domain-id", type=int, default=None,
@@ -41,6 +42,16 @@ def configure_environment(discovery: str = "localhost", domain_id: int | None = 
         if not 0 <= domain_id <= 232:
             raise SystemExit(f"--domain-id: expected 0..232, got {domain_id}")
         os.environ["ROS_DOMAIN_ID"] = str(domain_id)
+
+
+def register_plugin(preset: str) -> str:
+    """Registers ``"package.module:Class"`` as a backend (named by the string itself); returns the name."""
+    if ":" in preset and not preset.endswith((".yaml", ".yml")) and "/" not in preset:
+        from joyai_embodied.backends.base import available_backends, register_backend
+
+        if preset not in available_backends():
+            register_backend(preset, preset)
+    return preset
 
 
 def spin_nodes(nodes: Sequence, threads: int = 4) -> int:
@@ -76,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     ros_args = ["--ros-args", "--params-file", args.params_file] if args.params_file else []
     rclpy.init(args=[sys.argv[0], *ros_args])
     try:
-        model = SharedModel(WorldModel.load(args.preset, device=args.device, address=args.address))
+        model = SharedModel(WorldModel.load(register_plugin(args.preset), device=args.device, address=args.address))
         overrides = [Parameter("preset", value=str(args.preset)),
                      Parameter("device", value=args.device or ""),
                      Parameter("address", value=args.address or "")]

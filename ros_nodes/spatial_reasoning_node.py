@@ -41,7 +41,7 @@ class SpatialReasoningNode(Node):
         self.model = model or load_model(self)
         # Requests run concurrently (message conversion overlaps); the model itself is behind a lock.
         self.latest = LatestFrames(self, MutuallyExclusiveCallbackGroup())
-        self.service = self.create_service(self._interface(), SPATIAL_QUERY_SERVICE, self.handle,
+        self.service = self.create_service(self._interface(), SPATIAL_QUERY_SERVICE, self.on_request,
                                            callback_group=ReentrantCallbackGroup())
         self.get_logger().info(f"serving {SPATIAL_QUERY_SERVICE} with backend {self.model.world_model.backend.name!r}")
 
@@ -51,7 +51,7 @@ class SpatialReasoningNode(Node):
 
         return SpatialQuery
 
-    def handle(self, request: Any, response: Any) -> Any:
+    def on_request(self, request: Any, response: Any) -> Any:
         """Answers one request; every caller-fixable error becomes ``success=false`` + ``error``."""
         try:
             self._answer(request, response)
