@@ -51,6 +51,28 @@ def default_boxes() -> list[Box]:
     ]
 
 
+#: Box colours of random scenes (the simulator's palette, 0-255).
+PALETTE = {"red": (217, 26, 26), "green": (26, 166, 51), "blue": (26, 64, 217), "yellow": (235, 209, 26),
+           "orange": (242, 128, 13), "purple": (128, 38, 179), "cyan": (26, 191, 204), "white": (235, 235, 235)}
+
+
+def random_boxes(seed: int, count: int | None = None) -> list[Box]:
+    """3-5 boxes (4-8 cm) of distinct colours at least 10 cm apart on the table, from ``seed``."""
+    rng = np.random.default_rng(seed)
+    count = int(rng.integers(3, 6)) if count is None else count
+    colours = rng.permutation(list(PALETTE))[:count]
+    boxes: list[Box] = []
+    while len(boxes) < count:
+        xy = rng.uniform([-0.20, -0.26], [0.20, 0.26])
+        if any(np.hypot(xy[0] - b.center[0], xy[1] - b.center[1]) < 0.10 for b in boxes):
+            continue
+        size = tuple(float(v) for v in rng.uniform(0.04, 0.08, 3))
+        colour = str(colours[len(boxes)])
+        boxes.append(Box(len(boxes) + 1, f"{colour} box", (float(xy[0]), float(xy[1]), TABLE_HEIGHT + size[2] / 2),
+                         size, PALETTE[colour]))
+    return boxes
+
+
 def front_camera(width: int = 320, height: int = 240, yaw_deg: float = 0.0) -> CameraPose:
     """A camera 0.9 m from the table centre looking down at ~45 degrees (the simulator's front camera)."""
     angle = np.radians(yaw_deg)
