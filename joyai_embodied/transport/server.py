@@ -127,7 +127,7 @@ class ModelServer:
         self._queue_ready = threading.Condition()
         self._inflight: dict[str, bytes] = {}  # request id -> identity the reply goes to (latest retry wins)
         self._stats = {"requests": 0, "busy": 0, "errors": 0, "batches": 0, "batched_requests": 0,
-                       "largest_batch": 0, "duplicates": 0}
+                       "largest_batch": 0, "duplicates": 0, "failed": 0}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._context: zmq.Context | None = None
@@ -330,6 +330,7 @@ class ModelServer:
                 return wire.encode({**header, "ok": True, "result": outcome})
             except wire.WireError as exc:
                 outcome = exc
+        self._stats["failed"] += 1  # only the worker thread writes this counter
         if not isinstance(outcome, JoyAIError):
             print(f"joyai-embodied serve-model: {job.method} failed: {type(outcome).__name__}: {outcome}",
                   file=sys.stderr)
