@@ -116,7 +116,8 @@ class WorldModelClient(Node):
 
     # -- spatial query --------------------------------------------------------------------------
     def spatial_query_async(self, observation: Observation | None = None, question: str = "", subject: str = "",
-                            reference: str = "", frame: str = "camera") -> Future:
+                            reference: str = "", frame: str = "camera",
+                            labels: Mapping[int, str] | None = None) -> Future:
         """Sends a SpatialQuery; the future's result is the raw response (see :meth:`to_query_result`).
 
         Args:
@@ -124,13 +125,15 @@ class WorldModelClient(Node):
             question: free-text question (may be empty when subject/reference are set).
             subject, reference: ask the relation of subject to reference.
             frame: "camera" (viewer-relative) or "world".
+            labels: ``{segmentation id: name}``; replaces the observation's labels (also with use_latest).
         """
         request = self._srv_type.Request(question=question, subject=subject, reference=reference, frame=frame)
-        _fill_scene(request, observation)
+        _fill_scene(request, observation, labels)
         return self._query_client.call_async(request)
 
     def spatial_query(self, observation: Observation | None = None, question: str = "", subject: str = "",
-                      reference: str = "", frame: str = "camera", timeout_s: float = 10.0) -> SpatialQueryResult:
+                      reference: str = "", frame: str = "camera", labels: Mapping[int, str] | None = None,
+                      timeout_s: float = 10.0) -> SpatialQueryResult:
         """Blocking :meth:`spatial_query_async`.
 
         Returns:
@@ -139,7 +142,7 @@ class WorldModelClient(Node):
         Raises:
             RequestTimeoutError: no response within ``timeout_s``.
         """
-        future = self.spatial_query_async(observation, question, subject, reference, frame)
+        future = self.spatial_query_async(observation, question, subject, reference, frame, labels)
         return self.to_query_result(self._wait(future, timeout_s, SPATIAL_QUERY_SERVICE))
 
     @staticmethod
@@ -156,7 +159,7 @@ class WorldModelClient(Node):
     def imagine_async(self, observation: Observation | None = None, yaw_deg: float = 0.0, pitch_deg: float = 0.0,
                       zoom: float = 1.0, edit: str = "", object_name: str = "",
                       target: Sequence[float] = (0.0, 0.0, 0.0), rotate_yaw_deg: float = 0.0,
-                      seed: int | None = None,
+                      seed: int | None = None, labels: Mapping[int, str] | None = None,
                       feedback_callback: Callable[[float, str], None] | None = None) -> Future:
         """Sends an Imagine goal; the future resolves to its goal handle (accepted or not).
 
@@ -166,13 +169,14 @@ class WorldModelClient(Node):
             edit: "" (none), "move" (object_name to ``target``, world xyz of its base centre) or
                 "rotate" (object_name by ``rotate_yaw_deg`` about world z).
             seed: for learned backends; None = unseeded.
+            labels: ``{segmentation id: name}``; replaces the observation's labels (also with use_latest).
             feedback_callback: called with (progress, stage) for each feedback message.
         """
         goal = self._action_type.Goal(yaw_deg=float(yaw_deg), pitch_deg=float(pitch_deg), zoom=float(zoom),
                                       edit=edit, object_name=object_name, rotate_yaw_deg=float(rotate_yaw_deg),
                                       seed=-1 if seed is None else int(seed))
         goal.target.x, goal.target.y, goal.target.z = (float(v) for v in target)
-        _fill_scene(goal, observation)
+        _fill_scene(goal, observation, labels)
         self._feedback = []
 
         def on_feedback(msg: Any) -> None:
@@ -246,11 +250,14 @@ class WorldModelClient(Node):
         super().destroy_node()
 
 
-def _fill_scene(message: Any, observation: Observation | None) -> None:
+def _fill_scene(message: Any, observation: Observation | None, labels: Mapping[int, str] | None) -> None:
     if observation is None:
         message.use_latest = True
     else:
         conversions.fill_scene_fields(message, observation)
+    if labels is not None:
+        message.label_ids = [int(i) for i in labels]
+        message.label_names = [str(n) for n in labels.values()]
 
 
 def labels_of(objects: Sequence[Mapping[str, Any]]) -> dict[int, str]:

@@ -1,0 +1,291 @@
+"""The ROS 2 nodes end to end: `joyai-embodied ros` in its own process, clients in this one.
+
+Loopback only: tests/conftest.py sets ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and a ROS_DOMAIN_ID of this
+run's own; the node process inherits both. Answers are checked against the simulator's ground truth.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+pytest.importorskip("joyai_interfaces")
+gym = pytest.importorskip("gymnasium")
+
+from joyai_embodied.camera import to_camera  # noqa: E402
+from joyai_embodied.types import Observation  # noqa: E402
+
+MARGIN_M = 0.04  # pairs closer than this along an axis are not asserted (the relation is borderline)
+
+
+def _geometric_available() -> bool:
+    try:
+        from joyai_embodied.backends.geometric import GeometricBackend  # noqa: F401
+        import sim_envs  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+pytestmark = pytest.mark.skipif(not _geometric_available(), reason="needs the geometric backend and sim_envs")
+
+
+@pytest.fixture(scope="module")
+def ros_context():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+@pytest.fixture(scope="module")
+def node_process(ros_context):
+    """`joyai-embodied ros --preset geometric`, started once for the module."""
+    process = subprocess.Popen([sys.executable, "-m", "joyai_embodied.cli", "ros", "--preset", "geometric"],
+                               env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def client(node_process):
+    from ros_nodes.client import WorldModelClient
+
+    client = WorldModelClient("test_client")
+    try:
+        client.wait_until_ready(timeout_s=60)
+    except Exception:
+        node_process.terminate()
+        pytest.fail("nodes did not come up:\n" + node_process.communicate(timeout=10)[0][-3000:])
+    yield client
+    client.destroy_node()
+
+
+def _frames(seed: int, width: int = 640, height: int = 480):
+    import sim_envs  # noqa: F401  (registers the env)
+
+    env = gym.make("joyai/TabletopSpatial-v0", width=width, height=height)
+    try:
+        obs, info = env.reset(seed=seed)
+    finally:
+        env.close()
+    labels = {o["id"]: o["name"] for o in info["objects"]}
+    return Observation.from_dict(obs, labels=labels), info["objects"]
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return _frames(seed=3)
+
+
+def _clear_pairs(observation: Observation, objects: list[dict]):
+    """(a, b, axis, a_is_less) for object pairs clearly separated along camera x (axis 0) or z (axis 2)."""
+    cam = to_camera(np.array([o["position"] for o in objects]), observation.cam_to_world)
+    for (i, a), (j, b) in itertools.permutations(enumerate(objects), 2):
+        for axis in (0, 2):
+            if abs(cam[i, axis] - cam[j, axis]) > MARGIN_M:
+                yield a["name"], b["name"], axis, bool(cam[i, axis] < cam[j, axis])
+
+
+def test_graph_shows_the_service_and_the_action(client):
+    services = dict(client.get_service_names_and_types())
+    assert services["/joyai/spatial_query"] == ["joyai_interfaces/srv/SpatialQuery"]
+    assert "joyai_interfaces/action/Imagine_SendGoal" in services["/joyai/imagine/_action/send_goal"]
+
+
+def test_relations_match_simulator_ground_truth(client, scene):
+    observation, objects = scene
+    pairs = list(_clear_pairs(observation, objects))
+    assert pairs
+    for subject, reference, axis, less in pairs[:12]:
+        result = client.spatial_query(observation, subject=subject, reference=reference)
+        assert result.success, result.error
+        rel = result.relation
+        assert (rel.subject, rel.reference, rel.frame) == (subject, reference, "camera")
+        if axis == 0:
+            assert (rel.left_of, rel.right_of) == (less, not less), (subject, reference)
+        else:
+            assert (rel.in_front_of, rel.behind) == (less, not less), (subject, reference)
+        assert result.unit == "m" and subject in result.answer
+
+
+def test_objects_match_simulator_positions(client, scene):
+    observation, objects = scene
+    result = client.spatial_query(observation, question="How many objects are there?")
+    assert result.success, result.error
+    found = {o.name: o for o in result.objects}
+    assert set(found) == {o["name"] for o in objects}
+    for truth in objects:
+        # Only the visible surface is seen, so the centre estimate is off by up to about half a size.
+        error = np.linalg.norm(found[truth["name"]].centroid[:2] - np.asarray(truth["position"][:2]))
+        assert error < 0.03, (truth["name"], error)
+
+
+def test_imagine_orbits_the_camera_and_keeps_objects_where_they_are(client, scene):
+    observation, objects = scene
+    stages = []
+    result = client.imagine(observation, yaw_deg=25.0, pitch_deg=5.0,
+                            feedback_callback=lambda progress, stage: stages.append(stage))
+    assert result.status == "succeeded" and result.success, result.error
+    view = result.view
+    assert view.rgb.shape == observation.rgb.shape and view.valid_mask.mean() > 0.5
+    assert stages[0] == "observe" and "imagine" in stages and stages[-1] == "done"
+    # the camera turned 25 degrees about the vertical through the scene
+    heading = [np.degrees(np.arctan2(p[1, 2], p[0, 2])) for p in (observation.cam_to_world, view.cam_to_world)]
+    assert abs((heading[1] - heading[0] + 180) % 360 - 180 - 25.0) < 1.0
+    # every object centre projects onto its own id in the imagined segmentation (when not occluded)
+    hits = 0
+    for truth in objects:
+        cam = to_camera(np.asarray(truth["position"]), view.cam_to_world)[0]
+        u = int(view.intrinsics[0, 0] * cam[0] / cam[2] + view.intrinsics[0, 2])
+        v = int(view.intrinsics[1, 1] * cam[1] / cam[2] + view.intrinsics[1, 2])
+        hits += int(view.segmentation[v, u] == truth["id"])
+    assert hits >= len(objects) - 1
+
+
+def test_imagine_with_a_move_edit_moves_the_object(client, scene):
+    observation, objects = scene
+    mover = next(o for o in objects if o["shape"] != "plate")
+    target = [0.0, 0.0, 0.40]
+    result = client.imagine(observation, edit="move", object_name=mover["name"], target=target)
+    assert result.success, result.error
+    moved = next(o for o in result.objects if o.name == mover["name"])
+    np.testing.assert_allclose(moved.centroid[:2], target[:2], atol=0.02)
+
+
+def test_cancel_ends_the_goal_as_canceled(client, scene):
+    observation, _ = scene
+    future = client.imagine_async(observation, yaw_deg=10.0)
+    goal_handle = client._wait(future, 10.0, "imagine")
+    assert goal_handle.accepted
+    cancel = client._wait(goal_handle.cancel_goal_async(), 10.0, "cancel")
+    assert len(cancel.goals_canceling) == 1
+    outcome = client.to_imagine_result(client._wait(goal_handle.get_result_async(), 30.0, "result"))
+    assert outcome.status == "canceled" and not outcome.success and "canceled" in outcome.error
+
+
+def _bad_requests(observation: Observation):
+    from joyai_interfaces.srv import SpatialQuery
+
+    from ros_nodes import conversions
+
+    def request(**changes):
+        req = conversions.fill_scene_fields(SpatialQuery.Request(), observation)
+        req.subject, req.reference = observation.labels[1], observation.labels[2]
+        for key, value in changes.items():
+            target, _, attr = key.rpartition("__")
+            setattr(getattr(req, target) if target else req, attr, value)
+        return req
+
+    nan_depth = conversions.numpy_to_image(np.full(observation.depth.shape, np.nan, np.float32), "32FC1")
+    small_depth = conversions.numpy_to_image(np.ones((10, 10), np.float32), "32FC1")
+    return [
+        ("wrong rgb encoding", request(rgb__encoding="yuv422"), "rgb.encoding"),
+        ("depth as colour", request(depth__encoding="rgb8"), "depth.encoding"),
+        ("step too small", request(rgb__step=100), "rgb.step"),
+        ("size mismatch", request(depth=small_depth), "depth.width/height"),
+        ("empty rgb", request(rgb=conversions.Image()), "use_latest"),
+        ("unknown object", request(subject="golden teapot"), "unknown object 'golden teapot'"),
+        ("all-NaN depth", request(depth=nan_depth), "depth: expected at least one valid"),
+        ("subject alone", request(reference=""), "reference: expected an object name"),
+    ]
+
+
+def test_bad_input_is_refused_and_the_node_keeps_serving(client, scene):
+    observation, _ = scene
+    for what, request, expected in _bad_requests(observation):
+        response = client._wait(client._query_client.call_async(request), 20.0, what)
+        assert not response.success, what
+        assert expected in response.error, (what, response.error)
+    good = client.spatial_query(observation, subject=observation.labels[1], reference=observation.labels[2])
+    assert good.success, good.error
+
+
+def test_use_latest_answers_from_the_subscribed_frames(client):
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from ros_nodes import conversions
+
+    observation, objects = _frames(seed=5, width=160, height=120)
+    refused = client.spatial_query(None, question="How many objects are there?")
+    assert not refused.success and "use_latest" in refused.error
+
+    topics = {"rgb": ("camera/color/image_raw", Image), "depth": ("camera/depth/image_raw", Image),
+              "segmentation": ("camera/segmentation/image_raw", Image),
+              "camera_info": ("camera/color/camera_info", CameraInfo), "camera_pose": ("camera/pose", PoseStamped)}
+    publishers = {k: client.create_publisher(t, name, qos_profile_sensor_data) for k, (name, t) in topics.items()}
+    from joyai_interfaces.srv import SpatialQuery
+
+    frame = conversions.fill_scene_fields(SpatialQuery.Request(), observation)
+    stamp = client.get_clock().now().to_msg()
+    pose = PoseStamped(pose=frame.camera_pose)
+    for msg in (frame.rgb, frame.depth, frame.segmentation, frame.camera_info, pose):
+        msg.header.stamp = stamp
+    subject, reference = objects[0]["name"], objects[1]["name"]
+    deadline, result = time.monotonic() + 10.0, None
+    while time.monotonic() < deadline:
+        for key in topics:
+            publishers[key].publish(pose if key == "camera_pose" else getattr(frame, key))
+        time.sleep(0.05)
+        result = client.spatial_query(None, subject=subject, reference=reference, labels=observation.labels)
+        if result.success:
+            break
+    for publisher in publishers.values():
+        client.destroy_publisher(publisher)
+    assert result is not None and result.success, result.error
+    direct = client.spatial_query(observation, subject=subject, reference=reference)
+    assert result.relation == direct.relation
+    assert [o.name for o in result.objects] == [o.name for o in direct.objects]
+
+
+def test_eight_concurrent_clients_each_get_every_answer_once(node_process, scene):
+    from ros_nodes.client import WorldModelClient
+
+    observation, objects = _frames(seed=7, width=160, height=120)
+    pairs = [(a["name"], b["name"]) for a, b in itertools.permutations(objects, 2)]
+    answers: dict[tuple[int, int], tuple[str, str]] = {}
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        client = WorldModelClient(f"load_client_{index}")
+        try:
+            client.wait_until_ready(30)
+            for k in range(20):
+                subject, reference = pairs[(index * 20 + k) % len(pairs)]
+                result = client.spatial_query(observation, subject=subject, reference=reference, timeout_s=60)
+                with lock:
+                    if not result.success:
+                        errors.append(result.error)
+                    elif (index, k) in answers:
+                        errors.append(f"duplicate answer for {(index, k)}")
+                    else:
+                        answers[(index, k)] = (result.relation.subject, result.relation.reference)
+        except Exception as exc:  # surfaced below; a thread must not die silently
+            with lock:
+                errors.append(repr(exc))
+        finally:
+            client.destroy_node()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors[:3]
+    assert len(answers) == 160
+    for (index, k), names in answers.items():
+        assert names == pairs[(index * 20 + k) % len(pairs)]
