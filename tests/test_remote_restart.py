@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from joyai_embodied import RequestTimeoutError, WorldModel
+from joyai_embodied import MoveObject, RequestTimeoutError, WorldModel
 from joyai_embodied.evaluation.synthetic import default_boxes, front_camera
 from joyai_embodied.evaluation.synthetic import observe as synthetic_observe
 from joyai_embodied.transport.wire import SceneExpiredError
@@ -81,3 +81,26 @@ def test_server_killed_mid_request_then_restarted(tmp_path):
                 server.wait(10)
             except subprocess.TimeoutExpired:
                 server.kill()
+
+
+def test_an_edit_retried_after_a_timeout_is_applied_once():
+    address = f"tcp://127.0.0.1:{free_port()}"
+    obs = synthetic_observe(front_camera(160, 120), default_boxes())
+    server = start_server(address)
+    remote = WorldModel.load("remote", address=address, timeout_s=1.0, retries=3)
+    try:
+        scene = remote.observe(obs)
+        # A stalled server: the first attempt times out, the client retries with the same request id.
+        os.kill(server.pid, signal.SIGSTOP)
+        resume = threading.Timer(1.5, os.kill, args=(server.pid, signal.SIGCONT))
+        resume.start()
+        edited = remote.edit(scene, MoveObject("red cube", [0.15, 0.12, 0.40]))
+        resume.join()
+        assert remote.relation(edited, "red cube", "blue box").distance_m > 0
+        info = remote.info()["server"]
+        assert info["scenes"] == 2  # the observed scene and exactly one edited scene
+    finally:
+        remote.close()
+        os.kill(server.pid, signal.SIGCONT)
+        server.terminate()
+        server.wait(10)
