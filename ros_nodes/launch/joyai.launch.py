@@ -3,36 +3,42 @@
     ros2 launch joyai_embodied joyai.launch.py preset:=geometric
     ros2 launch joyai_embodied joyai.launch.py preset:=joyai-image device:=cuda params_file:=my.yaml
 
-Each node loads its own model here; to load a large model once, run ``joyai-embodied ros`` instead
-(both nodes in one process). Keep ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST unless other machines
-must reach the nodes.
+The nodes run as ``python3 -m ros_nodes.<node>`` (the package installs no per-node executables, so
+the same launch file works for pip and colcon installs). Each node loads its own model here; to load
+a large model once, run ``joyai-embodied ros`` instead (both nodes in one process). Discovery stays
+on localhost unless ROS_AUTOMATIC_DISCOVERY_RANGE is already set otherwise.
 """
 
 import os
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, SetEnvironmentVariable
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
-from launch_ros.actions import Node
+
+NODES = ("spatial_reasoning_node", "imagination_node")
 
 
 def generate_launch_description() -> LaunchDescription:
     here = os.path.dirname(os.path.abspath(__file__))
     default_params = os.path.join(os.path.dirname(here), "config", "joyai.yaml")
-    parameters = [LaunchConfiguration("params_file"),
-                  {"preset": LaunchConfiguration("preset"), "device": LaunchConfiguration("device"),
-                   "address": LaunchConfiguration("address")}]
-    nodes = [Node(package="joyai_embodied", executable=executable, name=name, namespace=LaunchConfiguration("namespace"),
-                  parameters=parameters, output="screen")
-             for executable, name in (("spatial_reasoning_node", "spatial_reasoning_node"),
-                                      ("imagination_node", "imagination_node"))]
+    arguments = {"preset": ("geometric", "model preset or backend"),
+                 "device": ("", "device for learned backends"),
+                 "address": ("", "model server address (remote backend)"),
+                 "namespace": ("/", "namespace of the camera topics"),
+                 "params_file": (default_params, "parameters YAML (see ros_nodes/config/joyai.yaml)")}
+
+    def node(module: str) -> ExecuteProcess:
+        cmd = ["python3", "-m", f"ros_nodes.{module}", "--ros-args",
+               "-r", ["__ns:=", LaunchConfiguration("namespace")],
+               "--params-file", LaunchConfiguration("params_file")]
+        for name in ("preset", "device", "address"):
+            cmd += ["-p", [f"{name}:=", LaunchConfiguration(name)]]
+        return ExecuteProcess(cmd=cmd, name=module, output="screen")
+
     return LaunchDescription([
-        DeclareLaunchArgument("preset", default_value="geometric", description="model preset or backend"),
-        DeclareLaunchArgument("device", default_value="", description="device for learned backends"),
-        DeclareLaunchArgument("address", default_value="", description="model server address (remote)"),
-        DeclareLaunchArgument("namespace", default_value="", description="namespace of the nodes and topics"),
-        DeclareLaunchArgument("params_file", default_value=default_params, description="parameters YAML"),
+        *(DeclareLaunchArgument(name, default_value=default, description=text)
+          for name, (default, text) in arguments.items()),
         SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE",
                                EnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE", default_value="LOCALHOST")),
-        *nodes,
+        *(node(module) for module in NODES),
     ])
