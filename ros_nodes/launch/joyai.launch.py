@@ -22,8 +22,8 @@ def generate_launch_description() -> LaunchDescription:
     here = os.path.dirname(os.path.abspath(__file__))
     default_params = os.path.join(os.path.dirname(here), "config", "joyai.yaml")
     arguments = {"preset": ("geometric", "model preset or backend"),
-                 "device": ("", "device for learned backends"),
-                 "address": ("", "model server address (remote backend)"),
+                 "device": ("''", "device for learned backends"),
+                 "address": ("''", "model server address (remote backend)"),
                  "namespace": ("/", "namespace of the camera topics"),
                  "params_file": (default_params, "parameters YAML (see ros_nodes/config/joyai.yaml)")}
 
@@ -31,7 +31,7 @@ def generate_launch_description() -> LaunchDescription:
         cmd = ["python3", "-m", f"ros_nodes.{module}", "--ros-args",
                "-r", ["__ns:=", LaunchConfiguration("namespace")],
                "--params-file", LaunchConfiguration("params_file")]
-        for name in ("preset", "device", "address"):
+        for name in ("preset", "device", "address"):  # '' (YAML empty string) keeps the preset's value
             cmd += ["-p", [f"{name}:=", LaunchConfiguration(name)]]
         return ExecuteProcess(cmd=cmd, name=module, output="screen")
 
