@@ -1,0 +1,515 @@
+"""From an RGB-D frame to 3D objects: lift pixels to a world point cloud, find the support plane, fit boxes.
+
+Pipeline (:func:`lift_observation`):
+
+1. Every valid depth pixel becomes a coloured world point (``SceneCloud``).
+2. Instance ids come from the segmentation image when there is one (id 0 = table/background). Without
+   one, the support plane is found by RANSAC (Open3D ``segment_plane``) and what stands on it is clustered
+   (Open3D DBSCAN on a 1 cm voxel grid), giving ids 1..n, largest first.
+3. The support plane is always estimated (from id-0 points around the objects, or the RANSAC above).
+4. Each object gets a full 3D box (:func:`fit_objects`): its footprint is the minimum-area rectangle of its
+   points projected on the plane, its bottom is the plane (or the top of the object it stands on), its top
+   is its highest point. A camera sees only the near faces, so the visible-surface mean is biased toward
+   the camera; the box centre is not. Footprints cut short by an occluder or the image border are completed
+   with a shape prior (cubes are square, round things are round), extended toward the hidden side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...types import CameraPose, Observation, SceneObject
+from .cloud import SceneCloud
+from .colors import color_name, representative_rgb
+from .shapes import Rectangle, classify_shape, fit_sphere, min_area_rectangle
+
+#: Objects with fewer points than this are ignored (noise, slivers at the image border).
+MIN_OBJECT_POINTS = 10
+#: Points within this height of the support plane belong to it (metres) when clustering without segmentation.
+PLANE_THRESHOLD_M = 0.006
+#: Clustering without segmentation: voxel size and DBSCAN radius (metres).
+CLUSTER_VOXEL_M = 0.01
+CLUSTER_EPS_M = 0.018
+#: Things taller than this above the plane are not tabletop objects (walls, the robot's upper arm).
+MAX_OBJECT_HEIGHT_M = 0.5
+#: A footprint shorter than this share of the shape prior's expected side is completed.
+_COMPLETE_BELOW = 0.85
+#: Without an occluder, only a footprint this thin (a lone side face) is completed.
+_SIDE_ONLY_BELOW = 0.4
+_RNG_SEED = 0
+
+
+@dataclass(frozen=True)
+class PlaneFrame:
+    """Orthonormal frame on a support plane: in-plane axes ``e1``, ``e2`` and the up ``normal``."""
+
+    plane: np.ndarray
+    e1: np.ndarray
+    e2: np.ndarray
+
+    @classmethod
+    def from_plane(cls, plane: np.ndarray) -> "PlaneFrame":
+        normal = np.asarray(plane[:3], dtype=np.float64)
+        # e1 follows world x as closely as possible, so on a level table (a, b) are world (x, y).
+        e1 = np.array([1.0, 0.0, 0.0]) - normal[0] * normal
+        if np.linalg.norm(e1) < 1e-6:
+            e1 = np.array([0.0, 1.0, 0.0]) - normal[1] * normal
+        e1 /= np.linalg.norm(e1)
+        return cls(np.asarray(plane, dtype=np.float64), e1, np.cross(normal, e1))
+
+    @property
+    def normal(self) -> np.ndarray:
+        return self.plane[:3]
+
+    def to_plane(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """World (N, 3) -> in-plane (N, 2) coordinates and height above the plane (N,)."""
+        p = np.asarray(points, dtype=np.float64)
+        return np.stack([p @ self.e1, p @ self.e2], axis=1), p @ self.normal + self.plane[3]
+
+    def to_world(self, ab: np.ndarray, h: float | np.ndarray) -> np.ndarray:
+        """In-plane coordinates (..., 2) and height -> world points (..., 3)."""
+        ab = np.asarray(ab, dtype=np.float64)
+        origin = -self.plane[3] * self.normal  # the plane point closest to the world origin
+        return (origin + ab[..., :1] * self.e1 + ab[..., 1:2] * self.e2
+                + np.asarray(h, dtype=np.float64)[..., None] * self.normal)
+
+
+def lift_observation(observation: Observation, voxel_size_m: float = 0.0) -> tuple[SceneCloud, list[SceneObject]]:
+    """Lifts an RGB-D observation into a world point cloud and the objects standing in it.
+
+    Args:
+        observation: a validated frame with depth. Its segmentation (if any) gives instance ids; its labels
+            (if any) give names.
+        voxel_size_m: when > 0, keep one point per voxel of this size and instance (a lighter cloud).
+
+    Returns:
+        ``(cloud, objects)``: the SceneCloud (ids 0 = support/background, plane always estimated when
+        possible) and one SceneObject per instance with enough points, in id order.
+
+    Raises:
+        InvalidInputError: the observation has no depth, or ``voxel_size_m`` is negative.
+    """
+    from ...errors import InvalidInputError
+
+    if observation.depth is None:
+        raise InvalidInputError("depth", "a depth image (the geometric backend lifts RGB-D)", "None")
+    if isinstance(voxel_size_m, bool) or not isinstance(voxel_size_m, (int, float)) or not voxel_size_m >= 0:
+        raise InvalidInputError("voxel_size_m", "a size in metres >= 0", voxel_size_m)
+
+    depth = observation.depth
+    valid = np.isfinite(depth) & (depth > 0)
+    rows, cols = np.nonzero(valid)
+    points = _lift_pixels(rows, cols, depth[rows, cols], observation.intrinsics, observation.cam_to_world)
+    camera = observation.camera
+
+    if observation.segmentation is not None:
+        ids = observation.segmentation[rows, cols].astype(np.int32)
+        plane = _support_plane_from_background(points, ids, camera)
+    else:
+        ids, plane = _segment_without_labels(points, camera)
+    id_image = np.zeros(depth.shape, dtype=np.int32)
+    id_image[rows, cols] = ids
+
+    cloud = SceneCloud(points=points, colors=observation.rgb[rows, cols], ids=ids,
+                       pixels=np.stack([rows, cols], axis=1).astype(np.int32), plane=plane, source=camera)
+    names = dict(observation.labels) if observation.labels else None
+    objects = _fit_all(cloud, np.where(valid, depth, np.inf), id_image, names, fixed_names=False)
+    if voxel_size_m > 0:
+        cloud = voxel_downsample(cloud, float(voxel_size_m))
+    return cloud, objects
+
+
+def fit_objects(cloud: SceneCloud, names: dict[int, str] | None = None) -> list[SceneObject]:
+    """Fits one SceneObject per instance id > 0 of ``cloud`` (used after edits change the cloud).
+
+    Visibility is judged by re-projecting the cloud into its source camera, so a moved object reports
+    how much of it the original camera would see at its new place.
+
+    Args:
+        cloud: the (possibly edited) scene cloud.
+        names: ``{id: name}`` to keep; ids not in it are named from colour and shape.
+
+    Returns:
+        The objects in id order.
+    """
+    depth_image, id_image = _project_cloud(cloud)
+    return _fit_all(cloud, depth_image, id_image, names, fixed_names=True)
+
+
+def voxel_downsample(cloud: SceneCloud, voxel_size_m: float) -> SceneCloud:
+    """Keeps the first point of every (voxel, instance id) cell."""
+    keys = np.floor(cloud.points / voxel_size_m).astype(np.int64)
+    keyed = np.concatenate([keys, cloud.ids[:, None].astype(np.int64)], axis=1)
+    _, keep = np.unique(keyed, axis=0, return_index=True)
+    mask = np.zeros(len(cloud), dtype=bool)
+    mask[keep] = True
+    return cloud.select(mask)
+
+
+def _lift_pixels(rows: np.ndarray, cols: np.ndarray, z: np.ndarray, intrinsics: np.ndarray,
+                 cam_to_world: np.ndarray) -> np.ndarray:
+    """World points (N, 3) float32 of the pixels (rows, cols) at z-depths ``z``."""
+    k = intrinsics.astype(np.float32)
+    z = z.astype(np.float32, copy=False)
+    cam = np.empty((len(z), 3), dtype=np.float32)
+    cam[:, 0] = (cols - k[0, 2]) * (z / k[0, 0])
+    cam[:, 1] = (rows - k[1, 2]) * (z / k[1, 1])
+    cam[:, 2] = z
+    return cam @ cam_to_world[:3, :3].T.astype(np.float32) + cam_to_world[:3, 3].astype(np.float32)
+
+
+# -- support plane and clustering -----------------------------------------------------------------------
+
+def _orient_up(plane: np.ndarray, camera: CameraPose) -> np.ndarray:
+    """Normalises (a, b, c, d) and flips it so the camera is on the positive ("up") side."""
+    plane = np.asarray(plane, dtype=np.float64) / np.linalg.norm(plane[:3])
+    if plane[:3] @ camera.position + plane[3] < 0:
+        plane = -plane
+    return plane
+
+
+def _ransac_plane(points: np.ndarray, threshold: float, iterations: int = 100) -> np.ndarray | None:
+    """Numpy RANSAC plane (seeded, deterministic), refined by least squares on its inliers."""
+    if len(points) < 3:
+        return None
+    rng = np.random.default_rng(_RNG_SEED)
+    sample = points[rng.choice(len(points), size=min(len(points), 3000), replace=False)]
+    triples = sample[rng.integers(0, len(sample), size=(iterations, 3))]
+    normals = np.cross(triples[:, 1] - triples[:, 0], triples[:, 2] - triples[:, 0])
+    norms = np.linalg.norm(normals, axis=1)
+    usable = norms > 1e-9
+    if not usable.any():
+        return None
+    normals = normals[usable] / norms[usable, None]
+    offsets = -np.einsum("ij,ij->i", normals, triples[usable, 0])
+    counts = np.count_nonzero(np.abs(sample @ normals.T + offsets) < threshold, axis=0)
+    best = int(np.argmax(counts))
+    inliers = sample[np.abs(sample @ normals[best] + offsets[best]) < threshold]
+    centre = inliers.mean(axis=0)
+    normal = np.linalg.svd(inliers - centre, full_matrices=False)[2][-1]
+    return np.append(normal, -normal @ centre)
+
+
+def _support_plane_from_background(points: np.ndarray, ids: np.ndarray, camera: CameraPose) -> np.ndarray | None:
+    """The support plane from the id-0 points under and around the objects."""
+    # Every 7th point is plenty for a plane and keeps this cheap on a full frame.
+    background = np.flatnonzero(ids == 0)[::7]
+    objects = np.flatnonzero(ids != 0)[::7]
+    candidates = points[background]
+    if len(objects):
+        # Around the objects in 3D: the table they stand on, not the floor or the far wall.
+        lo, hi = points[objects].min(axis=0), points[objects].max(axis=0)
+        margin = 0.1 + 0.25 * np.maximum(hi - lo, 0)
+        near = np.all((candidates >= lo - margin) & (candidates <= hi + margin), axis=1)
+        if np.count_nonzero(near) >= 50:
+            candidates = candidates[near]
+    plane = _ransac_plane(candidates, threshold=0.005)
+    return None if plane is None else _orient_up(plane, camera)
+
+
+def _segment_without_labels(points: np.ndarray, camera: CameraPose) -> tuple[np.ndarray, np.ndarray | None]:
+    """Support plane by Open3D RANSAC, then DBSCAN clusters of what stands on it (ids 1..n, largest first)."""
+    import open3d as o3d
+
+    ids = np.zeros(len(points), dtype=np.int32)
+    if len(points) < 3:
+        return ids, None
+    stride = max(1, len(points) // 30000)
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points[::stride].astype(np.float64)))
+    o3d.utility.random.seed(_RNG_SEED)
+    model, inliers = pcd.segment_plane(distance_threshold=PLANE_THRESHOLD_M, ransac_n=3, num_iterations=300)
+    plane = _orient_up(np.asarray(model), camera)
+    frame = PlaneFrame.from_plane(plane)
+    ab, h = frame.to_plane(points)
+    inlier_ab = frame.to_plane(points[::stride][np.asarray(inliers, dtype=np.int64)])[0]
+    lo, hi = np.percentile(inlier_ab, [0.5, 99.5], axis=0)
+    above = (h > PLANE_THRESHOLD_M) & (h < MAX_OBJECT_HEIGHT_M) & np.all((ab >= lo) & (ab <= hi), axis=1)
+    if not above.any():
+        return ids, plane
+
+    # Cluster voxel centres rather than every pixel: same result at a fraction of the cost.
+    keys = np.floor(points[above] / CLUSTER_VOXEL_M).astype(np.int64)
+    voxels, voxel_of_point = np.unique(keys, axis=0, return_inverse=True)
+    centres = o3d.geometry.PointCloud(o3d.utility.Vector3dVector((voxels + 0.5) * CLUSTER_VOXEL_M))
+    labels = np.asarray(centres.cluster_dbscan(eps=CLUSTER_EPS_M, min_points=2))
+    point_labels = labels[voxel_of_point.reshape(-1)]
+    counts = np.bincount(point_labels[point_labels >= 0]) if (point_labels >= 0).any() else np.zeros(0, int)
+    order = [label for label in np.argsort(-counts, kind="stable") if counts[label] >= MIN_OBJECT_POINTS]
+    relabel = np.zeros(len(counts) + 1, dtype=np.int32)  # index -1 (noise) maps to the last slot = 0
+    for new_id, label in enumerate(order, start=1):
+        relabel[label] = new_id
+    ids[above] = relabel[point_labels]
+    return ids, plane
+
+
+# -- object fitting -------------------------------------------------------------------------------------
+
+def _project_cloud(cloud: SceneCloud) -> tuple[np.ndarray, np.ndarray]:
+    """Depth and id images of ``cloud`` seen from its source camera (nearest point per pixel)."""
+    camera = cloud.source
+    depth = np.full(camera.height * camera.width, np.inf)
+    ids = np.zeros(camera.height * camera.width, dtype=np.int32)
+    if len(cloud) == 0:
+        return depth.reshape(camera.height, camera.width), ids.reshape(camera.height, camera.width)
+    world_to_cam = np.linalg.inv(camera.cam_to_world)
+    cam = cloud.points.astype(np.float64) @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
+    z = cam[:, 2]
+    front = z > 1e-3
+    k = camera.intrinsics
+    u = np.round(k[0, 0] * cam[front, 0] / z[front] + k[0, 2]).astype(np.int64)
+    v = np.round(k[1, 1] * cam[front, 1] / z[front] + k[1, 2]).astype(np.int64)
+    inside = (u >= 0) & (u < camera.width) & (v >= 0) & (v < camera.height)
+    flat = v[inside] * camera.width + u[inside]
+    zs, point_ids = z[front][inside], cloud.ids[front][inside]
+    order = np.argsort(-zs, kind="stable")  # write far to near: the nearest point wins each pixel
+    depth[flat[order]] = zs[order]
+    ids[flat[order]] = point_ids[order]
+    return depth.reshape(camera.height, camera.width), ids.reshape(camera.height, camera.width)
+
+
+@dataclass
+class _Footprint:
+    """Intermediate fit of one object in plane coordinates."""
+
+    id: int
+    rect: Rectangle
+    low: float  # lowest visible height above the plane
+    top: float
+    shape: str
+    color: str
+    pixel_count: int
+    sphere: tuple[np.ndarray, float] | None = None  # (centre in plane coords (a, b), radius)
+    support: float = 0.0
+
+
+def _fit_all(cloud: SceneCloud, depth_image: np.ndarray, id_image: np.ndarray, names: dict[int, str] | None,
+             fixed_names: bool) -> list[SceneObject]:
+    plane = cloud.plane
+    if plane is None:
+        # No support found: fall back to a level plane under the lowest point, so boxes still close.
+        lowest = float(np.min(cloud.points[:, 2])) if len(cloud) else 0.0
+        plane = np.array([0.0, 0.0, 1.0, -lowest])
+    frame = PlaneFrame.from_plane(plane)
+    footprints = []
+    for instance_id in np.unique(cloud.ids):
+        if instance_id <= 0:
+            continue
+        mask = cloud.ids == instance_id
+        if np.count_nonzero(mask) < MIN_OBJECT_POINTS:
+            continue
+        footprints.append(_fit_footprint(int(instance_id), cloud.points[mask], cloud.colors[mask], frame))
+    _resolve_supports(footprints)
+
+    objects, used = [], set()
+    for fp in footprints:
+        _complete_footprint(fp, frame, cloud.source, depth_image, id_image)
+        if names and fp.id in names:
+            name = names[fp.id]
+        else:
+            name = _unique(f"{fp.color} {fp.shape}".strip(), used)
+        used.add(name.lower())
+        objects.append(_to_scene_object(fp, name, frame, cloud.source, id_image))
+    return objects
+
+
+def _unique(name: str, used: set[str]) -> str:
+    if name.lower() not in used:
+        return name
+    n = 2
+    while f"{name} {n}".lower() in used:
+        n += 1
+    return f"{name} {n}"
+
+
+def _fit_footprint(instance_id: int, points: np.ndarray, colors: np.ndarray, frame: PlaneFrame) -> _Footprint:
+    ab, h = frame.to_plane(points)
+    top = float(np.percentile(h, 99.5))
+    low = float(np.percentile(h, 0.5))
+    rect = min_area_rectangle(ab)
+    height = max(top, 1e-3)
+    residual_ratio, sphere = None, None
+    if len(points) >= 20:
+        centre, radius, residual = fit_sphere(points)
+        if radius > 1e-3:
+            residual_ratio = residual / radius
+            c_ab, _ = frame.to_plane(centre[None])
+            sphere = (c_ab[0], radius)
+    shape = classify_shape(rect, height, residual_ratio)
+    return _Footprint(id=instance_id, rect=rect, low=low, top=top, shape=shape,
+                      color=color_name(representative_rgb(colors)), pixel_count=int(len(points)),
+                      sphere=sphere if shape == "sphere" else None)
+
+
+def _resolve_supports(footprints: list[_Footprint]) -> None:
+    """Bottom of each object: the plane, or the top of an object under it (stacked objects)."""
+    for fp in sorted(footprints, key=lambda f: f.low):
+        if fp.low < 0.015:
+            continue
+        below = [other for other in footprints if other is not fp and other.top <= fp.low + 0.015
+                 and other.rect.contains(fp.rect.center, tolerance=0.01)]
+        if below:
+            fp.support = max(other.top for other in below)
+            if fp.shape != "sphere":
+                fp.shape = classify_shape(fp.rect, fp.top - fp.support, None)
+
+
+def _occluded_direction(fp: _Footprint, frame: PlaneFrame, camera: CameraPose, depth_image: np.ndarray,
+                        id_image: np.ndarray) -> np.ndarray | None:
+    """In-plane unit direction toward the part of the object hidden by an occluder or the image border."""
+    rows, cols = np.nonzero(id_image == fp.id)
+    if len(rows) == 0:
+        return None
+    full_height, full_width = id_image.shape
+    # Work on the object's bounding box plus a 2-pixel ring, not the whole frame.
+    r0, r1 = max(rows.min() - 2, 0), min(rows.max() + 3, full_height)
+    c0, c1 = max(cols.min() - 2, 0), min(cols.max() + 3, full_width)
+    ids, depth = id_image[r0:r1, c0:c1], depth_image[r0:r1, c0:c1]
+    mask = ids == fp.id
+    height, width = mask.shape
+    pull = np.zeros(2)
+    count = 0
+    for dr, dc in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        for step in (1, 2):
+            shifted_ids = np.full_like(ids, -1)
+            shifted_depth = np.full(depth.shape, np.inf)
+            rs = slice(max(step * dr, 0), height + min(step * dr, 0))
+            rd = slice(max(-step * dr, 0), height + min(-step * dr, 0))
+            cs = slice(max(step * dc, 0), width + min(step * dc, 0))
+            cd = slice(max(-step * dc, 0), width + min(-step * dc, 0))
+            shifted_ids[rd, cd] = ids[rs, cs]
+            shifted_depth[rd, cd] = depth[rs, cs]
+            # A neighbour of another object, nearer to the camera, hides this object's continuation.
+            occluder = mask & (shifted_ids > 0) & (shifted_ids != fp.id) & (shifted_depth < depth - 0.01)
+            n = int(np.count_nonzero(occluder))
+            pull += n * np.array([dc, dr], dtype=np.float64)
+            count += n
+    border = [(cols == 0).sum(), (cols == full_width - 1).sum(), (rows == 0).sum(),
+              (rows == full_height - 1).sum()]
+    pull += np.array([-border[0] + border[1], -border[2] + border[3]], dtype=np.float64)
+    count += int(sum(border))
+    if count < 4 or np.linalg.norm(pull) < 1e-9:
+        return None
+    # Map the image direction (du, dv) to the plane through the Jacobian of the projection at the object.
+    centre = frame.to_world(fp.rect.center, fp.top)
+    delta = 0.01
+    samples = np.stack([centre, centre + delta * frame.e1, centre + delta * frame.e2])
+    world_to_cam = np.linalg.inv(camera.cam_to_world)
+    cam = samples @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
+    k = camera.intrinsics
+    uv = np.stack([k[0, 0] * cam[:, 0] / cam[:, 2], k[1, 1] * cam[:, 1] / cam[:, 2]], axis=1)
+    jacobian = np.stack([uv[1] - uv[0], uv[2] - uv[0]], axis=1)
+    if abs(np.linalg.det(jacobian)) < 1e-9:
+        return None
+    direction = np.linalg.solve(jacobian, pull / count)
+    norm = np.linalg.norm(direction)
+    return direction / norm if norm > 1e-9 else None
+
+
+def _complete_footprint(fp: _Footprint, frame: PlaneFrame, camera: CameraPose, depth_image: np.ndarray,
+                        id_image: np.ndarray) -> None:
+    """Extends a footprint cut short by occlusion to the shape prior's size, toward the hidden side."""
+    if fp.shape not in ("cube", "cylinder", "plate", "sphere") or fp.sphere is not None:
+        return
+    side = float(np.max(fp.rect.size))
+    short = fp.rect.size < _COMPLETE_BELOW * side
+    if not short.any():
+        return
+    hidden = _occluded_direction(fp, frame, camera, depth_image, id_image)
+    if hidden is None:
+        if not (fp.rect.size < _SIDE_ONLY_BELOW * side).any():
+            return  # nothing hides it: a rectangular footprint is what the object is
+        # Only a side face was seen (a low camera): the unseen depth lies away from the camera.
+        cam_ab, _ = frame.to_plane(camera.position[None])
+        hidden = fp.rect.center - cam_ab[0]
+    centre, size = fp.rect.center.copy(), fp.rect.size.copy()
+    for axis in np.flatnonzero(short):
+        direction = fp.rect.axes[:, axis]
+        sign = 1.0 if direction @ hidden >= 0 else -1.0
+        centre += sign * direction * (side - size[axis]) / 2
+        size[axis] = side
+    fp.rect = Rectangle(centre, size, fp.rect.axes, fp.rect.hull_area)
+
+
+def _to_scene_object(fp: _Footprint, name: str, frame: PlaneFrame, camera: CameraPose,
+                     id_image: np.ndarray) -> SceneObject:
+    height = max(fp.top - fp.support, 1e-3)
+    if fp.sphere is not None:
+        centre_ab = fp.sphere[0]
+        diameter = float(np.clip(2 * fp.sphere[1], 0.8 * height, 1.25 * height))
+        size_ab = np.array([diameter, diameter])
+        axes = np.eye(2)
+    elif fp.shape in ("cylinder", "plate"):
+        centre_ab, axes = fp.rect.center, np.eye(2)
+        diameter = float(np.max(fp.rect.size))
+        size_ab = np.array([diameter, diameter])
+    else:
+        centre_ab, size_ab, axes = fp.rect.center, fp.rect.size, fp.rect.axes
+    centroid = frame.to_world(centre_ab, fp.support + height / 2)
+    rotation = np.stack([axes[0, 0] * frame.e1 + axes[1, 0] * frame.e2,
+                         axes[0, 1] * frame.e1 + axes[1, 1] * frame.e2, frame.normal], axis=1)
+    extent = np.array([size_ab[0], size_ab[1], height])
+    visible = _visible_fraction(fp.id, fp.shape, centroid, extent, rotation, camera, id_image)
+    return SceneObject(id=fp.id, name=name, centroid=centroid, extent=extent, obb_rotation=rotation,
+                       pixel_count=fp.pixel_count, visible_fraction=visible, color=fp.color, shape=fp.shape)
+
+
+def _surface_samples(shape: str) -> tuple[np.ndarray, np.ndarray]:
+    """Points and outward normals on a unit shape centred at 0 with half-size 0.5 (slightly inset)."""
+    if shape == "sphere":
+        n = 300
+        i = np.arange(n) + 0.5
+        polar, azimuth = np.arccos(1 - 2 * i / n), np.pi * (1 + 5 ** 0.5) * i
+        normals = np.stack([np.cos(azimuth) * np.sin(polar), np.sin(azimuth) * np.sin(polar), np.cos(polar)], 1)
+        return 0.45 * normals, normals
+    grid = (np.arange(8) + 0.5) / 8 * 0.9 - 0.45
+    g1, g2 = [a.ravel() for a in np.meshgrid(grid, grid)]
+    if shape in ("cylinder", "plate"):
+        angles = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+        heights = (np.arange(6) + 0.5) / 6 * 0.9 - 0.45
+        ang, hh = [a.ravel() for a in np.meshgrid(angles, heights)]
+        side_n = np.stack([np.cos(ang), np.sin(ang), np.zeros_like(ang)], 1)
+        side_p = np.stack([0.5 * np.cos(ang), 0.5 * np.sin(ang), hh], 1)
+        disc = np.stack([g1, g2], 1)
+        disc = disc[np.linalg.norm(disc, axis=1) < 0.45]
+        top_p = np.hstack([disc, np.full((len(disc), 1), 0.5)])
+        top_n = np.tile([0.0, 0.0, 1.0], (len(disc), 1))
+        return np.vstack([side_p, top_p]), np.vstack([side_n, top_n])
+    points, normals = [], []
+    for axis in range(3):
+        for sign in (1.0, -1.0):
+            if axis == 2 and sign < 0:
+                continue  # the bottom face rests on its support: never visible
+            face = np.zeros((len(g1), 3))
+            others = [a for a in range(3) if a != axis]
+            face[:, others[0]], face[:, others[1]], face[:, axis] = g1, g2, 0.5 * sign
+            normal = np.zeros((len(g1), 3))
+            normal[:, axis] = sign
+            points.append(face)
+            normals.append(normal)
+    return np.vstack(points), np.vstack(normals)
+
+
+def _visible_fraction(instance_id: int, shape: str, centroid: np.ndarray, extent: np.ndarray,
+                      rotation: np.ndarray, camera: CameraPose, id_image: np.ndarray) -> float:
+    """Share of the fitted shape's camera-facing surface that shows as this object in the id image."""
+    local_points, local_normals = _surface_samples(shape)
+    points = centroid + (local_points * extent) @ rotation.T
+    normals = local_normals / np.maximum(extent, 1e-6)  # normals of a scaled shape: inverse-transpose
+    normals = normals @ rotation.T
+    facing = np.einsum("ij,ij->i", normals, camera.position - points) > 0
+    if shape == "sphere":
+        facing &= local_points[:, 2] > -0.3  # the underside near the support is hidden by the support
+    if not facing.any():
+        return 0.0
+    world_to_cam = np.linalg.inv(camera.cam_to_world)
+    cam = points[facing] @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
+    k = camera.intrinsics
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.round(k[0, 0] * cam[:, 0] / cam[:, 2] + k[0, 2])
+        v = np.round(k[1, 1] * cam[:, 1] / cam[:, 2] + k[1, 2])
+    inside = (cam[:, 2] > 0) & (u >= 0) & (u < camera.width) & (v >= 0) & (v < camera.height)
+    seen = np.zeros(len(cam), dtype=bool)
+    seen[inside] = id_image[v[inside].astype(int), u[inside].astype(int)] == instance_id
+    return float(np.count_nonzero(seen) / len(cam))

@@ -1,0 +1,126 @@
+"""Spatial relations between fitted objects, exact from their 3D boxes.
+
+Semantics (shared with the simulator's ground truth, ``sim_envs``):
+
+- **Camera frame** (the default, or any other camera for perspective taking): A is ``left_of`` B when A's
+  centre has a camera-frame x smaller than B's by more than the margin; ``right_of`` mirrors it. A is
+  ``in_front_of`` B when A's centre is nearer along the optical axis (camera z) by more than the margin;
+  ``behind`` mirrors it.
+- **World frame**: as seen by a viewer standing at -x looking toward +x with z up: ``left_of`` = larger
+  world y (left is +y), ``right_of`` = smaller y, ``in_front_of`` = smaller world x (nearer that viewer),
+  ``behind`` = larger x.
+- ``above``/``below`` (every frame) use world z: A is above B when A's bottom is at or over B's top
+  (less a 1 cm tolerance). ``on_top_of`` = above and A's centre lies inside B's footprint.
+- ``distance_m`` is the distance between the two box centres.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...types import CameraPose, Relation, Scene, SceneObject
+
+#: Default margin (metres) for left/right/in front/behind: closer than this on the axis is neither.
+RELATION_MARGIN_M = 0.01
+#: Tolerance (metres) of above/below: a resting object's bottom touches its support's top.
+ABOVE_TOLERANCE_M = 0.01
+#: Visible fractions under this count as occluded; "visible" needs at least VISIBLE_MIN.
+OCCLUDED_BELOW = 0.9
+VISIBLE_MIN = 0.25
+
+#: Relation names understood by :func:`holds` (the Relation fields plus ``on_top_of``).
+RELATION_NAMES = ("left_of", "right_of", "in_front_of", "behind", "above", "below", "on_top_of")
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Whose left and front a relation uses: a camera pose, or ``None`` for the world frame."""
+
+    label: str
+    cam_to_world: np.ndarray | None
+
+    @classmethod
+    def of(cls, scene: Scene, frame: "str | CameraPose | Viewer") -> "Viewer":
+        """The viewer for a frame: ``"camera"`` (the scene's camera), ``"world"``, or a CameraPose."""
+        if isinstance(frame, Viewer):
+            return frame
+        if isinstance(frame, CameraPose):
+            return cls("camera:pose", frame.cam_to_world)
+        if frame == "world":
+            return cls("world", None)
+        return cls("camera", scene.observation.cam_to_world)
+
+    def lateral_and_depth(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rightward, away-from-viewer) coordinates of world points (N, 3)."""
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        if self.cam_to_world is None:
+            return -points[:, 1], points[:, 0]
+        world_to_cam = np.linalg.inv(self.cam_to_world)
+        cam = points @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
+        return cam[:, 0], cam[:, 2]
+
+
+def footprint_contains(obj: SceneObject, point: np.ndarray, tolerance: float = 0.0) -> bool:
+    """Whether ``point``'s horizontal position lies inside ``obj``'s oriented footprint."""
+    local = obj.obb_rotation.T @ (np.asarray(point, dtype=np.float64) - obj.centroid)
+    return bool(np.all(np.abs(local[:2]) <= obj.extent[:2] / 2 + tolerance))
+
+
+def relation(scene: Scene, subject: SceneObject, reference: SceneObject, viewer: Viewer,
+             margin_m: float = RELATION_MARGIN_M) -> Relation:
+    """The Relation of ``subject`` to ``reference`` as ``viewer`` sees it (see module docstring).
+
+    Args:
+        scene: the scene both objects belong to.
+        subject: the object being located.
+        reference: the object it is located against.
+        viewer: whose left/front to use.
+        margin_m: differences on an axis at or under this are neither left nor right (front nor behind).
+
+    Returns:
+        Relation with every boolean, the centre distance, the frame label and a confidence that falls
+        with how little of either object was seen.
+    """
+    lateral, depth = viewer.lateral_and_depth(np.stack([subject.centroid, reference.centroid]))
+    above = subject.bottom_z >= reference.top_z - ABOVE_TOLERANCE_M
+    below = reference.bottom_z >= subject.top_z - ABOVE_TOLERANCE_M
+    visibility = min(subject.visible_fraction, reference.visible_fraction)
+    return Relation(
+        subject=subject.name, reference=reference.name,
+        left_of=bool(lateral[0] < lateral[1] - margin_m), right_of=bool(lateral[0] > lateral[1] + margin_m),
+        in_front_of=bool(depth[0] < depth[1] - margin_m), behind=bool(depth[0] > depth[1] + margin_m),
+        above=bool(above), below=bool(below),
+        distance_m=float(np.linalg.norm(subject.centroid - reference.centroid)),
+        frame=viewer.label, confidence=round(0.5 + 0.5 * float(np.clip(visibility, 0.0, 1.0)), 3),
+        on_top_of=bool(above and footprint_contains(reference, subject.centroid)))
+
+
+def holds(rel: Relation, name: str) -> bool:
+    """Value of the relation field ``name`` (one of :data:`RELATION_NAMES`)."""
+    return bool(getattr(rel, name))
+
+
+def related_objects(scene: Scene, name: str, reference: SceneObject, viewer: Viewer) -> list[SceneObject]:
+    """Every other object for which ``<object> <name> <reference>`` holds, nearest to the reference first."""
+    found = [obj for obj in scene.objects
+             if obj.id != reference.id and holds(relation(scene, obj, reference, viewer), name)]
+    return sorted(found, key=lambda o: float(np.linalg.norm(o.centroid - reference.centroid)))
+
+
+def nearest_object(scene: Scene, reference: SceneObject, farthest: bool = False) -> SceneObject | None:
+    """The other object whose centre is nearest to (or farthest from) ``reference``'s; None if alone."""
+    others = [o for o in scene.objects if o.id != reference.id]
+    if not others:
+        return None
+    distances = [float(np.linalg.norm(o.centroid - reference.centroid)) for o in others]
+    return others[int(np.argmax(distances) if farthest else np.argmin(distances))]
+
+
+def nearest_to_viewer(scene: Scene, viewer: Viewer, farthest: bool = False) -> SceneObject | None:
+    """The object nearest to (farthest from) the viewer along its optical axis; None in an empty scene."""
+    if not scene.objects:
+        return None
+    _, depth = viewer.lateral_and_depth(np.stack([o.centroid for o in scene.objects]))
+    return scene.objects[int(np.argmax(depth) if farthest else np.argmin(depth))]
