@@ -31,6 +31,9 @@ NEAR_M = 0.02
 DEPTH_QUANTUM_M = 1e-4
 #: Largest splat side in pixels; a point seen from more than 4x closer than in the source leaves gaps.
 MAX_SPLAT_PX = 4
+#: A point spanning up to 1 + this many pixels still gets a 1-pixel splat: the few one-pixel cracks that
+#: leaves are closed by crack repair, which is cheaper than a 2x2 splat for every point.
+SPLAT_SLACK_PX = 0.25
 #: Two pixels belong to one surface when their depths differ by less than this fraction (plus 5 mm).
 SAME_SURFACE_REL = 0.03
 SAME_SURFACE_ABS_M = 0.005
@@ -63,11 +66,8 @@ def render_cloud(cloud: SceneCloud, camera: CameraPose, hole_fill_px: int = 2) -
         raise InvalidInputError("hole_fill_px", "an integer in [0, 16]", hole_fill_px)
 
     height, width = camera.height, camera.width
-    index = zbuffer(cloud, camera)
-    depth = np.full((height, width), np.inf, dtype=np.float32)
+    index, depth = _zbuffer(cloud, camera, splat=True)
     hit = index >= 0
-    if hit.any():
-        depth[hit] = _camera_depth(cloud.points[index[hit]], camera)
     observed = np.zeros((height, width), dtype=bool)
     observed[hit] = cloud.pixels[index[hit], 0] >= 0
 
@@ -99,19 +99,29 @@ def zbuffer(cloud: SceneCloud, camera: CameraPose, splat: bool = True) -> np.nda
     Returns:
         HxW int64 array of point indices into ``cloud``.
     """
+    return _zbuffer(cloud, camera, splat)[0]
+
+
+def _zbuffer(cloud: SceneCloud, camera: CameraPose, splat: bool) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`zbuffer`, plus the depth of the winning point at every pixel (inf where none)."""
     height, width = camera.height, camera.width
     index = np.full(height * width, -1, dtype=np.int64)
+    depth = np.full(height * width, np.inf, dtype=np.float32)
     if len(cloud) == 0:
-        return index.reshape(height, width)
+        return index.reshape(height, width), depth.reshape(height, width)
 
     cam = _to_camera(cloud.points, camera.cam_to_world)
-    z = cam[:, 2]
-    k = camera.intrinsics
+    x, y, z = cam[:, 0], cam[:, 1], cam[:, 2]
     in_front = z > NEAR_M
-    point_ids = np.flatnonzero(in_front)
-    x, y, z = cam[in_front, 0], cam[in_front, 1], z[in_front]
-    u = k[0, 0] * x / z + k[0, 2]
-    v = k[1, 1] * y / z + k[1, 2]
+    if in_front.all():  # the usual case: skip three boolean gathers
+        point_ids = np.arange(len(cloud), dtype=np.int64)
+    else:
+        point_ids = np.flatnonzero(in_front)
+        x, y, z = x[in_front], y[in_front], z[in_front]
+    k = camera.intrinsics
+    inv_z = 1.0 / z
+    u = (k[0, 0] * x) * inv_z + k[0, 2]
+    v = (k[1, 1] * y) * inv_z + k[1, 2]
 
     # Key = quantised depth in the high bits, point index in the low bits: the minimum per pixel is the
     # nearest point, and decoding the low bits says which point it was (one ufunc.at, no sort).
@@ -122,11 +132,14 @@ def zbuffer(cloud: SceneCloud, camera: CameraPose, splat: bool = True) -> np.nda
     buffer = np.full(height * width, empty_key, dtype=np.int64)
 
     if splat:
-        side = np.clip(np.ceil(_footprint_px(cloud, camera, point_ids, z) - 0.05), 1, MAX_SPLAT_PX).astype(np.int64)
+        side = np.clip(np.ceil(_footprint_px(cloud, camera, point_ids, inv_z) - SPLAT_SLACK_PX), 1, MAX_SPLAT_PX
+                       ).astype(np.int64)
     else:
         side = np.ones(z.shape, dtype=np.int64)
-    for size in np.unique(side):
+    for size in range(1, MAX_SPLAT_PX + 1):
         chosen = side == size
+        if not chosen.any():
+            continue
         # The square of `size` pixels centred on the point's continuous position (u, v).
         col0 = np.floor(u[chosen] - (size - 1) / 2.0 + 0.5).astype(np.int64)
         row0 = np.floor(v[chosen] - (size - 1) / 2.0 + 0.5).astype(np.int64)
@@ -137,9 +150,12 @@ def zbuffer(cloud: SceneCloud, camera: CameraPose, splat: bool = True) -> np.nda
                 inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
                 np.minimum.at(buffer, rows[inside] * width + cols[inside], chosen_keys[inside])
 
-    written = buffer != empty_key
+    written = np.flatnonzero(buffer != empty_key)
     index[written] = buffer[written] & ((1 << index_bits) - 1)
-    return index.reshape(height, width)
+    z_of_point = np.empty(len(cloud), dtype=np.float32)
+    z_of_point[point_ids] = z
+    depth[written] = z_of_point[index[written]]
+    return index.reshape(height, width), depth.reshape(height, width)
 
 
 def _to_camera(points: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
@@ -160,13 +176,18 @@ def _camera_depth(points: np.ndarray, camera: CameraPose) -> np.ndarray:
     return (p[:, 0] * r[0] + p[:, 1] * r[1] + p[:, 2] * r[2] + t).astype(np.float32)
 
 
-def _footprint_px(cloud: SceneCloud, camera: CameraPose, point_ids: np.ndarray, z_target: np.ndarray
+def _footprint_px(cloud: SceneCloud, camera: CameraPose, point_ids: np.ndarray, inv_z_target: np.ndarray
                   ) -> np.ndarray:
     """Target pixels spanned by one source pixel at each point: f_t * (z_s / f_s) / z_t."""
     source = cloud.source
-    z_source = _camera_depth(cloud.points[point_ids], source)
-    metres_per_source_px = np.maximum(z_source, NEAR_M) / source.intrinsics[0, 0]
-    return camera.intrinsics[0, 0] * metres_per_source_px / z_target
+    world_to_source = np.linalg.inv(source.cam_to_world).astype(np.float32)
+    r, t = world_to_source[2, :3], world_to_source[2, 3]
+    p = np.asarray(cloud.points, dtype=np.float32)
+    z_source = p[:, 0] * r[0] + p[:, 1] * r[1] + p[:, 2] * r[2] + t
+    if len(point_ids) != len(z_source):
+        z_source = z_source[point_ids]
+    scale = np.float32(camera.intrinsics[0, 0] / source.intrinsics[0, 0])
+    return scale * np.maximum(z_source, NEAR_M) * inv_z_target
 
 
 def _shift(image: np.ndarray, dr: int, dc: int, fill) -> np.ndarray:
@@ -221,10 +242,20 @@ def _fill_holes(index: np.ndarray, depth: np.ndarray, radius: int) -> np.ndarray
     filled = np.zeros(index.shape, dtype=bool)
     if radius <= 0:
         return filled
-    holes = index < 0
-    if not holes.any() or holes.all():
+    hit = index >= 0
+    if hit.all() or not hit.any():
         return filled
-    rows, cols = np.nonzero(holes)
+    # Cheap boolean pass first: only holes with content within `radius` on two opposite sides qualify.
+    bounded = np.zeros(index.shape, dtype=bool)
+    for dr, dc in _AXES:
+        ahead, behind = np.zeros_like(hit), np.zeros_like(hit)
+        for step in range(1, radius + 1):
+            ahead |= _shift(hit, dr * step, dc * step, False)
+            behind |= _shift(hit, -dr * step, -dc * step, False)
+        bounded |= ahead & behind
+    rows, cols = np.nonzero(bounded & ~hit)
+    if len(rows) == 0:
+        return filled
     height, width = index.shape
     best_depth = np.full(rows.shape, -np.inf, dtype=np.float32)
     best_r, best_c = rows.copy(), cols.copy()
