@@ -150,10 +150,26 @@ class _MujocoSimulator(_Simulator):
     def move(self, object_id: int, base: np.ndarray) -> None:
         obj = next(o for o in self.objects if int(o["id"]) == object_id)
         centre = np.asarray(base, dtype=np.float64) + [0.0, 0.0, float(obj["size"][2]) / 2]
-        self.env.unwrapped.set_object_position(object_id, centre)
+        _teleport_body(self.env.unwrapped.model, self.env.unwrapped.data, np.asarray(obj["position"]), centre)
 
     def close(self) -> None:
         self.env.close()
+
+
+def _teleport_body(model, data, position: np.ndarray, centre: np.ndarray) -> None:
+    """Puts the free-jointed body now at ``position`` (world) at ``centre``, at rest, and updates the sim."""
+    import mujoco
+
+    distance = np.linalg.norm(data.xpos - position, axis=1)
+    body = int(np.argmin(distance))
+    if distance[body] > 1e-3 or model.body_jntnum[body] != 1 \
+            or model.jnt_type[model.body_jntadr[body]] != mujoco.mjtJoint.mjJNT_FREE:
+        raise InvalidInputError("object", "a free-jointed body at the object's reported position",
+                                f"nearest body {distance[body]:.4f} m away")
+    joint = model.body_jntadr[body]
+    data.qpos[model.jnt_qposadr[joint]:model.jnt_qposadr[joint] + 3] = centre
+    data.qvel[model.jnt_dofadr[joint]:model.jnt_dofadr[joint] + 6] = 0.0
+    mujoco.mj_forward(model, data)
 
 
 class _SyntheticSimulator(_Simulator):
