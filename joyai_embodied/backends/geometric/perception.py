@@ -29,6 +29,8 @@ from .shapes import Rectangle, classify_shape, fit_sphere, min_area_rectangle
 MIN_OBJECT_POINTS = 10
 #: Points within this height of the support plane belong to it (metres) when clustering without segmentation.
 PLANE_THRESHOLD_M = 0.006
+#: Object points within this height of the support plane are left out of box fitting (metres).
+SUPPORT_BAND_M = 0.005
 #: Clustering without segmentation: voxel size and DBSCAN radius (metres).
 CLUSTER_VOXEL_M = 0.01
 CLUSTER_EPS_M = 0.018
@@ -292,14 +294,19 @@ def _fit_all(cloud: SceneCloud, depth_image: np.ndarray, id_image: np.ndarray, n
         lowest = float(np.min(cloud.points[:, 2])) if len(cloud) else 0.0
         plane = np.array([0.0, 0.0, 1.0, -lowest])
     frame = PlaneFrame.from_plane(plane)
+    on_objects = np.flatnonzero(cloud.ids > 0)
+    _, heights = frame.to_plane(cloud.points[on_objects])
+    # Points at support height carry no shape information (the box reaches the plane anyway), and they
+    # are where a mask that is a pixel off its depth image leaks onto the table behind the object.
+    keep = on_objects[heights > SUPPORT_BAND_M]
+    kept_ids = cloud.ids[keep]
     footprints = []
-    for instance_id in np.unique(cloud.ids):
-        if instance_id <= 0:
+    for instance_id in np.unique(kept_ids):
+        members = keep[kept_ids == instance_id]
+        if len(members) < MIN_OBJECT_POINTS:
             continue
-        mask = cloud.ids == instance_id
-        if np.count_nonzero(mask) < MIN_OBJECT_POINTS:
-            continue
-        footprints.append(_fit_footprint(int(instance_id), cloud.points[mask], cloud.colors[mask], frame))
+        footprints.append(_fit_footprint(int(instance_id), cloud.points[members], cloud.colors[members], frame))
+        footprints[-1].pixel_count = int(np.count_nonzero(cloud.ids == instance_id))
     _resolve_supports(footprints)
 
     objects, used = [], set()
