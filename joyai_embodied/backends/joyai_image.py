@@ -116,18 +116,23 @@ def _image_only_processor(folder: Path):
 
 
 def _bucket_processor(resolution: int, vae_scale_factor: int):
-    """The pipeline's resize-and-crop processor with its 1024-px aspect buckets scaled to ``resolution``."""
-    from diffusers.pipelines.joyimage.image_processor import JoyImageEditImageProcessor, find_best_bucket
+    """The pipeline's resize-and-crop processor with its 1024-px aspect buckets scaled to ``resolution``.
+
+    diffusers only ships buckets for a 1024 base; the same aspect ratios scaled down keep small test
+    images (and faster 512-px runs) on sizes the VAE and the transformer patches divide.
+    """
+    from diffusers.pipelines.joyimage.image_processor import JoyImageEditImageProcessor
 
     class ScaledBucketProcessor(JoyImageEditImageProcessor):
         def get_default_height_width(self, image, height=None, width=None):
             bucket = super().get_default_height_width(image, height, width)
-            scale = resolution / 1024.0
+            scale = self.resolution / 1024.0
             return tuple(max(SIZE_MULTIPLE, int(round(side * scale / SIZE_MULTIPLE)) * SIZE_MULTIPLE)
                          for side in bucket)
 
-    del find_best_bucket  # imported only to fail early on a diffusers without joyimage buckets
-    return ScaledBucketProcessor(vae_scale_factor=vae_scale_factor)
+    processor = ScaledBucketProcessor(vae_scale_factor=vae_scale_factor)
+    processor.resolution = resolution
+    return processor
 
 
 @contextlib.contextmanager
@@ -199,7 +204,7 @@ class JoyAIImageBackend(Backend):
         self.folder = resolve_checkpoint(path)
         check_checkpoint(self.folder)
         self.device, self.dtype, self.offload, self.attention = device, DTYPES[dtype], offload, attention
-        self.steps, self.guidance, self.seed, self.resolution = steps, float(guidance), int(seed), resolution
+        self.steps, self.guidance, self.seed, self._resolution = steps, float(guidance), int(seed), resolution
         self.max_new_tokens, self.temperature, self.top_p = int(max_new_tokens), float(temperature), float(top_p)
         started = time.perf_counter()
         with out_of_memory_hint(offload):
@@ -220,7 +225,7 @@ class JoyAIImageBackend(Backend):
             self.folder, text_encoder=self.mllm, processor=self.processor, tokenizer=tokenizer,
             dtype=self.dtype, local_files_only=True)
         self.pipe.set_progress_bar_config(disable=True)
-        self.pipe.vae_image_processor = _bucket_processor(self.resolution, self.pipe.vae_scale_factor_spatial)
+        self.pipe.vae_image_processor = _bucket_processor(self._resolution, self.pipe.vae_scale_factor_spatial)
         if self.attention == "flash_attention_2":
             self.pipe.transformer.set_attention_backend("flash")
         if self.offload == "model":
@@ -230,6 +235,17 @@ class JoyAIImageBackend(Backend):
                                            use_stream=True)
         else:
             self.pipe.to(self.device)
+
+    @property
+    def resolution(self) -> int:
+        """Pixel base of the generation buckets; settable between calls (e.g. 512 for faster previews)."""
+        return self._resolution
+
+    @resolution.setter
+    def resolution(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not 64 <= value <= 2048:
+            raise InvalidInputError("resolution", "an integer in [64, 2048]", value)
+        self._resolution = self.pipe.vae_image_processor.resolution = value
 
     def info(self) -> dict[str, Any]:
         return {"backend": self.name, "path": str(self.folder), "device": self.device,
