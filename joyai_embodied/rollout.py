@@ -27,6 +27,8 @@ CAMERA, MOVE_OBJECT, ROTATE_OBJECT = 0, 1, 2
 KIND_NAMES = {CAMERA: "camera", MOVE_OBJECT: "move", ROTATE_OBJECT: "rotate"}
 
 _OBSERVATION_KEYS = ("rgb", "depth", "intrinsics", "cam_to_world")
+#: Observation bounds: depth in metres (farther is clipped), and generous finite limits for K and poses.
+MAX_DEPTH_M, MAX_INTRINSIC, MAX_POSE = 100.0, 1e6, 1e4
 
 
 class WorldModelEnv(gym.Env):
@@ -57,7 +59,7 @@ class WorldModelEnv(gym.Env):
     | key            | space / dtype             | meaning                                               |
     |----------------|---------------------------|-------------------------------------------------------|
     | `rgb`          | `(H, W, 3)` uint8         | imagined image (0 where unknown)                      |
-    | `depth`        | `(H, W)` float32, metres  | z-depth; **0 where unknown** (spaces cannot hold NaN) |
+    | `depth`        | `(H, W)` float32, metres  | z-depth; **0 where unknown** (spaces cannot hold NaN), <= 100 |
     | `segmentation` | `(H, W)` int32            | instance ids, 0 = background or unknown               |
     | `valid_mask`   | `(H, W)` uint8            | 1 where supported by observed evidence, 0 filled/unknown |
     | `intrinsics`   | `(3, 3)` float64          | K of the virtual camera (the source camera's)          |
@@ -114,11 +116,11 @@ class WorldModelEnv(gym.Env):
         height, width = source.height, source.width
         self.observation_space = spaces.Dict({
             "rgb": spaces.Box(0, 255, (height, width, 3), np.uint8),
-            "depth": spaces.Box(0.0, np.inf, (height, width), np.float32),
+            "depth": spaces.Box(0.0, MAX_DEPTH_M, (height, width), np.float32),
             "segmentation": spaces.Box(0, np.iinfo(np.int32).max, (height, width), np.int32),
             "valid_mask": spaces.Box(0, 1, (height, width), np.uint8),
-            "intrinsics": spaces.Box(-np.inf, np.inf, (3, 3), np.float64),
-            "cam_to_world": spaces.Box(-np.inf, np.inf, (4, 4), np.float64),
+            "intrinsics": spaces.Box(-MAX_INTRINSIC, MAX_INTRINSIC, (3, 3), np.float64),
+            "cam_to_world": spaces.Box(-MAX_POSE, MAX_POSE, (4, 4), np.float64),
         })
         self.action_space = spaces.Dict({
             "kind": spaces.Discrete(3),
@@ -225,7 +227,7 @@ def _frame_from_observation(observation: Observation) -> dict[str, np.ndarray]:
     known = np.isfinite(depth) & (depth > 0)
     segmentation = observation.segmentation if observation.segmentation is not None \
         else np.zeros((height, width), np.int32)
-    return {"rgb": observation.rgb.copy(), "depth": np.where(known, depth, 0.0).astype(np.float32),
+    return {"rgb": observation.rgb.copy(), "depth": np.clip(np.where(known, depth, 0.0), 0.0, MAX_DEPTH_M).astype(np.float32),
             "segmentation": np.maximum(segmentation, 0).astype(np.int32),
             "valid_mask": np.ones((height, width), np.uint8) if observation.depth is None else known.astype(np.uint8),
             "intrinsics": observation.intrinsics.astype(np.float64),
@@ -239,7 +241,7 @@ def _frame_from_view(view: ImaginedView, camera: CameraPose) -> dict[str, np.nda
     height, width = camera.height, camera.width
     depth = view.depth if view.depth is not None else np.zeros((height, width), np.float32)
     segmentation = view.segmentation if view.segmentation is not None else np.zeros((height, width), np.int32)
-    return {"rgb": view.rgb.astype(np.uint8), "depth": np.nan_to_num(depth, nan=0.0).astype(np.float32),
+    return {"rgb": view.rgb.astype(np.uint8), "depth": np.clip(np.nan_to_num(depth, nan=0.0), 0.0, MAX_DEPTH_M).astype(np.float32),
             "segmentation": np.maximum(segmentation, 0).astype(np.int32),
             "valid_mask": np.asarray(view.valid_mask, dtype=np.uint8),
             "intrinsics": camera.intrinsics.copy(), "cam_to_world": camera.cam_to_world.copy()}
