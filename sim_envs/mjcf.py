@@ -62,7 +62,8 @@ def build_mjcf(objects: list[ObjectSpec], timestep: float = 0.002) -> str:
   <visual>
     <headlight ambient="0.4 0.4 0.4" diffuse="0.45 0.45 0.45" specular="0.05 0.05 0.05"/>
     <map znear="0.01" zfar="20"/>
-    <quality shadowsize="2048"/>
+    <quality shadowsize="2048" offsamples="0"/>
+    <!-- offsamples=0: no multisampling, so depth and ids are sampled at pixel centres like rgb. -->
     <global offwidth="64" offheight="64"/>
   </visual>
   <worldbody>

@@ -103,9 +103,10 @@ class TabletopSpatialEnv(gym.Env):
             "rgb": spaces.Box(0, 255, (h, w, 3), np.uint8),
             "depth": spaces.Box(0.0, FAR_M, (h, w), np.float32),
             "segmentation": spaces.Box(0, MAX_OBJECTS, (h, w), np.int32),
-            "intrinsics": spaces.Box(-np.inf, np.inf, (3, 3), np.float64),
-            "cam_to_world": spaces.Box(-np.inf, np.inf, (4, 4), np.float64),
-            "robot_state": spaces.Box(-np.inf, np.inf, (6,), np.float32),
+            "intrinsics": spaces.Box(0.0, 1e6, (3, 3), np.float64),
+            "cam_to_world": spaces.Box(-10.0, 10.0, (4, 4), np.float64),  # unit rotation, metres
+            "robot_state": spaces.Box(np.array([*EE_LOW, 0, 0, 0], np.float32),
+                                      np.array([*EE_HIGH, 1, 1, MAX_OBJECTS], np.float32)),
         })
         if action_mode == "ee":
             self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
@@ -370,7 +371,8 @@ class TabletopSpatialEnv(gym.Env):
 
         Args:
             cam_to_world: 4x4 OpenCV camera pose (rotation part orthonormal, right-handed).
-            intrinsics: 3x3 K for an image of ``width`` x ``height``.
+            intrinsics: 3x3 K for an image of ``width`` x ``height``; square pixels (fx == fy), any
+                principal point.
             width: image width in pixels.
             height: image height in pixels.
 
@@ -391,8 +393,11 @@ class TabletopSpatialEnv(gym.Env):
             raise InvalidInputError("cam_to_world", "a rotation (orthonormal, det +1) in its top-left 3x3",
                                     np.array2string(rotation, precision=3))
         k = np.asarray(intrinsics, dtype=np.float64)
-        if k.shape != (3, 3) or not np.all(np.isfinite(k)) or k[0, 0] <= 0 or k[1, 1] <= 0:
-            raise InvalidInputError("intrinsics", "a 3x3 K with positive focal lengths", getattr(k, "shape", k))
+        if (k.shape != (3, 3) or not np.all(np.isfinite(k)) or k[0, 0] <= 0
+                or not np.isclose(k[0, 0], k[1, 1], rtol=1e-6) or k[0, 1] != 0):
+            # OpenGL's frustum here fixes the horizontal scale from the aspect ratio: square pixels only.
+            raise InvalidInputError("intrinsics", "a 3x3 K with fx == fy > 0 and no skew (square pixels)",
+                                    np.array2string(k, precision=3))
         return self._renderer(width, height).render(self.data, pose, k, self._geom_to_instance)
 
     def render(self):
