@@ -34,6 +34,8 @@ SUPPORT_BAND_M = 0.005
 #: Clustering without segmentation: voxel size and DBSCAN radius (metres).
 CLUSTER_VOXEL_M = 0.01
 CLUSTER_EPS_M = 0.018
+#: Clusters whose lowest point is higher than this above the plane are not standing on it (metres).
+MAX_FLOAT_M = 0.03
 #: Things taller than this above the plane are not tabletop objects (walls, the robot's upper arm).
 MAX_OBJECT_HEIGHT_M = 0.5
 #: A footprint shorter than this share of the shape prior's expected side is completed.
@@ -211,6 +213,32 @@ def _support_plane_from_background(points: np.ndarray, ids: np.ndarray, camera: 
     return None if plane is None else _orient_up(plane, camera)
 
 
+def _table_plane(o3d, sample: np.ndarray, camera: CameraPose) -> tuple[np.ndarray, np.ndarray]:
+    """The support plane among the largest planes of ``sample``, and its inlier points.
+
+    The largest plane in view is often the floor. Up to three planes are peeled off by RANSAC; of those
+    parallel to the largest and holding at least 5% of the points, the one nearest the camera (the
+    table top rather than the floor under it) is the support.
+    """
+    o3d.utility.random.seed(_RNG_SEED)
+    remaining = sample
+    planes: list[tuple[np.ndarray, np.ndarray]] = []
+    for _ in range(3):
+        if len(remaining) < max(50, 0.05 * len(sample)):
+            break
+        pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(remaining))
+        model, inliers = pcd.segment_plane(distance_threshold=PLANE_THRESHOLD_M, ransac_n=3, num_iterations=200)
+        inliers = np.asarray(inliers, dtype=np.int64)
+        if len(inliers) < 0.05 * len(sample):
+            break
+        planes.append((_orient_up(np.asarray(model), camera), remaining[inliers]))
+        remaining = np.delete(remaining, inliers, axis=0)
+    largest = planes[0][0]
+    parallel = [(plane, pts) for plane, pts in planes if abs(plane[:3] @ largest[:3]) > 0.95]
+    # Signed height of the camera above each plane: the smallest is the plane nearest the camera.
+    return min(parallel, key=lambda item: item[0][:3] @ camera.position + item[0][3])
+
+
 def _segment_without_labels(points: np.ndarray, camera: CameraPose) -> tuple[np.ndarray, np.ndarray | None]:
     """Support plane by Open3D RANSAC, then DBSCAN clusters of what stands on it (ids 1..n, largest first)."""
     import open3d as o3d
@@ -218,14 +246,11 @@ def _segment_without_labels(points: np.ndarray, camera: CameraPose) -> tuple[np.
     ids = np.zeros(len(points), dtype=np.int32)
     if len(points) < 3:
         return ids, None
-    stride = max(1, len(points) // 30000)
-    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points[::stride].astype(np.float64)))
-    o3d.utility.random.seed(_RNG_SEED)
-    model, inliers = pcd.segment_plane(distance_threshold=PLANE_THRESHOLD_M, ransac_n=3, num_iterations=300)
-    plane = _orient_up(np.asarray(model), camera)
+    sample = points[:: max(1, len(points) // 30000)].astype(np.float64)
+    plane, inliers = _table_plane(o3d, sample, camera)
     frame = PlaneFrame.from_plane(plane)
     ab, h = frame.to_plane(points)
-    inlier_ab = frame.to_plane(points[::stride][np.asarray(inliers, dtype=np.int64)])[0]
+    inlier_ab = frame.to_plane(inliers)[0]
     lo, hi = np.percentile(inlier_ab, [0.5, 99.5], axis=0)
     above = (h > PLANE_THRESHOLD_M) & (h < MAX_OBJECT_HEIGHT_M) & np.all((ab >= lo) & (ab <= hi), axis=1)
     if not above.any():
@@ -237,8 +262,14 @@ def _segment_without_labels(points: np.ndarray, camera: CameraPose) -> tuple[np.
     centres = o3d.geometry.PointCloud(o3d.utility.Vector3dVector((voxels + 0.5) * CLUSTER_VOXEL_M))
     labels = np.asarray(centres.cluster_dbscan(eps=CLUSTER_EPS_M, min_points=2))
     point_labels = labels[voxel_of_point.reshape(-1)]
-    counts = np.bincount(point_labels[point_labels >= 0]) if (point_labels >= 0).any() else np.zeros(0, int)
-    order = [label for label in np.argsort(-counts, kind="stable") if counts[label] >= MIN_OBJECT_POINTS]
+    clustered = point_labels >= 0
+    counts = np.bincount(point_labels[clustered]) if clustered.any() else np.zeros(0, int)
+    lowest = np.full(len(counts), np.inf)
+    np.minimum.at(lowest, point_labels[clustered], h[above][clustered])
+    # A tabletop object reaches down to the table (or stands on one that does); a cluster hanging in
+    # the air above it is something else (the robot's gripper).
+    order = [label for label in np.argsort(-counts, kind="stable")
+             if counts[label] >= MIN_OBJECT_POINTS and lowest[label] < MAX_FLOAT_M]
     relabel = np.zeros(len(counts) + 1, dtype=np.int32)  # index -1 (noise) maps to the last slot = 0
     for new_id, label in enumerate(order, start=1):
         relabel[label] = new_id
