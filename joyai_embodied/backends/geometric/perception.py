@@ -5,7 +5,7 @@ Pipeline (:func:`lift_observation`):
 1. Every valid depth pixel becomes a coloured world point (``SceneCloud``).
 2. Instance ids come from the segmentation image when there is one (id 0 = table/background). Without
    one, the support plane is found by RANSAC (Open3D ``segment_plane``) and what stands on it is clustered
-   (Open3D DBSCAN on a 1 cm voxel grid), giving ids 1..n, largest first.
+   (Open3D DBSCAN on a 6 mm voxel grid), giving ids 1..n, largest first.
 3. The support plane is always estimated (from id-0 points around the objects, or the RANSAC above).
 4. Each object gets a full 3D box (:func:`fit_objects`): its footprint is the minimum-area rectangle of its
    points projected on the plane, its bottom is the plane (or the top of the object it stands on), its top
@@ -32,10 +32,12 @@ PLANE_THRESHOLD_M = 0.006
 #: Object points within this height of the support plane are left out of box fitting (metres).
 SUPPORT_BAND_M = 0.005
 #: Clustering without segmentation: voxel size and DBSCAN radius (metres).
-CLUSTER_VOXEL_M = 0.01
-CLUSTER_EPS_M = 0.018
+CLUSTER_VOXEL_M = 0.006
+CLUSTER_EPS_M = 0.011
 #: Clusters whose lowest point is higher than this above the plane are not standing on it (metres).
 MAX_FLOAT_M = 0.03
+#: Without segmentation, voxels up to this height are the "low band" where plates lie (metres).
+LOW_BAND_M = 0.02
 #: Things taller than this above the plane are not tabletop objects (walls, the robot's upper arm).
 MAX_OBJECT_HEIGHT_M = 0.5
 #: A footprint shorter than this share of the shape prior's expected side is completed.
@@ -256,12 +258,11 @@ def _segment_without_labels(points: np.ndarray, camera: CameraPose) -> tuple[np.
     if not above.any():
         return ids, plane
 
-    # Cluster voxel centres rather than every pixel: same result at a fraction of the cost.
-    keys = np.floor(points[above] / CLUSTER_VOXEL_M).astype(np.int64)
+    # Cluster voxels in plane coordinates (a, b, height) rather than every pixel: same result at a
+    # fraction of the cost, and a voxel's column says what stands where.
+    keys = np.floor(np.column_stack([ab[above], h[above]]) / CLUSTER_VOXEL_M).astype(np.int64)
     voxels, voxel_of_point = np.unique(keys, axis=0, return_inverse=True)
-    centres = o3d.geometry.PointCloud(o3d.utility.Vector3dVector((voxels + 0.5) * CLUSTER_VOXEL_M))
-    labels = np.asarray(centres.cluster_dbscan(eps=CLUSTER_EPS_M, min_points=2))
-    point_labels = labels[voxel_of_point.reshape(-1)]
+    point_labels = _cluster_voxels(o3d, voxels)[voxel_of_point.reshape(-1)]
     clustered = point_labels >= 0
     counts = np.bincount(point_labels[clustered]) if clustered.any() else np.zeros(0, int)
     lowest = np.full(len(counts), np.inf)
@@ -275,6 +276,39 @@ def _segment_without_labels(points: np.ndarray, camera: CameraPose) -> tuple[np.
         relabel[label] = new_id
     ids[above] = relabel[point_labels]
     return ids, plane
+
+
+def _cluster_voxels(o3d, voxels: np.ndarray) -> np.ndarray:
+    """DBSCAN labels (-1 = noise) of occupied voxels given as integer (a, b, height) cells.
+
+    Plates are barely taller than a voxel and things stand next to or on them, so one DBSCAN would merge
+    them. Voxels above the low band are clustered first; a low voxel joins a tall cluster only when it
+    lies in a column that cluster occupies (the lower part of that object), and the rest of the low band
+    is clustered on its own (the plates).
+    """
+    centres = (voxels + 0.5) * CLUSTER_VOXEL_M
+    tall = centres[:, 2] > LOW_BAND_M
+    labels = np.full(len(voxels), -1, dtype=np.int64)
+
+    def dbscan(mask: np.ndarray) -> np.ndarray:
+        pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(centres[mask]))
+        return np.asarray(pcd.cluster_dbscan(eps=CLUSTER_EPS_M, min_points=2), dtype=np.int64)
+
+    next_label = 0
+    if tall.any():
+        labels[tall] = dbscan(tall)
+        next_label = int(labels.max()) + 1
+        owner: dict[tuple[int, int], int] = {}
+        for column, label in zip(map(tuple, voxels[tall, :2].tolist()), labels[tall].tolist()):
+            if label >= 0:
+                owner.setdefault(column, label)
+        for i in np.flatnonzero(~tall):
+            labels[i] = owner.get((int(voxels[i, 0]), int(voxels[i, 1])), -1)
+    low = ~tall & (labels < 0)
+    if low.any():
+        low_labels = dbscan(low)
+        labels[low] = np.where(low_labels >= 0, low_labels + next_label, -1)
+    return labels
 
 
 # -- object fitting -------------------------------------------------------------------------------------
