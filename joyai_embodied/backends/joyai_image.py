@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 from ..camera import orbit, project
 from ..errors import BackendUnavailableError, CheckpointError, ImpossibleCameraMoveError, InvalidInputError
 from ..types import (Answer, CameraMove, CameraPose, Edit, ImaginedView, MoveObject, Observation, Relation,
-                     RotateObject, Scene, SceneObject)
+                     Scene, SceneObject)
 from . import joyai_image_prompts as prompts
 from .base import Backend, Frame
 from .joyai_image_tiny import write_tiny_checkpoint
@@ -416,7 +416,7 @@ class JoyAIImageBackend(Backend):
 
     def answer_with_imagination(self, scene: Scene, question: str, max_views: int = 4) -> Answer:
         """Imagines up to ``max_views`` views (one batch), then asks with the real and imagined images."""
-        moves = helpful_moves(question)[:max_views]
+        moves = prompts.helpful_moves(question)[:max_views]
         views = tuple(self.imagine_batch(scene, moves)) if moves else ()
         kind = prompts.question_kind(question)
         text = prompts.evidence_prompt(moves, prompts.question_prompt(question, kind))
@@ -429,22 +429,6 @@ def _flash_attn_installed() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("flash_attn") is not None
-
-
-_DEPTH_WORDS = ("front", "behind", "closer", "farther", "further", "nearer", "occlud", "hidden")
-
-
-def helpful_moves(question: str) -> list[CameraMove]:
-    """Views worth imagining for ``question``, most useful first.
-
-    Depth questions (in front of / behind / hidden) are hard from one image, so a view from above and
-    side views come first; otherwise moderate turns to either side, then from above.
-    """
-    sides = [CameraMove(yaw_deg=45.0), CameraMove(yaw_deg=-45.0)]
-    above = CameraMove(pitch_deg=30.0)
-    if any(word in question.lower() for word in _DEPTH_WORDS):
-        return [above, CameraMove(yaw_deg=90.0), CameraMove(yaw_deg=-90.0), *sides]
-    return [*sides, above, CameraMove(yaw_deg=90.0), CameraMove(yaw_deg=-90.0)]
 
 
 def move_towards(observed: CameraPose, target: CameraPose, pivot: np.ndarray) -> CameraMove:

@@ -105,6 +105,22 @@ def rotate_prompt(object_name: str, yaw_deg: float) -> str:
     return f"Rotate the {object_name} to show the {rotation_view(yaw_deg)} side view."
 
 
+_DEPTH_WORDS = ("front", "behind", "closer", "farther", "further", "nearer", "occlud", "hidden")
+
+
+def helpful_moves(question: str) -> list[CameraMove]:
+    """Views worth imagining for ``question``, most useful first.
+
+    Depth questions (in front of / behind / hidden) are hard from one image, so a view from above and
+    side views come first; otherwise moderate turns to either side, then from above.
+    """
+    sides = [CameraMove(yaw_deg=45.0), CameraMove(yaw_deg=-45.0)]
+    above = CameraMove(pitch_deg=30.0)
+    if any(word in question.lower() for word in _DEPTH_WORDS):
+        return [above, CameraMove(yaw_deg=90.0), CameraMove(yaw_deg=-90.0), *sides]
+    return [*sides, above, CameraMove(yaw_deg=90.0), CameraMove(yaw_deg=-90.0)]
+
+
 # -- understanding ----------------------------------------------------------------------------------
 
 RELATION_KEYS = ("left_of", "right_of", "in_front_of", "behind", "above", "below", "on_top_of")
