@@ -117,6 +117,7 @@ class TabletopSpatialEnv(gym.Env):
                 "position": spaces.Box(-2.0, 2.0, (3,), np.float32),
             })
         self._renderers: dict[tuple[int, int], FrameRenderer] = {}
+        self._poses = {name: (camera_to_world(name), camera_intrinsics(name, w, h)) for name in CAMERAS}
         self.model: mujoco.MjModel | None = None
         self.data: mujoco.MjData | None = None
 
@@ -143,7 +144,7 @@ class TabletopSpatialEnv(gym.Env):
         self._simulate(250)  # let contacts settle (stacks, spheres) before anything is measured
 
         self._instruction, self._target = generate_instruction(
-            self.np_random, self._objects(), self.camera, {name: camera_to_world(name) for name in CAMERAS})
+            self.np_random, self._objects(), self.camera, {name: pose for name, (pose, _) in self._poses.items()})
         return self._observation(), self._info(None)
 
     def step(self, action):
@@ -363,7 +364,8 @@ class TabletopSpatialEnv(gym.Env):
         Raises:
             InvalidInputError: unknown camera name.
         """
-        return camera_to_world(name), camera_intrinsics(name, self.width, self.height)
+        cam_to_world, intrinsics = self._poses[check_camera_name(name)]
+        return cam_to_world.copy(), intrinsics.copy()
 
     def render_view(self, cam_to_world: np.ndarray, intrinsics: np.ndarray, width: int,
                     height: int) -> dict[str, np.ndarray]:

@@ -244,3 +244,16 @@ def test_async_vector_env_with_spawn():
         assert info["instruction"][0] != info["instruction"][1] or info["objects"][0] != info["objects"][1]
     finally:
         envs.close()
+
+
+def test_import_picks_headless_gl_and_stays_light():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+    code = "import os, sys, sim_envs; print(os.environ['MUJOCO_GL'], 'mujoco' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    backend, mujoco_imported = out.stdout.split()
+    assert backend in ("egl", "osmesa") and mujoco_imported == "False"

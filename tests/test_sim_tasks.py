@@ -113,7 +113,6 @@ def test_some_seeds_stack_and_some_hide_objects(episodes):
             seen = obs["segmentation"][int(round(v)), int(round(u))]
             if seen not in (0, obj["id"]) and obs["depth"][int(round(v)), int(round(u))] < depth:
                 occluded += 1  # its centre is hidden behind another object from the front camera
-    print(stacked, occluded)
     assert stacked >= 3 and occluded >= 3, (stacked, occluded)
 
 
