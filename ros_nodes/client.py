@@ -32,7 +32,7 @@ from rclpy.node import Node
 from rclpy.task import Future
 
 from joyai_embodied.errors import RequestTimeoutError
-from joyai_embodied.types import ImaginedView, Observation, Relation, SceneObject
+from joyai_embodied.types import CameraPose, ImaginedView, Observation, Relation, SceneObject
 
 from . import IMAGINE_ACTION, SPATIAL_QUERY_SERVICE, conversions
 
@@ -50,6 +50,7 @@ class SpatialQueryResult:
 
     success: bool
     error: str = ""
+    error_type: str = ""
     answer: str = ""
     value: float = math.nan
     unit: str = ""
@@ -72,6 +73,7 @@ class ImagineResult:
     status: str
     success: bool = False
     error: str = ""
+    error_type: str = ""
     view: ImaginedView | None = None
     objects: list[SceneObject] = field(default_factory=list)
     feedback: list[tuple[float, str]] = field(default_factory=list)
@@ -116,7 +118,7 @@ class WorldModelClient(Node):
 
     # -- spatial query --------------------------------------------------------------------------
     def spatial_query_async(self, observation: Observation | None = None, question: str = "", subject: str = "",
-                            reference: str = "", frame: str = "camera",
+                            reference: str = "", frame: str | CameraPose = "camera",
                             labels: Mapping[int, str] | None = None) -> Future:
         """Sends a SpatialQuery; the future's result is the raw response (see :meth:`to_query_result`).
 
@@ -124,16 +126,21 @@ class WorldModelClient(Node):
             observation: the frame to ask about; None uses the node's latest subscribed frames.
             question: free-text question (may be empty when subject/reference are set).
             subject, reference: ask the relation of subject to reference.
-            frame: "camera" (viewer-relative) or "world".
+            frame: "camera" (viewer-relative), "world", or a CameraPose to take that camera's perspective.
             labels: ``{segmentation id: name}``; replaces the observation's labels (also with use_latest).
         """
-        request = self._srv_type.Request(question=question, subject=subject, reference=reference, frame=frame)
+        request = self._srv_type.Request(question=question, subject=subject, reference=reference)
+        if isinstance(frame, CameraPose):
+            request.frame = "viewpoint"
+            conversions.fill_camera_fields(request.viewpoint_info, request.viewpoint_pose, frame)
+        else:
+            request.frame = frame
         _fill_scene(request, observation, labels)
         return self._query_client.call_async(request)
 
     def spatial_query(self, observation: Observation | None = None, question: str = "", subject: str = "",
-                      reference: str = "", frame: str = "camera", labels: Mapping[int, str] | None = None,
-                      timeout_s: float = 10.0) -> SpatialQueryResult:
+                      reference: str = "", frame: str | CameraPose = "camera",
+                      labels: Mapping[int, str] | None = None, timeout_s: float = 10.0) -> SpatialQueryResult:
         """Blocking :meth:`spatial_query_async`.
 
         Returns:
@@ -149,15 +156,15 @@ class WorldModelClient(Node):
     def to_query_result(response: Any) -> SpatialQueryResult:
         """Converts a SpatialQuery response message into a :class:`SpatialQueryResult`."""
         if not response.success:
-            return SpatialQueryResult(False, response.error)
+            return SpatialQueryResult(False, response.error, response.error_type)
         relation = conversions.relation_from_msg(response.relation) if response.relation.subject else None
-        return SpatialQueryResult(True, "", response.answer, float(response.value), response.unit,
+        return SpatialQueryResult(True, "", "", response.answer, float(response.value), response.unit,
                                   float(response.confidence), relation,
                                   [conversions.scene_object_from_msg(o) for o in response.objects])
 
     # -- imagination ----------------------------------------------------------------------------
     def imagine_async(self, observation: Observation | None = None, yaw_deg: float = 0.0, pitch_deg: float = 0.0,
-                      zoom: float = 1.0, edit: str = "", object_name: str = "",
+                      zoom: float = 1.0, viewpoint: CameraPose | None = None, edit: str = "", object_name: str = "",
                       target: Sequence[float] = (0.0, 0.0, 0.0), rotate_yaw_deg: float = 0.0,
                       seed: int | None = None, labels: Mapping[int, str] | None = None,
                       feedback_callback: Callable[[float, str], None] | None = None) -> Future:
@@ -166,6 +173,7 @@ class WorldModelClient(Node):
         Args:
             observation: the frame to imagine from; None uses the node's latest subscribed frames.
             yaw_deg, pitch_deg, zoom: camera move about the scene centre.
+            viewpoint: an explicit camera to imagine from instead of the move.
             edit: "" (none), "move" (object_name to ``target``, world xyz of its base centre) or
                 "rotate" (object_name by ``rotate_yaw_deg`` about world z).
             seed: for learned backends; None = unseeded.
@@ -176,6 +184,9 @@ class WorldModelClient(Node):
                                       edit=edit, object_name=object_name, rotate_yaw_deg=float(rotate_yaw_deg),
                                       seed=-1 if seed is None else int(seed))
         goal.target.x, goal.target.y, goal.target.z = (float(v) for v in target)
+        if viewpoint is not None:
+            goal.use_viewpoint = True
+            conversions.fill_camera_fields(goal.viewpoint_info, goal.viewpoint_pose, viewpoint)
         _fill_scene(goal, observation, labels)
         self._feedback = []
 
@@ -226,7 +237,8 @@ class WorldModelClient(Node):
         """Converts a ``get_result_async`` outcome (status + result message) into an :class:`ImagineResult`."""
         result = wrapped.result
         status = _STATUS.get(int(wrapped.status), f"status {wrapped.status}")
-        outcome = ImagineResult(status, bool(result.success), result.error, feedback=list(self._feedback))
+        outcome = ImagineResult(status, bool(result.success), result.error, result.error_type,
+                                feedback=list(self._feedback))
         if result.success:
             outcome.view = conversions.view_from_result(result)
             outcome.objects = [conversions.scene_object_from_msg(o) for o in result.objects]
@@ -258,6 +270,18 @@ def _fill_scene(message: Any, observation: Observation | None, labels: Mapping[i
     if labels is not None:
         message.label_ids = [int(i) for i in labels]
         message.label_names = [str(n) for n in labels.values()]
+
+
+def error_from_result(result: SpatialQueryResult | ImagineResult) -> Exception:
+    """The core exception a failed result stands for (same class when it is one of joyai_embodied.errors)."""
+    from joyai_embodied import errors
+
+    cls = getattr(errors, result.error_type, None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.JoyAIError)):
+        cls = errors.RemoteError
+    exc = cls.__new__(cls)  # the message is already formatted; skip the class's own formatting
+    Exception.__init__(exc, result.error or getattr(result, "status", "failed"))
+    return exc
 
 
 def labels_of(objects: Sequence[Mapping[str, Any]]) -> dict[int, str]:

@@ -19,7 +19,7 @@ from geometry_msgs.msg import Point, Pose, Vector3
 from sensor_msgs.msg import CameraInfo, Image
 
 from joyai_embodied.errors import InvalidInputError
-from joyai_embodied.types import ImaginedView, Observation, Relation, SceneObject
+from joyai_embodied.types import CameraPose, ImaginedView, Observation, Relation, SceneObject
 
 # encoding -> (dtype, channels). Multi-byte types are little-endian unless the message says otherwise.
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -213,6 +213,23 @@ def matrix_to_pose(matrix: np.ndarray) -> Pose:
     pose.position.x, pose.position.y, pose.position.z = (float(v) for v in m[:3, 3])
     pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (float(v) for v in q)
     return pose
+
+
+def camera_from_fields(info: CameraInfo, pose: Pose, field: str = "viewpoint") -> CameraPose:
+    """A core CameraPose from a CameraInfo (k, width, height) and a cam_to_world Pose."""
+    if info.width == 0 or info.height == 0:
+        raise InvalidInputError(f"{field}_info.width/height", "the viewpoint's image size", "0x0")
+    k = intrinsics_from_camera_info(info, int(info.width), int(info.height), f"{field}_info")
+    return CameraPose(pose_to_matrix(pose, f"{field}_pose"), k, int(info.width), int(info.height))
+
+
+def fill_camera_fields(info_target: CameraInfo, pose_target: Pose, camera: CameraPose) -> None:
+    """Writes a core CameraPose into a (CameraInfo, Pose) pair of message fields, in place."""
+    info = camera_info_from_intrinsics(camera.intrinsics, camera.width, camera.height)
+    pose = matrix_to_pose(camera.cam_to_world)
+    info_target.width, info_target.height, info_target.k = info.width, info.height, info.k
+    info_target.p, info_target.r, info_target.d, info_target.distortion_model = info.p, info.r, info.d, "plumb_bob"
+    pose_target.position, pose_target.orientation = pose.position, pose.orientation
 
 
 def labels_from_fields(ids: Sequence[int], names: Sequence[str]) -> dict[int, str] | None:

@@ -1,7 +1,7 @@
 """``imagination_node``: the world model's novel-view imagination as the ``/joyai/imagine`` action.
 
 A goal carries (or, with ``use_latest``, points at) an RGB-D frame, a camera move about the scene
-centre and an optional object edit. The node runs the stages observe -> edit -> imagine -> encode,
+centre (or an explicit camera, ``use_viewpoint``) and an optional object edit. The node runs the stages observe -> edit -> imagine -> encode,
 publishing feedback (``progress``, ``stage``) before each. Cancel is honoured within ~10 ms: each
 model stage runs in a worker thread while the action thread watches for a cancel request (an
 abandoned stage finishes in the background; its result is dropped).
@@ -70,17 +70,21 @@ class ImaginationNode(Node):
             result.success, result.error = False, "canceled by the client"
             goal_handle.canceled()
         except JoyAIError as exc:
-            result.success, result.error = False, str(exc)
+            result.success, result.error, result.error_type = False, str(exc), type(exc).__name__
             goal_handle.abort()
         except Exception as exc:  # a backend bug must not kill the server
             self.get_logger().error(f"imagine failed: {exc!r}")
             result.success, result.error = False, f"internal error: {type(exc).__name__}: {exc}"
+            result.error_type = "InternalError"
             goal_handle.abort()
         return result
 
     def _imagine(self, goal_handle: Any, result: Any) -> None:
         goal = goal_handle.request
-        move = CameraMove(yaw_deg=goal.yaw_deg, pitch_deg=goal.pitch_deg, zoom=goal.zoom or 1.0)
+        if goal.use_viewpoint:
+            move = conversions.camera_from_fields(goal.viewpoint_info, goal.viewpoint_pose)
+        else:
+            move = CameraMove(yaw_deg=goal.yaw_deg, pitch_deg=goal.pitch_deg, zoom=goal.zoom or 1.0)
         edit = edit_from_goal(goal)
         seed = None if goal.seed < 0 else int(goal.seed)
         wm = self.model.world_model

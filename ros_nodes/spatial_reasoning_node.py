@@ -20,7 +20,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.node import Node
 
 from joyai_embodied.errors import InvalidInputError, JoyAIError
-from joyai_embodied.types import Relation
+from joyai_embodied.types import CameraPose, Relation
 
 from . import SPATIAL_QUERY_SERVICE, conversions
 from .common import LatestFrames, SharedModel, answer_value, declare_model_parameters, load_model, observation_for
@@ -57,14 +57,15 @@ class SpatialReasoningNode(Node):
             self._answer(request, response)
             response.success = True
         except JoyAIError as exc:
-            response.success, response.error = False, str(exc)
+            response.success, response.error, response.error_type = False, str(exc), type(exc).__name__
         except Exception as exc:  # a backend bug must not kill the service; report it, keep serving
             self.get_logger().error(f"spatial query failed: {exc!r}")
             response.success, response.error = False, f"internal error: {type(exc).__name__}: {exc}"
+            response.error_type = "InternalError"
         return response
 
     def _answer(self, request: Any, response: Any) -> None:
-        frame = _frame(request.frame)
+        frame = _frame(request)
         subject, reference = request.subject.strip(), request.reference.strip()
         if bool(subject) != bool(reference):
             missing = "reference" if subject else "subject"
@@ -92,10 +93,12 @@ class SpatialReasoningNode(Node):
             response.value, response.unit, response.confidence = float(len(names)), "count", 1.0
 
 
-def _frame(value: str) -> str:
-    frame = value.strip() or "camera"
+def _frame(request: Any) -> str | CameraPose:
+    frame = request.frame.strip() or "camera"
+    if frame == "viewpoint":
+        return conversions.camera_from_fields(request.viewpoint_info, request.viewpoint_pose)
     if frame not in ("camera", "world"):
-        raise InvalidInputError("frame", "'camera', 'world' or empty (camera)", repr(value))
+        raise InvalidInputError("frame", "'camera', 'world', 'viewpoint' or empty (camera)", repr(request.frame))
     return frame
 
 

@@ -6,6 +6,7 @@ run's own; the node process inherits both. Answers are checked against the simul
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import subprocess
@@ -289,3 +290,38 @@ def test_eight_concurrent_clients_each_get_every_answer_once(node_process, scene
     assert len(answers) == 160
     for (index, k), names in answers.items():
         assert names == pairs[(index * 20 + k) % len(pairs)]
+
+
+def test_ros_backend_gives_the_in_process_answers(client, scene):
+    from joyai_embodied import MoveObject, WorldModel
+    from joyai_embodied.camera import look_at
+    from joyai_embodied.types import CameraPose
+    from ros_nodes.ros_backend import RosBackend
+
+    observation, objects = scene
+    local = WorldModel.load("geometric")
+    remote = WorldModel(RosBackend(start_nodes=False, timeout_s=30))
+    try:
+        names = [o["name"] for o in objects]
+        local_scene, remote_scene = local.observe(observation), remote.observe(observation)
+        assert sorted(remote_scene.object_names()) == sorted(local_scene.object_names())
+        side = CameraPose(look_at([0.0, -1.0, 0.9], [0.0, 0.0, 0.4]), observation.intrinsics,
+                          observation.width, observation.height)
+        for frame in ("camera", side):
+            over_ros = remote.relation(remote_scene, names[0], names[1], frame=frame)
+            in_process = local.relation(local_scene, names[0], names[1], frame=frame)
+            # confidence travels as float32
+            assert over_ros.confidence == pytest.approx(in_process.confidence, abs=1e-6)
+            assert dataclasses.replace(over_ros, confidence=0.0) == dataclasses.replace(in_process, confidence=0.0)
+        with pytest.raises(Exception, match="unknown object 'golden teapot'") as exc:
+            remote.relation(remote_scene, "golden teapot", names[0])
+        assert type(exc.value).__name__ == "UnknownObjectError"
+        view = remote.imagine(remote_scene, side)
+        np.testing.assert_allclose(view.cam_to_world, side.cam_to_world, atol=1e-9)
+        mover = next(o for o in objects if o["shape"] != "plate")
+        edited = remote.edit(remote_scene, MoveObject(mover["name"], to=[0.0, 0.0, 0.40]))
+        moved = next(o for o in edited.objects if o.name == mover["name"])
+        np.testing.assert_allclose(moved.centroid[:2], [0.0, 0.0], atol=0.02)
+    finally:
+        remote.close()
+        local.close()
