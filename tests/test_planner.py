@@ -110,6 +110,10 @@ def test_planner_solves_each_template(env, wm, template):
     assert episode.verification.verified  # the world model agrees with the simulator
     kinds = {q.kind for q in episode.plan.queries}
     assert "observe" in kinds and "verify" in {episode.verification.query.kind}
+    # Before acting, the world model predicted the outcome by editing the scene and imagining it.
+    predict = [q for q in episode.plan.queries if q.kind == "predict"]
+    assert len(predict) == 1 and predict[0].answer == "yes"
+    assert any(r.label == "predicted outcome" for r in episode.plan.imagined)
     if template in (2, 3, 5):
         assert "relation" in kinds
     if template == 4:

@@ -30,7 +30,7 @@ class RandomChoicePlanner(Planner):
     """
 
     def __init__(self, wm: WorldModel, seed: int = 0):
-        super().__init__(wm, search_moves=(), imagine_perspective=False)
+        super().__init__(wm, search_moves=(), imagine_perspective=False, preview=False)
         self.rng = np.random.default_rng(seed)
 
     def choose(self, plan: Plan, scene: Scene, goal: Goal, candidates: list[SceneObject], reference: SceneObject,

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..camera import to_camera
 from ..errors import AmbiguousObjectError, JoyAIError, UnknownObjectError
-from ..types import CameraMove, CameraPose, ImaginedView, Scene, SceneObject
+from ..types import CameraMove, CameraPose, ImaginedView, MoveObject, Scene, SceneObject
 from ..world_model import WorldModel
 from .instructions import Goal, InstructionError, parse_instruction
 
@@ -46,8 +46,8 @@ class Query:
     """One question the planner asked the world model and what it answered (kept for the report).
 
     Attributes:
-        kind: ``"observe"``, ``"relation"``, ``"distance"``, ``"find"``, ``"imagine"``,
-            ``"answer_with_imagination"`` or ``"verify"``.
+        kind: ``"observe"``, ``"find"``, ``"relation"``, ``"distance"``, ``"imagine"``, ``"predict"``
+            or ``"verify"``.
         question: the question in words.
         answer: the answer in words.
         frame: frame of any directions (``"camera"``, ``"camera:side"``...).
@@ -220,10 +220,14 @@ class Planner:
         imagine_perspective: for "from the <camera> camera" instructions, also imagine the scene from
             that camera and re-observe it (the view goes in the report, and the relation found in it
             is cross-checked against the direct one).
+        preview: before acting, edit the scene in the world model (move the chosen object onto the
+            plate), ask whether it would then be on top of the plate, and imagine how that looks from
+            the observing camera (the predicted outcome in the report).
     """
 
     def __init__(self, wm: WorldModel, *, occlusion_threshold: float = 0.35,
-                 search_moves: tuple[CameraMove, ...] = SEARCH_MOVES, imagine_perspective: bool = True):
+                 search_moves: tuple[CameraMove, ...] = SEARCH_MOVES, imagine_perspective: bool = True,
+                 preview: bool = True):
         if not 0.0 <= float(occlusion_threshold) <= 1.0:
             from ..errors import InvalidInputError
             raise InvalidInputError("occlusion_threshold", "a fraction in [0, 1]", occlusion_threshold)
@@ -231,6 +235,7 @@ class Planner:
         self.occlusion_threshold = float(occlusion_threshold)
         self.search_moves = tuple(search_moves)
         self.imagine_perspective = bool(imagine_perspective)
+        self.preview = bool(preview)
 
     # -- plan ----------------------------------------------------------------------------------
     def plan(self, obs: Mapping[str, Any], instruction: str, cameras: CameraSource | None = None) -> Plan:
@@ -265,7 +270,29 @@ class Planner:
         except _CannotPlan as exc:
             plan.error = f"cannot plan: {exc}"
             plan.pick = None
+        if plan.ok and self.preview:
+            self._predict_outcome(plan, scene)
         return plan
+
+    def _predict_outcome(self, plan: Plan, scene: Scene) -> None:
+        """Imagines the plan's result before acting: edit the scene, re-ask the relation, render the view.
+
+        The prediction is evidence for the report (and a sanity check of the place position); the
+        world model's answer does not change the plan.
+        """
+        question = f"If the {plan.pick.name} is moved onto the {plan.place.name}, will it be on top of it?"
+        try:
+            edited = self.wm.edit(scene, MoveObject(plan.pick.name, to=[float(v) for v in plan.place_position]))
+            relation = self.wm.relation(edited, plan.pick.name, plan.place.name)
+            view = self.wm.imagine(edited, scene.observation.camera)
+        except JoyAIError as exc:
+            plan.queries.append(Query("predict", question, f"cannot tell: {exc}"))
+            return
+        plan.queries.append(Query("predict", question, "yes" if relation.on_top_of else "no", frame=relation.frame,
+                                  detail={"on_top_of": bool(relation.on_top_of), "above": bool(relation.above)}))
+        plan.imagined.append(ImaginationRecord(
+            "predicted outcome", f"the scene edited so the {plan.pick.name} sits on the {plan.place.name}, "
+                                 "seen from the observing camera", view))
 
     def _resolve(self, plan: Plan, scene: Scene, goal: Goal, cameras: CameraSource | None) -> None:
         plan.place = self._locate(plan, scene, goal.place)
