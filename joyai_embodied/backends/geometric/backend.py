@@ -146,7 +146,7 @@ class GeometricBackend(Backend):
         if not isinstance(edit, (MoveObject, RotateObject)):
             raise InvalidInputError("edit", "a MoveObject or RotateObject", type(edit).__name__)
         scene.find(edit.object)  # unknown names fail here, listing the known ones
-        cloud = apply_edit(_cloud(scene), list(scene.objects), edit)
+        cloud = apply_edit(_cloud(scene), list(scene.objects), edit, pivot=scene.pivot)
         objects = fit_objects(cloud, names={o.id: o.name for o in scene.objects})
         return Scene(observation=scene.observation, objects=objects, pivot=scene.pivot, backend=self.name,
                      data=cloud, edits=tuple(scene.edits) + (edit,))

@@ -27,11 +27,14 @@ from .shapes import Rectangle, classify_shape, fit_sphere, min_area_rectangle
 
 #: Objects with fewer points than this are ignored (noise, slivers at the image border).
 MIN_OBJECT_POINTS = 10
+#: Without segmentation, smaller clusters are dropped (slivers of faces seen edge-on, noise).
+MIN_CLUSTER_POINTS = 40
 #: Points within this height of the support plane belong to it (metres) when clustering without segmentation.
 PLANE_THRESHOLD_M = 0.006
 #: Object points within this height of the support plane are left out of box fitting (metres).
 SUPPORT_BAND_M = 0.005
-#: Clustering without segmentation: voxel size and DBSCAN radius (metres).
+#: Clustering without segmentation: voxel size and smallest DBSCAN radius (metres); the radius grows to
+#: four pixel footprints on coarse images.
 CLUSTER_VOXEL_M = 0.006
 CLUSTER_EPS_M = 0.011
 #: Clusters whose lowest point is higher than this above the plane are not standing on it (metres).
@@ -262,7 +265,10 @@ def _segment_without_labels(points: np.ndarray, camera: CameraPose) -> tuple[np.
     # fraction of the cost, and a voxel's column says what stands where.
     keys = np.floor(np.column_stack([ab[above], h[above]]) / CLUSTER_VOXEL_M).astype(np.int64)
     voxels, voxel_of_point = np.unique(keys, axis=0, return_inverse=True)
-    point_labels = _cluster_voxels(o3d, voxels)[voxel_of_point.reshape(-1)]
+    # Neighbouring pixels of one surface must stay within reach: a coarse image spaces them further apart.
+    depth = np.median((points[above] - camera.position) @ camera.cam_to_world[:3, 2])
+    eps = max(CLUSTER_EPS_M, 4.0 * depth / camera.intrinsics[0, 0])
+    point_labels = _cluster_voxels(o3d, voxels, eps)[voxel_of_point.reshape(-1)]
     clustered = point_labels >= 0
     counts = np.bincount(point_labels[clustered]) if clustered.any() else np.zeros(0, int)
     lowest = np.full(len(counts), np.inf)
@@ -270,7 +276,7 @@ def _segment_without_labels(points: np.ndarray, camera: CameraPose) -> tuple[np.
     # A tabletop object reaches down to the table (or stands on one that does); a cluster hanging in
     # the air above it is something else (the robot's gripper).
     order = [label for label in np.argsort(-counts, kind="stable")
-             if counts[label] >= MIN_OBJECT_POINTS and lowest[label] < MAX_FLOAT_M]
+             if counts[label] >= MIN_CLUSTER_POINTS and lowest[label] < MAX_FLOAT_M]
     relabel = np.zeros(len(counts) + 1, dtype=np.int32)  # index -1 (noise) maps to the last slot = 0
     for new_id, label in enumerate(order, start=1):
         relabel[label] = new_id
@@ -278,7 +284,7 @@ def _segment_without_labels(points: np.ndarray, camera: CameraPose) -> tuple[np.
     return ids, plane
 
 
-def _cluster_voxels(o3d, voxels: np.ndarray) -> np.ndarray:
+def _cluster_voxels(o3d, voxels: np.ndarray, eps: float) -> np.ndarray:
     """DBSCAN labels (-1 = noise) of occupied voxels given as integer (a, b, height) cells.
 
     Plates are barely taller than a voxel and things stand next to or on them, so one DBSCAN would merge
@@ -292,7 +298,7 @@ def _cluster_voxels(o3d, voxels: np.ndarray) -> np.ndarray:
 
     def dbscan(mask: np.ndarray) -> np.ndarray:
         pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(centres[mask]))
-        return np.asarray(pcd.cluster_dbscan(eps=CLUSTER_EPS_M, min_points=2), dtype=np.int64)
+        return np.asarray(pcd.cluster_dbscan(eps=eps, min_points=2), dtype=np.int64)
 
     next_label = 0
     if tall.any():
@@ -341,7 +347,8 @@ class _Footprint:
     """Intermediate fit of one object in plane coordinates."""
 
     id: int
-    rect: Rectangle
+    rect: Rectangle  # the footprint (padded, completed)
+    seen: Rectangle  # the rectangle of the points as seen, for shape classification
     low: float  # lowest visible height above the plane
     top: float
     shape: str
@@ -370,7 +377,8 @@ def _fit_all(cloud: SceneCloud, depth_image: np.ndarray, id_image: np.ndarray, n
         members = keep[kept_ids == instance_id]
         if len(members) < MIN_OBJECT_POINTS:
             continue
-        footprints.append(_fit_footprint(int(instance_id), cloud.points[members], cloud.colors[members], frame))
+        footprints.append(_fit_footprint(int(instance_id), cloud.points[members], cloud.colors[members], frame,
+                                         cloud.source))
         footprints[-1].pixel_count = int(np.count_nonzero(cloud.ids == instance_id))
     _resolve_supports(footprints)
 
@@ -382,7 +390,7 @@ def _fit_all(cloud: SceneCloud, depth_image: np.ndarray, id_image: np.ndarray, n
         else:
             name = _unique(f"{fp.color} {fp.shape}".strip(), used)
         used.add(name.lower())
-        objects.append(_to_scene_object(fp, name, frame, cloud.source, id_image))
+        objects.append(_to_scene_object(fp, name, frame, cloud.source, depth_image, id_image))
     return objects
 
 
@@ -395,11 +403,16 @@ def _unique(name: str, used: set[str]) -> str:
     return f"{name} {n}"
 
 
-def _fit_footprint(instance_id: int, points: np.ndarray, colors: np.ndarray, frame: PlaneFrame) -> _Footprint:
+def _fit_footprint(instance_id: int, points: np.ndarray, colors: np.ndarray, frame: PlaneFrame,
+                   camera: CameraPose) -> _Footprint:
     ab, h = frame.to_plane(points)
     top = float(np.percentile(h, 99.5))
     low = float(np.percentile(h, 0.5))
-    rect = min_area_rectangle(ab)
+    seen = min_area_rectangle(ab)
+    # Points are pixel centres: the surface reaches half a pixel beyond the outermost ones on each side.
+    depth = float(np.median((points - camera.position) @ camera.cam_to_world[:3, 2]))
+    pixel_m = depth / camera.intrinsics[0, 0]
+    rect = Rectangle(seen.center, seen.size + pixel_m, seen.axes, seen.hull_area)
     height = max(top, 1e-3)
     residual_ratio, sphere = None, None
     if len(points) >= 20:
@@ -408,8 +421,8 @@ def _fit_footprint(instance_id: int, points: np.ndarray, colors: np.ndarray, fra
             residual_ratio = residual / radius
             c_ab, _ = frame.to_plane(centre[None])
             sphere = (c_ab[0], radius)
-    shape = classify_shape(rect, height, residual_ratio)
-    return _Footprint(id=instance_id, rect=rect, low=low, top=top, shape=shape,
+    shape = classify_shape(seen, height, residual_ratio)
+    return _Footprint(id=instance_id, rect=rect, seen=seen, low=low, top=top, shape=shape,
                       color=color_name(representative_rgb(colors)), pixel_count=int(len(points)),
                       sphere=sphere if shape == "sphere" else None)
 
@@ -424,7 +437,7 @@ def _resolve_supports(footprints: list[_Footprint]) -> None:
         if below:
             fp.support = max(other.top for other in below)
             if fp.shape != "sphere":
-                fp.shape = classify_shape(fp.rect, fp.top - fp.support, None)
+                fp.shape = classify_shape(fp.seen, fp.top - fp.support, None)
 
 
 def _occluded_direction(fp: _Footprint, frame: PlaneFrame, camera: CameraPose, depth_image: np.ndarray,
@@ -490,10 +503,12 @@ def _complete_footprint(fp: _Footprint, frame: PlaneFrame, camera: CameraPose, d
         return
     hidden = _occluded_direction(fp, frame, camera, depth_image, id_image)
     if hidden is None:
-        if not (fp.rect.size < _SIDE_ONLY_BELOW * side).any():
-            return  # nothing hides it: a rectangular footprint is what the object is
-        # Only a side face was seen (a low camera): the unseen depth lies away from the camera.
-        cam_ab, _ = frame.to_plane(camera.position[None])
+        cam_ab, cam_h = frame.to_plane(camera.position[None])
+        reach = float(np.linalg.norm(fp.rect.center - cam_ab[0]))
+        sees_top = cam_h[0] - fp.top > 0.15 * reach  # looking down on it by more than ~9 degrees
+        if sees_top or not (fp.rect.size < _SIDE_ONLY_BELOW * side).any():
+            return  # nothing hides it: the footprint seen is what the object is
+        # Only a side face was seen (a camera level with the top): the unseen depth lies away from it.
         hidden = fp.rect.center - cam_ab[0]
     centre, size = fp.rect.center.copy(), fp.rect.size.copy()
     for axis in np.flatnonzero(short):
@@ -505,7 +520,7 @@ def _complete_footprint(fp: _Footprint, frame: PlaneFrame, camera: CameraPose, d
 
 
 def _to_scene_object(fp: _Footprint, name: str, frame: PlaneFrame, camera: CameraPose,
-                     id_image: np.ndarray) -> SceneObject:
+                     depth_image: np.ndarray, id_image: np.ndarray) -> SceneObject:
     height = max(fp.top - fp.support, 1e-3)
     if fp.sphere is not None:
         centre_ab = fp.sphere[0]
@@ -522,7 +537,7 @@ def _to_scene_object(fp: _Footprint, name: str, frame: PlaneFrame, camera: Camer
     rotation = np.stack([axes[0, 0] * frame.e1 + axes[1, 0] * frame.e2,
                          axes[0, 1] * frame.e1 + axes[1, 1] * frame.e2, frame.normal], axis=1)
     extent = np.array([size_ab[0], size_ab[1], height])
-    visible = _visible_fraction(fp.id, fp.shape, centroid, extent, rotation, camera, id_image)
+    visible = _visible_fraction(fp.id, fp.shape, centroid, extent, rotation, camera, depth_image, id_image)
     return SceneObject(id=fp.id, name=name, centroid=centroid, extent=extent, obb_rotation=rotation,
                        pixel_count=fp.pixel_count, visible_fraction=visible, color=fp.color, shape=fp.shape)
 
@@ -564,17 +579,26 @@ def _surface_samples(shape: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _visible_fraction(instance_id: int, shape: str, centroid: np.ndarray, extent: np.ndarray,
-                      rotation: np.ndarray, camera: CameraPose, id_image: np.ndarray) -> float:
-    """Share of the fitted shape's camera-facing surface that shows as this object in the id image."""
+                      rotation: np.ndarray, camera: CameraPose, depth_image: np.ndarray,
+                      id_image: np.ndarray) -> float:
+    """Share of the fitted shape's camera-facing surface that is not hidden, weighted by projected area.
+
+    A surface sample is hidden when it falls outside the image or something else lies in front of it
+    at its pixel (a nearer depth with another id). Samples landing just off the object's silhouette
+    (pixel rounding) see background behind them and count as visible.
+    """
     local_points, local_normals = _surface_samples(shape)
     points = centroid + (local_points * extent) @ rotation.T
-    normals = local_normals / np.maximum(extent, 1e-6)  # normals of a scaled shape: inverse-transpose
-    normals = normals @ rotation.T
-    facing = np.einsum("ij,ij->i", normals, camera.position - points) > 0
+    normals = (local_normals / np.maximum(extent, 1e-6)) @ rotation.T  # a scaled shape's normals
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    to_camera = camera.position - points
+    facing_cos = np.einsum("ij,ij->i", normals, to_camera) / np.linalg.norm(to_camera, axis=1)
+    facing = facing_cos > 0
     if shape == "sphere":
         facing &= local_points[:, 2] > -0.3  # the underside near the support is hidden by the support
     if not facing.any():
         return 0.0
+    weights = facing_cos[facing]
     world_to_cam = np.linalg.inv(camera.cam_to_world)
     cam = points[facing] @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
     k = camera.intrinsics
@@ -582,6 +606,9 @@ def _visible_fraction(instance_id: int, shape: str, centroid: np.ndarray, extent
         u = np.round(k[0, 0] * cam[:, 0] / cam[:, 2] + k[0, 2])
         v = np.round(k[1, 1] * cam[:, 1] / cam[:, 2] + k[1, 2])
     inside = (cam[:, 2] > 0) & (u >= 0) & (u < camera.width) & (v >= 0) & (v < camera.height)
+    rows, cols = v[inside].astype(int), u[inside].astype(int)
     seen = np.zeros(len(cam), dtype=bool)
-    seen[inside] = id_image[v[inside].astype(int), u[inside].astype(int)] == instance_id
-    return float(np.count_nonzero(seen) / len(cam))
+    tolerance = 0.01 + 2.0 * cam[inside, 2] / k[0, 0]
+    in_front = (depth_image[rows, cols] < cam[inside, 2] - tolerance) & (id_image[rows, cols] != instance_id)
+    seen[inside] = ~in_front
+    return float(np.sum(weights[seen]) / np.sum(weights))
