@@ -269,12 +269,15 @@ def observation_from_request(request: Any) -> Observation:
 
 
 def fill_scene_fields(target: Any, observation: Observation, header: Any = None) -> Any:
-    """Writes an Observation into a message's scene fields (rgb8, 32FC1, 32SC1, camera_info, camera_pose)."""
+    """Writes an Observation into a message's scene fields (rgb8, 32FC1, 16UC1/32SC1 ids, camera_info, pose)."""
     target.rgb = numpy_to_image(observation.rgb, "rgb8", header)
     if observation.depth is not None:
         target.depth = numpy_to_image(observation.depth, "32FC1", header)
     if observation.segmentation is not None:
-        target.segmentation = numpy_to_image(observation.segmentation, "32SC1", header)
+        seg = observation.segmentation
+        # ids usually fit 16 bits: half the bytes on the wire (the node widens to int32 again)
+        small = seg.size and int(seg.min()) >= 0 and int(seg.max()) < 65536
+        target.segmentation = numpy_to_image(seg, "16UC1", header) if small else numpy_to_image(seg, "32SC1", header)
     target.camera_info = camera_info_from_intrinsics(observation.intrinsics, observation.width,
                                                      observation.height, header)
     target.camera_pose = matrix_to_pose(observation.cam_to_world)
