@@ -363,6 +363,13 @@ class Planner:
             plan.queries.append(Query("find", f"Where is the {name}?", _where(found) + " (mostly hidden)",
                                       detail=_object_facts(found)))
             return found
+        by_colour = _find_by_colour(scene, name)
+        if by_colour is not None:
+            plan.queries.append(Query("find", f"Where is the {name}?",
+                                      f"{_where(by_colour)}; the only {_colour_of(by_colour)} "
+                                      f"{'plate' if _is_plate(by_colour) else 'object'}, which the world model "
+                                      f"calls the {by_colour.name}", detail=_object_facts(by_colour)))
+            return by_colour
         raise _CannotPlan(f"no {name!r} in view, nor in {len(self.search_moves)} imagined views; "
                           f"the world model sees: {', '.join(scene.object_names()) or 'nothing'}")
 
@@ -550,7 +557,8 @@ class Planner:
         Args:
             env: a ``joyai/TabletopSpatial-v0`` env with ``action_mode="primitive"``.
             seed: reset seed (the task and scene layout).
-            instruction: overrides ``info["instruction"]`` (to try your own wording).
+            instruction: overrides ``info["instruction"]`` (to try your own wording). ``success`` still
+                reports the simulator's own task, so it is meaningful only when the override asks the same.
 
         Returns:
             The episode, with its plan, actions, verification and the simulator's success flag.
@@ -587,6 +595,24 @@ def _find_exact(scene: Scene, name: str) -> SceneObject | None:
     if len(matches) > 1:
         raise AmbiguousObjectError(name, [o.name for o in matches])
     return matches[0] if matches else None
+
+
+def _find_by_colour(scene: Scene, name: str) -> SceneObject | None:
+    """The one object of ``name``'s colour (first word) and plate-ness, when the shape word was misjudged.
+
+    A partly hidden object is often named by colour only ("white object") or with the wrong shape; in
+    scenes whose colours are distinct (the simulator's are) the colour still identifies it.
+    """
+    words = name.lower().split()
+    if len(words) < 2:
+        return None
+    wants_plate = words[-1] == "plate"
+    matches = [o for o in scene.objects if _colour_of(o) == words[0] and _is_plate(o) == wants_plate]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _colour_of(obj: SceneObject) -> str:
+    return obj.color or (obj.name.split()[0] if obj.name else "")
 
 
 def _shape_of(obj: SceneObject) -> str:
