@@ -224,3 +224,37 @@ def test_demo_rejects_bad_arguments():
         parser.parse_args(["--episodes", "0"])
     with pytest.raises(SystemExit):
         parser.parse_args(["--via", "carrier-pigeon"])
+
+
+# -- the eval command ------------------------------------------------------------------------------------
+
+
+def test_eval_command_writes_a_table_per_benchmark(tmp_path, capsys):
+    pytest.importorskip("mujoco")
+    from joyai_embodied.evaluation import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args(["--small", "--seeds", "1", "--only", "spatial", "--only", "planner",
+                              "--out", str(tmp_path)])
+    assert cli.run(args) == 0
+    spatial = json.loads((tmp_path / "spatial.json").read_text())
+    assert spatial["seeds"] == [0] and "relation_accuracy" in spatial["result"]
+    planner = json.loads((tmp_path / "planner.json").read_text())
+    assert set(planner["result"]) == {"world model", "baseline"}
+    table = (tmp_path / "planner.md").read_text()
+    assert "| world model |" in table and "success_rate" in table
+    assert not (tmp_path / "imagination.json").exists()
+    assert "| relation_accuracy.overall.accuracy |" in (tmp_path / "spatial.md").read_text()
+    assert "== planner: 1 seeds from 0" in capsys.readouterr().out
+
+
+def test_eval_table_flattens_nested_figures():
+    from joyai_embodied.evaluation.cli import format_table
+
+    flat = format_table("spatial", {"accuracy": {"left_of": {"accuracy": 0.75, "n": 4}}, "failures": ["x"],
+                                    "observe_ms": 12.5})
+    assert "| accuracy.left_of.accuracy | 0.75 |" in flat and "| observe_ms | 12.5 |" in flat
+    assert "failures" not in flat
+    rows = format_table("imagination", {"yaw 10": {"psnr": 30.0, "views": 3}, "yaw 20": {"psnr": 28.0, "views": 3}})
+    assert rows.splitlines()[0] == "| imagination | psnr | views |" and "| yaw 20 | 28 | 3 |" in rows

@@ -82,13 +82,14 @@ def run(args: argparse.Namespace) -> int:
 def _run_spatial(wm: Any, seeds: Sequence[int], args: argparse.Namespace) -> Any:
     from .spatial import evaluate_spatial
 
-    return evaluate_spatial(wm, seeds=seeds, width=args.width, height=args.height)
+    return evaluate_spatial(seeds, width=args.width, height=args.height, world_model=wm, progress=True)
 
 
 def _run_imagination(wm: Any, seeds: Sequence[int], args: argparse.Namespace) -> Any:
     from .imagination import evaluate_imagination
 
-    return evaluate_imagination(wm, seeds=seeds, width=args.width, height=args.height)
+    return evaluate_imagination(wm, seeds=seeds, width=args.width, height=args.height,
+                                out_png=str(Path(args.out) / "imagination.png"), progress=print)
 
 
 def _run_planner(wm: Any, seeds: Sequence[int], args: argparse.Namespace) -> Any:
@@ -111,8 +112,9 @@ RUNNERS: dict[str, Callable[[Any, Sequence[int], argparse.Namespace], Any]] = {
 def format_table(name: str, result: Any) -> str:
     """A Markdown table of a benchmark result's figures.
 
-    A mapping of mappings becomes one row per key (``{"world model": {...}, "baseline": {...}}``); a flat
-    mapping becomes one ``metric | value`` row per scalar. Lists and nested tables are left to the JSON.
+    A mapping of mappings becomes one row per key (``{"world model": {...}, "baseline": {...}}``); any
+    other mapping becomes one ``metric | value`` row per scalar, nested mappings flattened to dotted keys
+    (``relation_accuracy.left_of.accuracy``). Lists are left to the JSON.
     """
     if isinstance(result, Mapping) and result and all(isinstance(v, Mapping) for v in result.values()):
         columns = [k for k in next(iter(result.values())) if _is_scalar(next(iter(result.values()))[k])]
@@ -122,9 +124,19 @@ def format_table(name: str, result: Any) -> str:
         return "\n".join(lines)
     if isinstance(result, Mapping):
         lines = ["| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {_cell(v)} |" for k, v in result.items() if _is_scalar(v)]
+        lines += [f"| {k} | {_cell(v)} |" for k, v in _flatten(result)]
         return "\n".join(lines)
     return str(result)
+
+
+def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows = []
+    for key, value in mapping.items():
+        if isinstance(value, Mapping):
+            rows += _flatten(value, f"{prefix}{key}.")
+        elif _is_scalar(value):
+            rows.append((f"{prefix}{key}", value))
+    return rows
 
 
 def _plain(result: Any) -> Any:
