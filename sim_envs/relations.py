@@ -11,6 +11,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from joyai_embodied.errors import InvalidInputError
+
 #: Relation words of instructions -> (camera axis index, sign): A rel B iff sign * (A - B)[axis] > margin.
 DIRECTIONAL = {"left of": (0, -1.0), "right of": (0, 1.0), "in front of": (2, -1.0), "behind": (2, 1.0)}
 STACK_TOLERANCE_M = 0.01
@@ -46,6 +48,9 @@ def holds(relation: str, a: Mapping, b: Mapping, cam_to_world: np.ndarray, margi
 
     Returns:
         True when the relation holds.
+
+    Raises:
+        InvalidInputError: an unknown relation word.
     """
     if relation in DIRECTIONAL:
         return directional_offset(relation, a["position"], b["position"], cam_to_world) > margin
@@ -59,7 +64,7 @@ def holds(relation: str, a: Mapping, b: Mapping, cam_to_world: np.ndarray, margi
         return b_bottom >= a_top - STACK_TOLERANCE_M
     if relation == "on top of":
         return a_bottom >= b_top - STACK_TOLERANCE_M and inside_footprint(a["position"], b)
-    raise ValueError(f"relation: expected one of {[*DIRECTIONAL, 'above', 'below', 'on top of']}, got {relation!r}")
+    raise InvalidInputError("relation", f"one of {[*DIRECTIONAL, 'above', 'below', 'on top of']}", repr(relation))
 
 
 def inside_footprint(point: Sequence[float], obj: Mapping) -> bool:

@@ -15,7 +15,7 @@ from joyai_embodied.errors import InvalidInputError
 from .cameras import CAMERAS, camera_intrinsics, camera_to_world, check_camera_name
 from .constants import GRASPABLE_SHAPES, MAX_OBJECTS, TABLE_HALF_SIZE, TABLE_HEIGHT
 from .instructions import generate_instruction
-from .mjcf import EE_HOME, build_mjcf
+from .mjcf import build_mjcf
 from .rendering import FAR_M, FrameRenderer
 from .scene import generate_scene
 

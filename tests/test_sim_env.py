@@ -89,7 +89,8 @@ def check_projections(env, frame, cam_to_world, intrinsics, objects):
             assert depth < centre_depth, (obj["name"], seen)
             continue
         # Ray through the pixel centre, compared as z-depth.
-        ray_cam = np.array([(col - intrinsics[0, 2]) / intrinsics[0, 0], (row - intrinsics[1, 2]) / intrinsics[1, 1], 1])
+        ray_cam = np.array([(col - intrinsics[0, 2]) / intrinsics[0, 0],
+                            (row - intrinsics[1, 2]) / intrinsics[1, 1], 1.0])
         ray_world = cam_to_world[:3, :3] @ ray_cam
         geom_id = np.array([-1], np.int32)
         distance = mujoco.mj_ray(model, data, cam_to_world[:3, 3], ray_world / np.linalg.norm(ray_world),
@@ -177,8 +178,7 @@ def test_ee_control_moves_mocap_and_suction_lifts():
     obs, *_ = env.step(np.array([1.0, -0.5, 0.0, -1.0], np.float32))
     np.testing.assert_allclose(obs["robot_state"][:3] - tip, [0.02, -0.01, 0.0], atol=1e-6)
     # Fly over an object, descend onto its top, close, lift.
-    target = next(o for o in info["objects"] if o["shape"] == "cube" or o["shape"] == "cylinder"
-                  and o["position"][2] < 0.46)
+    target = next(o for o in info["objects"] if o["shape"] in ("cube", "cylinder") and o["position"][2] < 0.46)
     top = np.array(target["position"]) + [0, 0, target["size"][2] / 2]
     for _ in range(200):
         delta = np.clip((top + [0, 0, 0.003] - obs["robot_state"][:3]) / 0.02, -1, 1)

@@ -19,7 +19,8 @@ REL = r"left of|right of|in front of|behind"
 TEMPLATES = {
     1: re.compile(rf"^put the (?P<pick>{NAME}) on the (?P<plate>{NAME})$"),
     2: re.compile(rf"^put the object (?P<rel>{REL}) the (?P<ref>{NAME}) on the (?P<plate>{NAME})$"),
-    3: re.compile(rf"^put the (?P<shape>cube|cylinder|sphere) (?P<rel>{REL}) the (?P<ref>{NAME}) on the (?P<plate>{NAME})$"),
+    3: re.compile(rf"^put the (?P<shape>cube|cylinder|sphere) (?P<rel>{REL}) the (?P<ref>{NAME}) "
+                  rf"on the (?P<plate>{NAME})$"),
     4: re.compile(rf"^put the object (?P<rel>closest to|farthest from) the (?P<ref>{NAME}) on the (?P<plate>{NAME})$"),
     5: re.compile(rf"^from the (?P<view>front|side|top) camera, put the object (?P<rel>{REL}) the (?P<ref>{NAME}) "
                   rf"on the (?P<plate>{NAME})$"),
