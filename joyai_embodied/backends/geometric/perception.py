@@ -16,6 +16,7 @@ Pipeline (:func:`lift_observation`):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,20 +110,29 @@ def lift_observation(observation: Observation, voxel_size_m: float = 0.0) -> tup
 
     depth = observation.depth
     valid = np.isfinite(depth) & (depth > 0)
-    rows, cols = np.nonzero(valid)
-    points = _lift_pixels(rows, cols, depth[rows, cols], observation.intrinsics, observation.cam_to_world)
+    height, width = depth.shape
+    grid = _pixel_grid(height, width)
+    if valid.all():  # simulators: every pixel has depth, so flat views replace fancy indexing
+        index = slice(None)
+    else:
+        index = np.flatnonzero(valid)
+    pixels = grid[index]
+    rays = _world_rays(observation.intrinsics, observation.cam_to_world, height, width)
+    z = depth.reshape(-1)[index]
+    points = rays[index] * z[:, None] + observation.cam_to_world[:3, 3].astype(np.float32)
+    colors = observation.rgb.reshape(-1, 3)[index]
     camera = observation.camera
 
     if observation.segmentation is not None:
-        ids = observation.segmentation[rows, cols].astype(np.int32)
+        ids = observation.segmentation.reshape(-1)[index].astype(np.int32, copy=False)
         plane = _support_plane_from_background(points, ids, camera)
     else:
         ids, plane = _segment_without_labels(points, camera)
-    id_image = np.zeros(depth.shape, dtype=np.int32)
-    id_image[rows, cols] = ids
+    id_image = np.zeros(height * width, dtype=np.int32)
+    id_image[index] = ids
+    id_image = id_image.reshape(height, width)
 
-    cloud = SceneCloud(points=points, colors=observation.rgb[rows, cols], ids=ids,
-                       pixels=np.stack([rows, cols], axis=1).astype(np.int32), plane=plane, source=camera)
+    cloud = SceneCloud(points=points, colors=colors, ids=ids, pixels=pixels, plane=plane, source=camera)
     names = dict(observation.labels) if observation.labels else None
     objects = _fit_all(cloud, np.where(valid, depth, np.inf), id_image, names, fixed_names=False)
     if voxel_size_m > 0:
@@ -157,16 +167,36 @@ def voxel_downsample(cloud: SceneCloud, voxel_size_m: float) -> SceneCloud:
     return cloud.select(mask)
 
 
-def _lift_pixels(rows: np.ndarray, cols: np.ndarray, z: np.ndarray, intrinsics: np.ndarray,
-                 cam_to_world: np.ndarray) -> np.ndarray:
-    """World points (N, 3) float32 of the pixels (rows, cols) at z-depths ``z``."""
-    k = intrinsics.astype(np.float32)
-    z = z.astype(np.float32, copy=False)
-    cam = np.empty((len(z), 3), dtype=np.float32)
-    cam[:, 0] = (cols - k[0, 2]) * (z / k[0, 0])
-    cam[:, 1] = (rows - k[1, 2]) * (z / k[1, 1])
-    cam[:, 2] = z
-    return cam @ cam_to_world[:3, :3].T.astype(np.float32) + cam_to_world[:3, 3].astype(np.float32)
+@functools.lru_cache(maxsize=4)
+def _pixel_grid(height: int, width: int) -> np.ndarray:
+    """(H*W, 2) int32 (row, col) of every pixel, row-major; cached per image size (read-only)."""
+    rows, cols = np.divmod(np.arange(height * width, dtype=np.int32), np.int32(width))
+    grid = np.stack([rows, cols], axis=1)
+    grid.flags.writeable = False
+    return grid
+
+
+def _world_rays(intrinsics: np.ndarray, cam_to_world: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H*W, 3) float32 world direction of every pixel's ray, scaled so that camera z = 1.
+
+    A world point is then ``ray * depth + camera position``. Cached for the last few cameras: a robot's
+    or simulator's camera rarely moves between frames, and this is most of the cost of lifting a frame.
+    """
+    return _world_rays_cached(intrinsics.tobytes(), cam_to_world[:3, :3].tobytes(), height, width)
+
+
+@functools.lru_cache(maxsize=4)
+def _world_rays_cached(k_bytes: bytes, r_bytes: bytes, height: int, width: int) -> np.ndarray:
+    k = np.frombuffer(k_bytes, dtype=np.float64).reshape(3, 3)
+    rotation = np.frombuffer(r_bytes, dtype=np.float64).reshape(3, 3)
+    grid = _pixel_grid(height, width)
+    rays_cam = np.empty((height * width, 3), dtype=np.float64)
+    rays_cam[:, 0] = (grid[:, 1] - k[0, 2]) / k[0, 0]
+    rays_cam[:, 1] = (grid[:, 0] - k[1, 2]) / k[1, 1]
+    rays_cam[:, 2] = 1.0
+    rays = (rays_cam @ rotation.T).astype(np.float32)
+    rays.flags.writeable = False
+    return rays
 
 
 # -- support plane and clustering -----------------------------------------------------------------------
@@ -204,12 +234,13 @@ def _ransac_plane(points: np.ndarray, threshold: float, iterations: int = 100) -
 def _support_plane_from_background(points: np.ndarray, ids: np.ndarray, camera: CameraPose) -> np.ndarray | None:
     """The support plane from the id-0 points under and around the objects."""
     # Every 7th point is plenty for a plane and keeps this cheap on a full frame.
-    background = np.flatnonzero(ids == 0)[::7]
-    objects = np.flatnonzero(ids != 0)[::7]
+    points, ids = points[::7], ids[::7]
+    background = ids == 0
     candidates = points[background]
-    if len(objects):
+    if not background.all():
         # Around the objects in 3D: the table they stand on, not the floor or the far wall.
-        lo, hi = points[objects].min(axis=0), points[objects].max(axis=0)
+        on_objects = points[~background]
+        lo, hi = on_objects.min(axis=0), on_objects.max(axis=0)
         margin = 0.1 + 0.25 * np.maximum(hi - lo, 0)
         near = np.all((candidates >= lo - margin) & (candidates <= hi + margin), axis=1)
         if np.count_nonzero(near) >= 50:

@@ -41,75 +41,73 @@ class Rectangle:
         return bool(np.all(np.abs(local) <= self.size / 2 + tolerance))
 
 
-def convex_hull(points: np.ndarray) -> np.ndarray:
-    """Convex hull of (N, 2) points, counter-clockwise, by Andrew's monotone chain."""
-    pts = np.unique(np.asarray(points, dtype=np.float64), axis=0)
-    if len(pts) < 3:
-        return pts
+def outline(points: np.ndarray, cell: float = 5e-4) -> tuple[np.ndarray, float]:
+    """Outline candidates and area of a dense (N, 2) footprint, on a grid of ``cell`` metres.
 
-    def cross(o: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+    Only the lowest and highest point of every grid column can lie on the convex hull, so thousands of
+    depth pixels shrink to a few hundred candidates. The area is that of their convex hull.
 
-    lower: list[np.ndarray] = []
-    for p in pts:
-        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
-            lower.pop()
-        lower.append(p)
-    upper: list[np.ndarray] = []
-    for p in pts[::-1]:
-        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
-            upper.pop()
-        upper.append(p)
-    return np.array(lower[:-1] + upper[:-1])
-
-
-def _polygon_area(poly: np.ndarray) -> float:
-    if len(poly) < 3:
-        return 0.0
-    x, y = poly[:, 0], poly[:, 1]
-    return float(0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
-
-
-def outline_candidates(points: np.ndarray, cell: float = 5e-4) -> np.ndarray:
-    """The points that can lie on the convex hull of a dense (N, 2) cloud, snapped to ``cell`` metres.
-
-    Only the lowest and highest point of every column of the grid can be a hull vertex, so a cloud of
-    thousands of depth pixels shrinks to a few hundred candidates before the (Python) hull loop.
+    Returns:
+        ``(candidates (M, 2) in metres, area in square metres)``.
     """
     grid = np.round(np.asarray(points, dtype=np.float64) / cell).astype(np.int64)
     order = np.lexsort((grid[:, 1], grid[:, 0]))
     grid = grid[order]
     starts = np.flatnonzero(np.r_[True, grid[1:, 0] != grid[:-1, 0]])
     ends = np.r_[starts[1:], len(grid)] - 1
-    return np.unique(np.vstack([grid[starts], grid[ends]]), axis=0) * cell
+    candidates = np.vstack([grid[starts], grid[ends]]).astype(np.float64) * cell
+    # Hull area from support lines every 2 degrees: the polygon they bound circumscribes the hull
+    # (0.01% larger for a disc), with no Python loop over points.
+    angles = np.radians(np.arange(0.0, 360.0, 2.0))
+    normals = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    support = (candidates @ normals.T).max(axis=0)
+    following = np.roll(np.arange(len(angles)), -1)
+    # Vertex k: where the support lines k and k+1 meet (Cramer's rule on the 2x2 system).
+    n1, n2, h1, h2 = normals, normals[following], support, support[following]
+    det = n1[:, 0] * n2[:, 1] - n1[:, 1] * n2[:, 0]
+    x = (h1 * n2[:, 1] - h2 * n1[:, 1]) / det
+    y = (n1[:, 0] * h2 - n2[:, 0] * h1) / det
+    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    return candidates, area
+
+
+def _spans(points: np.ndarray, angles: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per angle: the min and max of the points along the rotated axes, and the rectangle area."""
+    c, s = np.cos(angles), np.sin(angles)
+    along = points[:, :1] * c + points[:, 1:] * s
+    across = -points[:, :1] * s + points[:, 1:] * c
+    lo = np.stack([along.min(axis=0), across.min(axis=0)], axis=1)
+    hi = np.stack([along.max(axis=0), across.max(axis=0)], axis=1)
+    return lo, hi, np.prod(hi - lo, axis=1)
 
 
 def min_area_rectangle(points: np.ndarray) -> Rectangle:
-    """The minimum-area rectangle around (N, 2) points (rotating calipers over the hull's edges)."""
+    """The minimum-area rectangle around (N, 2) points.
+
+    Searched over orientations (a rectangle repeats every 90 degrees): every degree, then every 0.05
+    degree around the best, vectorised over the outline candidates.
+    """
     pts = np.asarray(points, dtype=np.float64)
-    hull = convex_hull(outline_candidates(pts)) if len(pts) else pts
-    if len(hull) < 3:
+    if len(pts) < 3:
         center = pts.mean(axis=0) if len(pts) else np.zeros(2)
         span = np.ptp(pts, axis=0) if len(pts) else np.zeros(2)
         return Rectangle(center, np.maximum(span, 1e-3), np.eye(2), 0.0)
-    edges = np.roll(hull, -1, axis=0) - hull
-    angles = np.unique(np.mod(np.arctan2(edges[:, 1], edges[:, 0]), np.pi / 2))
-    best = None
-    for angle in angles:
-        axes = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-        local = hull @ axes
-        lo, hi = local.min(axis=0), local.max(axis=0)
-        area = float(np.prod(hi - lo))
-        if best is None or area < best[0]:
-            best = (area, axes, lo, hi)
-    _, axes, lo, hi = best
-    center = axes @ ((lo + hi) / 2)
-    return Rectangle(center, hi - lo, axes, _polygon_area(hull))
+    candidates, area = outline(pts)
+    coarse = np.radians(np.arange(0.0, 90.0, 1.0))
+    best = coarse[int(np.argmin(_spans(candidates, coarse)[2]))]
+    fine = best + np.radians(np.arange(-1.0, 1.0001, 0.05))
+    lo, hi, areas = _spans(candidates, fine)
+    i = int(np.argmin(areas))
+    angle = fine[i]
+    axes = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return Rectangle(axes @ ((lo[i] + hi[i]) / 2), hi[i] - lo[i], axes, area)
 
 
 def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float, float]:
     """Least-squares sphere through (N, 3) points: (centre, radius, RMS residual)."""
     p = np.asarray(points, dtype=np.float64)
+    if len(p) > 2000:
+        p = p[:: len(p) // 1000]  # a thousand points pin a sphere down as well as ten thousand
     a = np.hstack([2 * p, np.ones((len(p), 1))])
     b = np.sum(p * p, axis=1)
     solution, *_ = np.linalg.lstsq(a, b, rcond=None)
