@@ -6,7 +6,7 @@ VENV ?= .venv
 # The CPU build of torch; override on a GPU host, e.g. `make test TORCH_SPEC='torch==2.14.1'`.
 TORCH_SPEC ?= torch==2.13.0
 # Debian packages: EGL/OSMesa for headless MuJoCo rendering, libusb for Open3D.
-APT_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 libusb-1.0-0 libgomp1
+APT_PACKAGES := libegl1 libegl-mesa0 libgbm1 libgl1-mesa-dri libopengl0 libglvnd0 libosmesa6 libusb-1.0-0 libgomp1
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.joyai-installed
