@@ -79,13 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     summary = planner.to_dict()
     print(f"world-model verification agrees with the simulator: {summary['verification_agreement']}")
     print(f"mean time per episode (world model): {summary['mean_seconds']:.2f} s")
+    use = summary["imagination_use"]
+    print(f"episodes that imagined views (world model): {use['search']} to find a hidden or misnamed object, "
+          f"{use['perspective']} from the instruction's camera, {use['predicted outcome']} to predict the outcome")
     if "baseline" in scores:
         gap = planner.success_rate - scores["baseline"].success_rate
         print(f"gap over the baseline: {gap * 100:+.1f} percentage points")
     print(f"target >= {TARGET:.0%}: {'met' if planner.success_rate >= TARGET else 'NOT met'}")
     for failure in summary["failures"]:
         print(f"  failed seed {failure['seed']}: {failure['instruction']!r} picked {failure['picked']}, "
-              f"intended {failure['intended']} ({failure['status']}{': ' + failure['error'] if failure['error'] else ''})")
+              f"intended {failure['intended']} ({failure['error'] or failure['status']})")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"seeds": list(seeds), "size": [args.width, args.height],

@@ -50,6 +50,8 @@ class PlannerScore:
 
     name: str
     episodes: list[Episode] = field(default_factory=list)
+    #: Per episode, the labels of the imagined views it used (kept when the images are freed).
+    imagined: list[list[str]] = field(default_factory=list)
 
     @property
     def success_rate(self) -> float:
@@ -65,6 +67,16 @@ class PlannerScore:
             counts[1] += 1
         return {k: (v[0], v[1]) for k, v in sorted(table.items())}
 
+    def imagination_use(self) -> dict[str, int]:
+        """Episodes that imagined views: to find a missing/hidden object, from another camera, to predict."""
+        def episodes_where(test: Callable[[str], bool]) -> int:
+            return sum(any(test(label) for label in labels) for labels in self.imagined)
+
+        # Labels are set by Planner: "search yaw ...", "<camera> camera", "predicted outcome".
+        return {"search": episodes_where(lambda label: label.startswith("search ")),
+                "perspective": episodes_where(lambda label: label.endswith(" camera")),
+                "predicted outcome": episodes_where(lambda label: label == "predicted outcome")}
+
     def to_dict(self) -> dict[str, Any]:
         verified = [e for e in self.episodes if e.verification is not None]
         return {
@@ -77,6 +89,7 @@ class PlannerScore:
                                              / len(verified), 4) if verified else None),
             "cannot_plan": sum(not e.plan.ok for e in self.episodes),
             "by_template": {str(k): {"success": s, "episodes": n} for k, (s, n) in self.by_template().items()},
+            "imagination_use": self.imagination_use(),
             "mean_seconds": round(sum(e.seconds for e in self.episodes) / max(len(self.episodes), 1), 3),
             "failures": [{"seed": e.seed, "instruction": e.plan.instruction, "status": e.status,
                           "picked": e.plan.pick.name if e.plan.pick else None,
@@ -118,6 +131,7 @@ def evaluate_planner(wm: WorldModel, env: Any, seeds: Iterable[int], baseline: b
         score = PlannerScore(name)
         for seed in seeds:
             episode = planner.run_episode(env, seed=seed)
+            score.imagined.append([record.label for record in episode.plan.imagined])
             _drop_heavy_state(episode)
             score.episodes.append(episode)
             if on_episode is not None:

@@ -296,7 +296,7 @@ class Planner:
 
     def _resolve(self, plan: Plan, scene: Scene, goal: Goal, cameras: CameraSource | None) -> None:
         plan.place = self._locate(plan, scene, goal.place)
-        if not _is_plate(plan.place):
+        if not _is_plate(plan.place) and _shape_of(plan.place) not in UNKNOWN_SHAPES:
             raise _CannotPlan(f"the place {goal.place!r} is not a plate")
         plan.place_position = np.array([plan.place.centroid[0], plan.place.centroid[1], plan.place.top_z])
 
@@ -607,7 +607,8 @@ def _find_by_colour(scene: Scene, name: str) -> SceneObject | None:
     if len(words) < 2:
         return None
     wants_plate = words[-1] == "plate"
-    matches = [o for o in scene.objects if _colour_of(o) == words[0] and _is_plate(o) == wants_plate]
+    matches = [o for o in scene.objects if _colour_of(o) == words[0]
+               and (_is_plate(o) == wants_plate or _shape_of(o) in UNKNOWN_SHAPES)]
     return matches[0] if len(matches) == 1 else None
 
 
