@@ -18,16 +18,16 @@ _HUE_BANDS = ((15.0, "red"), (42.0, "orange"), (75.0, "yellow"), (165.0, "green"
 
 
 def representative_rgb(colors: np.ndarray) -> np.ndarray:
-    """Median RGB of the brighter half of ``colors`` (N, 3) uint8, as floats in [0, 1].
+    """Median RGB of the brightest quarter of ``colors`` (N, 3) uint8, as floats in [0, 1].
 
-    The brighter half is the lit side of the object: shaded faces darken every colour towards
-    brown or black, so they are left out.
+    The brightest quarter is the best-lit face of the object: shaded faces darken every colour
+    towards brown, gray or black, and under a single lamp half of an object can be in shade.
     """
     colors = np.asarray(colors, dtype=np.float64).reshape(-1, 3)
     if colors.size == 0:
         return np.zeros(3)
     brightness = colors.max(axis=1)
-    lit = colors[brightness >= np.median(brightness)]
+    lit = colors[brightness >= np.percentile(brightness, 75)]
     return np.median(lit, axis=0) / 255.0
 
 

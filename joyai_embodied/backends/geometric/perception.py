@@ -452,7 +452,10 @@ def _fit_footprint(instance_id: int, points: np.ndarray, colors: np.ndarray, fra
             residual_ratio = residual / radius
             c_ab, _ = frame.to_plane(centre[None])
             sphere = (c_ab[0], radius)
-    shape = classify_shape(seen, height, residual_ratio)
+    top_face = ab[h >= top - max(0.004, 0.08 * height)]
+    top_rect = min_area_rectangle(top_face) if len(top_face) >= 20 else None
+    shape = classify_shape(seen, height, residual_ratio,
+                           sphere_diameter=2 * sphere[1] if sphere is not None else None, top=top_rect)
     return _Footprint(id=instance_id, rect=rect, seen=seen, low=low, top=top, shape=shape,
                       color=color_name(representative_rgb(colors)), pixel_count=int(len(points)),
                       sphere=sphere if shape == "sphere" else None)

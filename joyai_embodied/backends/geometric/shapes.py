@@ -117,13 +117,17 @@ def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float, float]:
     return center, radius, residual
 
 
-def classify_shape(rect: Rectangle, height: float, sphere_residual_ratio: float | None) -> str:
+def classify_shape(rect: Rectangle, height: float, sphere_residual_ratio: float | None,
+                   sphere_diameter: float | None = None, top: Rectangle | None = None) -> str:
     """Shape word from the footprint rectangle, the height and how well a sphere fits.
 
     Args:
         rect: the footprint's minimum-area rectangle (with its hull area).
         height: object height above its support, metres.
         sphere_residual_ratio: RMS sphere-fit residual / radius, or None when no fit was made.
+        sphere_diameter: diameter of that sphere fit; a sphere must be as tall as it is round.
+        top: the rectangle of the top face's points; cubes and cylinders differ most clearly there
+            (a square vs a disc), and the top is the part an occluder in front hides last.
 
     Returns:
         One of :data:`SHAPE_WORDS`.
@@ -135,8 +139,11 @@ def classify_shape(rect: Rectangle, height: float, sphere_residual_ratio: float 
     if height < _FLAT_RATIO * width and fill > _ROUND_FILL_MIN and fill < _SQUARE_FILL:
         return "plate"
     if sphere_residual_ratio is not None and sphere_residual_ratio < _SPHERE_RESIDUAL \
-            and 0.7 < height / width < 1.4:
+            and 0.7 < height / width < 1.4 \
+            and (sphere_diameter is None or abs(sphere_diameter - height) < 0.15 * height):
         return "sphere"
+    if top is not None and top.area > 0 and float(np.min(top.size)) > 0.5 * float(np.max(top.size)):
+        fill = top.hull_area / top.area
     if fill >= _SQUARE_FILL:
         return "cube"
     if fill >= _ROUND_FILL_MIN:
