@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..planner.instructions import Goal
-from ..planner.planner import CameraSource, Episode, Plan, Planner
+from ..planner.planner import CameraSource, Planner
+from ..planner.records import Episode, Plan
 from ..types import Scene, SceneObject
 from ..world_model import WorldModel
 

@@ -9,7 +9,8 @@ The command line front end is ``joyai-embodied demo`` (:mod:`.cli`).
 """
 
 from .instructions import Goal, InstructionError, parse_instruction
-from .planner import ActResult, Episode, ImaginationRecord, Plan, Planner, Query, Verification
+from .planner import Planner
+from .records import ActResult, Episode, ImaginationRecord, Plan, Query, Verification
 
 __all__ = ["ActResult", "Episode", "Goal", "ImaginationRecord", "InstructionError", "Plan", "Planner", "Query",
            "Verification", "parse_instruction", "summarise", "write_report"]

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .planner import Episode
+from .records import Episode
 
 PICK_COLOUR = (255, 221, 0)
 PLACE_COLOUR = (0, 220, 255)
