@@ -209,12 +209,12 @@ def _orient_up(plane: np.ndarray, camera: CameraPose) -> np.ndarray:
     return plane
 
 
-def _ransac_plane(points: np.ndarray, threshold: float, iterations: int = 100) -> np.ndarray | None:
+def _ransac_plane(points: np.ndarray, threshold: float, iterations: int = 64) -> np.ndarray | None:
     """Numpy RANSAC plane (seeded, deterministic), refined by least squares on its inliers."""
     if len(points) < 3:
         return None
     rng = np.random.default_rng(_RNG_SEED)
-    sample = points[rng.choice(len(points), size=min(len(points), 3000), replace=False)]
+    sample = points[rng.choice(len(points), size=min(len(points), 2000), replace=False)]
     triples = sample[rng.integers(0, len(sample), size=(iterations, 3))]
     normals = np.cross(triples[:, 1] - triples[:, 0], triples[:, 2] - triples[:, 0])
     norms = np.linalg.norm(normals, axis=1)
@@ -233,8 +233,8 @@ def _ransac_plane(points: np.ndarray, threshold: float, iterations: int = 100) -
 
 def _support_plane_from_background(points: np.ndarray, ids: np.ndarray, camera: CameraPose) -> np.ndarray | None:
     """The support plane from the id-0 points under and around the objects."""
-    # Every 7th point is plenty for a plane and keeps this cheap on a full frame.
-    points, ids = points[::7], ids[::7]
+    # Every 11th point is plenty for a plane and keeps this cheap on a full frame.
+    points, ids = points[::11], ids[::11]
     background = ids == 0
     candidates = points[background]
     if not background.all():

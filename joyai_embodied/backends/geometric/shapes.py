@@ -51,11 +51,16 @@ def outline(points: np.ndarray, cell: float = 5e-4) -> tuple[np.ndarray, float]:
         ``(candidates (M, 2) in metres, area in square metres)``.
     """
     grid = np.round(np.asarray(points, dtype=np.float64) / cell).astype(np.int64)
-    order = np.lexsort((grid[:, 1], grid[:, 0]))
-    grid = grid[order]
-    starts = np.flatnonzero(np.r_[True, grid[1:, 0] != grid[:-1, 0]])
-    ends = np.r_[starts[1:], len(grid)] - 1
-    candidates = np.vstack([grid[starts], grid[ends]]).astype(np.float64) * cell
+    first = grid[:, 0].min()
+    columns = grid[:, 0] - first
+    lowest = np.full(int(columns.max()) + 1, np.iinfo(np.int64).max)
+    highest = np.full(len(lowest), np.iinfo(np.int64).min)
+    np.minimum.at(lowest, columns, grid[:, 1])
+    np.maximum.at(highest, columns, grid[:, 1])
+    used = np.flatnonzero(highest >= lowest)
+    column_values = (used + first).astype(np.float64)
+    candidates = np.vstack([np.stack([column_values, lowest[used]], axis=1),
+                            np.stack([column_values, highest[used]], axis=1)]) * cell
     # Hull area from support lines every 2 degrees: the polygon they bound circumscribes the hull
     # (0.01% larger for a disc), with no Python loop over points.
     angles = np.radians(np.arange(0.0, 360.0, 2.0))
