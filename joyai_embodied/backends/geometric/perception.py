@@ -134,7 +134,7 @@ def lift_observation(observation: Observation, voxel_size_m: float = 0.0) -> tup
 
     cloud = SceneCloud(points=points, colors=colors, ids=ids, pixels=pixels, plane=plane, source=camera)
     names = dict(observation.labels) if observation.labels else None
-    objects = _fit_all(cloud, np.where(valid, depth, np.inf), id_image, names, fixed_names=False)
+    objects = _fit_all(cloud, np.where(valid, depth, np.nan), id_image, names, fixed_names=False)
     if voxel_size_m > 0:
         cloud = voxel_downsample(cloud, float(voxel_size_m))
     return cloud, objects
@@ -353,7 +353,7 @@ def _cluster_voxels(o3d, voxels: np.ndarray, eps: float) -> np.ndarray:
 def _project_cloud(cloud: SceneCloud) -> tuple[np.ndarray, np.ndarray]:
     """Depth and id images of ``cloud`` seen from its source camera (nearest point per pixel)."""
     camera = cloud.source
-    depth = np.full(camera.height * camera.width, np.inf)
+    depth = np.full(camera.height * camera.width, np.nan)  # NaN: no point lands there, nothing known
     ids = np.zeros(camera.height * camera.width, dtype=np.int32)
     if len(cloud) == 0:
         return depth.reshape(camera.height, camera.width), ids.reshape(camera.height, camera.width)
@@ -617,9 +617,9 @@ def _visible_fraction(instance_id: int, shape: str, centroid: np.ndarray, extent
                       id_image: np.ndarray) -> float:
     """Share of the fitted shape's camera-facing surface that is not hidden, weighted by projected area.
 
-    A surface sample is hidden when it falls outside the image or something else lies in front of it
-    at its pixel (a nearer depth with another id). Samples landing just off the object's silhouette
-    (pixel rounding) see background behind them and count as visible.
+    A surface sample is hidden when it falls outside the image, on a pixel without depth (nothing known
+    there), or behind something else (a nearer depth with another id). Samples landing just off the
+    object's silhouette (pixel rounding) see background behind them and count as visible.
     """
     local_points, local_normals = _surface_samples(shape)
     points = centroid + (local_points * extent) @ rotation.T
@@ -643,6 +643,9 @@ def _visible_fraction(instance_id: int, shape: str, centroid: np.ndarray, extent
     rows, cols = v[inside].astype(int), u[inside].astype(int)
     seen = np.zeros(len(cam), dtype=bool)
     tolerance = 0.01 + 2.0 * cam[inside, 2] / k[0, 0]
-    in_front = (depth_image[rows, cols] < cam[inside, 2] - tolerance) & (id_image[rows, cols] != instance_id)
-    seen[inside] = ~in_front
+    pixel_depth = depth_image[rows, cols]
+    own = id_image[rows, cols] == instance_id
+    # Seen: the pixel shows this object, or something farther (the sample's own pixel, rounded off the
+    # silhouette). Hidden: something nearer, no depth at all (unknown), or outside the image.
+    seen[inside] = own | (np.isfinite(pixel_depth) & (pixel_depth >= cam[inside, 2] - tolerance))
     return float(np.sum(weights[seen]) / np.sum(weights))
