@@ -6,6 +6,7 @@ stays on this machine (``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``) unless ``--d
     joyai-embodied ros --preset geometric --domain-id 42
     joyai-embodied ros --preset joyai-image --device cuda
     joyai-embodied ros --preset remote --address tcp://127.0.0.1:5555
+    joyai-embodied ros --with-sim-bridge --sim-width 320 --sim-height 240   # + the simulator as a ROS camera
 """
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params-file", default=None,
                         help="ROS parameters YAML (see ros_nodes/config/joyai.yaml) for topics and camera pose")
     parser.add_argument("--threads", type=int, default=4, help="executor threads (default: 4)")
+    sim = parser.add_argument_group("simulator bridge (ros_nodes/sim_bridge_node.py)")
+    sim.add_argument("--with-sim-bridge", action="store_true",
+                     help="also run sim_bridge_node: a joyai/TabletopSpatial-v0 env publishing the camera topics "
+                          "the nodes subscribe to, with /joyai/sim/reset, /joyai/sim/pick, /joyai/sim/place")
+    sim.add_argument("--sim-seed", type=int, default=0, help="seed of the bridge's first episode (default 0)")
+    sim.add_argument("--sim-width", type=int, default=640, help="bridge camera width (default 640)")
+    sim.add_argument("--sim-height", type=int, default=480, help="bridge camera height (default 480)")
+    sim.add_argument("--sim-camera", default="front", help="bridge camera: front, side or top (default front)")
+    sim.add_argument("--sim-rate", type=float, default=5.0,
+                     help="republish rate of the last frame in Hz; 0 = only after changes (default 5)")
 
 
 def configure_environment(discovery: str = "localhost", domain_id: int | None = None) -> None:
@@ -93,12 +104,27 @@ def run(args: argparse.Namespace) -> int:
                      Parameter("address", value=args.address or "")]
         nodes = [SpatialReasoningNode(model, namespace=args.namespace, parameter_overrides=overrides),
                  ImaginationNode(model, namespace=args.namespace, parameter_overrides=overrides)]
-        print(f"joyai-embodied ros: serving /joyai/spatial_query and /joyai/imagine "
+        if getattr(args, "with_sim_bridge", False):
+            nodes.append(_sim_bridge(args))
+        bridge = " + sim bridge (/joyai/sim/reset|pick|place, camera topics)" if len(nodes) > 2 else ""
+        print(f"joyai-embodied ros: serving /joyai/spatial_query and /joyai/imagine{bridge} "
               f"(backend {model.world_model.backend.name}, domain {os.environ.get('ROS_DOMAIN_ID', '0')}, "
               f"discovery {args.discovery})", flush=True)
         return spin_nodes(nodes, threads=args.threads)
     finally:
         rclpy.try_shutdown()
+
+
+def _sim_bridge(args: argparse.Namespace):
+    """The sim_bridge node configured from the ``--sim-*`` options (same namespace as the world-model nodes)."""
+    from rclpy.parameter import Parameter
+
+    from .sim_bridge_node import SimBridgeNode
+
+    overrides = [Parameter("seed", value=int(args.sim_seed)), Parameter("width", value=int(args.sim_width)),
+                 Parameter("height", value=int(args.sim_height)), Parameter("camera", value=str(args.sim_camera)),
+                 Parameter("publish_rate_hz", value=float(args.sim_rate))]
+    return SimBridgeNode(namespace=args.namespace, parameter_overrides=overrides)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,276 @@
+"""Python side of the ``sim_bridge`` node: a blocking client, and the env the planner acts through.
+
+:class:`SimBridgeClient` calls ``/joyai/sim/reset|pick|place`` and assembles complete frames from the
+camera topics (all five messages with one stamp, no older than the last action's)::
+
+    client = SimBridgeClient()
+    client.wait_until_ready(timeout_s=10)
+    reset = client.reset(seed=3)                       # .instruction, .target_pick_id, .objects, .stamp
+    obs = client.observation(after=reset.stamp)        # rgb, depth, segmentation, intrinsics, cam_to_world
+    client.pick(reset.target_pick_id); client.place([x, y, z])
+
+:class:`RosSimEnv` wraps it in the reset/step interface of ``joyai/TabletopSpatial-v0`` with
+``action_mode="primitive"``, so :class:`joyai_embodied.planner.Planner` runs unchanged with its
+simulator behind ROS (``joyai-embodied demo --via ros``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+
+from joyai_embodied.errors import InvalidInputError, RequestTimeoutError
+
+from . import conversions
+from .common import TOPIC_DEFAULTS
+from .sim_bridge_node import ACTION_ERROR, SIM_PICK_SERVICE, SIM_PLACE_SERVICE, SIM_RESET_SERVICE
+
+_FRAME_TYPES = {"rgb": Image, "depth": Image, "segmentation": Image, "camera_info": CameraInfo,
+                "camera_pose": PoseStamped}
+
+
+def _nanoseconds(stamp: Any) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+class SimBridgeClient(Node):
+    """Calls the sim_bridge services and receives its camera topics.
+
+    Args:
+        node_name: name of this client node.
+        namespace: namespace of the camera topics (the service names are absolute).
+    """
+
+    def __init__(self, node_name: str = "joyai_sim_bridge_client", namespace: str = ""):
+        super().__init__(node_name, namespace=namespace)
+        from joyai_interfaces.srv import SimPick, SimPlace, SimReset
+
+        self._srv_types = {"reset": SimReset, "pick": SimPick, "place": SimPlace}
+        self._service_clients = {"reset": self.create_client(SimReset, SIM_RESET_SERVICE),
+                         "pick": self.create_client(SimPick, SIM_PICK_SERVICE),
+                         "place": self.create_client(SimPlace, SIM_PLACE_SERVICE)}
+        self._latest: dict[str, Any] = {}
+        for key, msg_type in _FRAME_TYPES.items():
+            self.create_subscription(msg_type, TOPIC_DEFAULTS[f"{key}_topic"], self._store(key),
+                                     qos_profile_sensor_data)
+        self._executor = SingleThreadedExecutor()
+        self._executor.add_node(self)
+
+    def _store(self, key: str):
+        def callback(msg: Any) -> None:
+            self._latest[key] = msg
+        return callback
+
+    def wait_until_ready(self, timeout_s: float = 10.0) -> None:
+        """Blocks until the three services are available.
+
+        Raises:
+            RequestTimeoutError: they did not appear within ``timeout_s``.
+        """
+        deadline = time.monotonic() + timeout_s
+        for client in self._service_clients.values():
+            if not client.wait_for_service(timeout_sec=max(0.0, deadline - time.monotonic())):
+                raise RequestTimeoutError(f"{client.srv_name} not available after {timeout_s} s")
+
+    # -- services ---------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None, timeout_s: float = 30.0) -> Any:
+        """Starts a new episode; returns the raw ``SimReset`` response (check ``success``)."""
+        return self._call("reset", self._srv_types["reset"].Request(seed=-1 if seed is None else int(seed)), timeout_s)
+
+    def pick(self, object_id: int, timeout_s: float = 30.0) -> Any:
+        """Picks the object with this segmentation id; returns the raw ``SimPick`` response."""
+        return self._call("pick", self._srv_types["pick"].Request(object_id=int(object_id)), timeout_s)
+
+    def place(self, position: Sequence[float], timeout_s: float = 30.0) -> Any:
+        """Places the held object's bottom centre at ``position`` (world, m); returns the ``SimPlace`` response."""
+        request = self._srv_types["place"].Request()
+        request.position.x, request.position.y, request.position.z = (float(v) for v in position)
+        return self._call("place", request, timeout_s)
+
+    def _call(self, name: str, request: Any, timeout_s: float) -> Any:
+        future = self._service_clients[name].call_async(request)
+        self._executor.spin_until_future_complete(future, timeout_sec=timeout_s)
+        if not future.done():
+            self._service_clients[name].remove_pending_request(future)
+            raise RequestTimeoutError(f"no answer from {self._service_clients[name].srv_name} within {timeout_s} s")
+        return future.result()
+
+    # -- camera -----------------------------------------------------------------------------------
+    def frame_messages(self, after: Any = None, timeout_s: float = 10.0) -> dict[str, Any]:
+        """The five messages of one frame stamped at or after ``after`` (a ``builtin_interfaces/Time``).
+
+        Raises:
+            RequestTimeoutError: no complete frame that new within ``timeout_s``.
+        """
+        wanted = 0 if after is None else _nanoseconds(after)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            latest = dict(self._latest)
+            if len(latest) == len(_FRAME_TYPES):
+                stamps = {_nanoseconds(msg.header.stamp) for msg in latest.values()}
+                if len(stamps) == 1 and stamps.pop() >= wanted:
+                    return latest
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RequestTimeoutError(f"no complete camera frame from the sim bridge within {timeout_s} s "
+                                          f"(received: {sorted(latest)})")
+            self._executor.spin_once(timeout_sec=min(0.05, remaining))
+
+    def observation(self, after: Any = None, timeout_s: float = 10.0) -> dict[str, np.ndarray]:
+        """A frame as the env's observation dict: rgb, depth, segmentation, intrinsics, cam_to_world.
+
+        The arrays are views of the received messages (zero-copy) except the int32 segmentation.
+        """
+        msgs = self.frame_messages(after, timeout_s)
+        rgb = conversions.rgb_from_image(msgs["rgb"])
+        height, width = rgb.shape[:2]
+        return {"rgb": rgb, "depth": conversions.depth_from_image(msgs["depth"]),
+                "segmentation": conversions.segmentation_from_image(msgs["segmentation"]),
+                "intrinsics": conversions.intrinsics_from_camera_info(msgs["camera_info"], width, height),
+                "cam_to_world": conversions.pose_to_matrix(msgs["camera_pose"].pose)}
+
+    def destroy_node(self) -> None:
+        self._executor.remove_node(self)
+        self._executor.shutdown()
+        super().destroy_node()
+
+
+def objects_from_response(response: Any) -> list[dict[str, Any]]:
+    """A service response's ground-truth objects in the env's ``info["objects"]`` form (yaw omitted)."""
+    return [{"id": int(o.id), "name": o.name, "color": o.color, "shape": o.shape,
+             "position": [o.centroid.x, o.centroid.y, o.centroid.z], "size": [o.extent.x, o.extent.y, o.extent.z]}
+            for o in response.objects]
+
+
+class RosSimEnv:
+    """``joyai/TabletopSpatial-v0`` (primitive actions) whose simulator runs behind the sim_bridge node.
+
+    ``reset``/``step`` return what the in-process env returns, except that observations come from the
+    camera topics (no ``robot_state``) and ``info["objects"]`` has no ``yaw``. Invalid actions raise
+    :class:`InvalidInputError`; primitives the simulator refuses set ``info["action_error"]``, as in
+    process. ``camera_pose(name)`` gives the calibration of the env's named cameras (``sim_envs.cameras``),
+    which a robot would read from its own calibration.
+
+    Args:
+        width, height: image size; a bridge this env starts uses it, a running one must match it.
+        camera: observation camera of a bridge this env starts.
+        start_bridge: "auto" starts ``python -m ros_nodes.sim_bridge_node`` when no bridge answers within
+            ``wait_s``; True always starts one; False only connects.
+        timeout_s: per-call timeout.
+
+    Raises:
+        InvalidInputError: the running bridge publishes another image size.
+        RequestTimeoutError: no bridge answered (and none could be started) within ``timeout_s``.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, width: int = 640, height: int = 480, camera: str = "front",
+                 start_bridge: bool | str = "auto", timeout_s: float = 60.0, wait_s: float = 2.0):
+        import rclpy
+
+        os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        self._owns_context = not rclpy.ok()
+        if self._owns_context:
+            rclpy.init()
+        self.width, self.height, self.camera, self.timeout_s = int(width), int(height), camera, timeout_s
+        self.client = SimBridgeClient("joyai_ros_sim_env")
+        self._process: subprocess.Popen | None = None
+        if start_bridge is True or (start_bridge == "auto" and not self._ready(wait_s)):
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "ros_nodes.sim_bridge_node", "--ros-args", "-p", f"width:={self.width}",
+                 "-p", f"height:={self.height}", "-p", f"camera:={camera}"], env=dict(os.environ))
+            self.client.wait_until_ready(timeout_s=timeout_s)
+        self._instruction, self._target, self._success, self._objects = "", {}, False, []
+
+    def _ready(self, wait_s: float) -> bool:
+        try:
+            self.client.wait_until_ready(timeout_s=wait_s)
+            return True
+        except RequestTimeoutError:
+            return False
+
+    @property
+    def unwrapped(self) -> "RosSimEnv":
+        return self
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        """Starts a new episode on the bridge; returns (observation, info) like the in-process env."""
+        response = self.client.reset(seed, timeout_s=self.timeout_s)
+        if not response.success:
+            raise InvalidInputError("seed", "a seed the simulator accepts", response.error)
+        self._instruction, self._success = response.instruction, False
+        self._objects = objects_from_response(response)
+        self._target = {"pick_id": response.target_pick_id, "pick_name": response.target_pick_name,
+                        "place_id": response.target_place_id, "place_name": response.target_place_name,
+                        "template": response.target_template, "relation": response.target_relation or None,
+                        "reference": response.target_reference or None, "viewpoint": response.target_viewpoint}
+        return self._observation(response.stamp), self._info(self._objects)
+
+    def step(self, action: Mapping[str, Any]) -> tuple[dict, float, bool, bool, dict]:
+        """Runs one primitive on the bridge: 0 no-op, 1 pick ``object_id``, 2 place at ``position``.
+
+        Raises:
+            InvalidInputError: the action is malformed, or the bridge refused one of its fields.
+        """
+        from sim_envs.tabletop import NOOP, PICK, PLACE
+
+        if not isinstance(action, Mapping) or "primitive" not in action:
+            raise InvalidInputError("action", "a dict with keys 'primitive', 'object_id', 'position'",
+                                    type(action).__name__)
+        primitive = int(action["primitive"])
+        if primitive == PICK:
+            response = self.client.pick(int(action["object_id"]), timeout_s=self.timeout_s)
+        elif primitive == PLACE:
+            response = self.client.place(np.asarray(action["position"], dtype=np.float64), timeout_s=self.timeout_s)
+        elif primitive == NOOP:  # the scene rests between primitives: the latest frame is the outcome
+            return self._observation(None), float(self._success), self._success, False, self._info(self._objects)
+        else:
+            raise InvalidInputError("action.primitive", f"{NOOP} (no-op), {PICK} (pick) or {PLACE} (place)", primitive)
+        if not response.success and response.error_type != ACTION_ERROR:
+            raise InvalidInputError("action", "an action the sim bridge accepts", response.error)
+        self._success, self._objects = bool(response.task_success), objects_from_response(response)
+        info = self._info(self._objects, response.error if response.error_type == ACTION_ERROR else None)
+        return self._observation(response.stamp), float(self._success), self._success, False, info
+
+    def _info(self, objects: list[dict], action_error: str | None = None) -> dict[str, Any]:
+        return {"objects": objects, "instruction": self._instruction, "target": dict(self._target),
+                "success": self._success, "action_error": action_error}
+
+    def _observation(self, after: Any) -> dict[str, np.ndarray]:
+        obs = self.client.observation(after, timeout_s=self.timeout_s)
+        if obs["rgb"].shape[:2] != (self.height, self.width):
+            raise InvalidInputError("width/height", f"the bridge's image size {self.width}x{self.height}",
+                                    f"{obs['rgb'].shape[1]}x{obs['rgb'].shape[0]}")
+        return obs
+
+    def camera_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(cam_to_world 4x4, intrinsics 3x3) of a named camera of the simulator at this image size."""
+        from sim_envs.cameras import camera_intrinsics, camera_to_world
+
+        return camera_to_world(name), camera_intrinsics(name, self.width, self.height)
+
+    def close(self) -> None:
+        """Destroys the client; stops the bridge if this env started it."""
+        import rclpy
+
+        self.client.destroy_node()
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+            self._process = None
+        if self._owns_context:
+            rclpy.try_shutdown()
