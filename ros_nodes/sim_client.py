@@ -190,8 +190,14 @@ class RosSimEnv:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "ros_nodes.sim_bridge_node", "--ros-args", "-p", f"width:={self.width}",
                  "-p", f"height:={self.height}", "-p", f"camera:={camera}"], env=dict(os.environ))
-            self.client.wait_until_ready(timeout_s=timeout_s)
         self._instruction, self._target, self._success, self._objects = "", {}, False, []
+        try:
+            if self._process is not None:
+                self.client.wait_until_ready(timeout_s=timeout_s)
+            self._observation(None)  # a bridge that was already running must publish our image size
+        except Exception:
+            self.close()
+            raise
 
     def _ready(self, wait_s: float) -> bool:
         try:

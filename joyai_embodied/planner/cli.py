@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", default=None,
                         help="model server address for --backend remote, e.g. tcp://127.0.0.1:5555")
     parser.add_argument("--via", choices=("inprocess", "ros"), default="inprocess",
-                        help="reach the world model in this process (default) or through the ROS 2 nodes")
+                        help="run the world model and the simulator in this process (default), or reach both "
+                             "through ROS 2: the world-model nodes and the sim_bridge node (started when none run)")
     parser.add_argument("--out", default="out/demo", help="report folder (default out/demo)")
     parser.add_argument("--width", type=_positive_int, default=640, help="camera width in pixels (default 640)")
     parser.add_argument("--height", type=_positive_int, default=480, help="camera height in pixels (default 480)")
@@ -42,10 +43,13 @@ def run(args: argparse.Namespace) -> int:
     """
     from ..errors import JoyAIError
 
+    wm = None
     try:
         wm = load_world_model(args.backend, via=args.via, address=args.address)
-        env = make_env(args.width, args.height)
+        env = make_env(args.width, args.height, via=args.via)
     except (JoyAIError, ImportError) as exc:
+        if wm is not None:  # stops the ROS nodes it may have started
+            wm.close()
         print(f"joyai-embodied demo: {exc}", file=sys.stderr)
         return 1
 
@@ -99,8 +103,23 @@ def load_world_model(backend: str, via: str = "inprocess", address: str | None =
     return WorldModel.load(backend, address=address)
 
 
-def make_env(width: int, height: int) -> Any:
-    """A ``joyai/TabletopSpatial-v0`` env with primitive actions, rendering headless."""
+def make_env(width: int, height: int, via: str = "inprocess") -> Any:
+    """A ``joyai/TabletopSpatial-v0`` env with primitive actions, rendering headless.
+
+    With ``via="ros"`` the simulator runs behind the sim_bridge node (``ros_nodes.sim_client.RosSimEnv``):
+    observations come from its camera topics, actions go to its ``/joyai/sim/*`` services.
+
+    Raises:
+        BackendUnavailableError: ``via="ros"`` without the ROS nodes.
+    """
+    if via == "ros":
+        from ..errors import BackendUnavailableError
+
+        try:
+            from ros_nodes.sim_client import RosSimEnv  # rclpy is imported only on this path
+        except ImportError as exc:
+            raise BackendUnavailableError(f"--via ros needs the ros_nodes package and rclpy ({exc})") from exc
+        return RosSimEnv(width, height)
     os.environ.setdefault("MUJOCO_GL", "egl")  # must be set before mujoco is imported
     import gymnasium as gym
 
