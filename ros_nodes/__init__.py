@@ -9,6 +9,8 @@ Modules (each imports rclpy; ``import joyai_embodied`` never imports this packag
 - ``client``: :class:`~ros_nodes.client.WorldModelClient`, a blocking + async Python API over both.
 - ``launcher``: ``joyai-embodied ros``: both nodes in one process, one model load.
 - ``ros_backend``: a ``"ros"`` world-model backend, so code written against WorldModel runs through ROS.
+- ``sim_bridge_node``: the tabletop simulator's camera topics and ``/joyai/sim/reset|pick|place`` services.
+- ``sim_client``: ``SimBridgeClient`` over those, and ``RosSimEnv``, the planner's env through ROS.
 
 See ros_nodes/README.md for installation (pip-only or colcon) and usage.
 """

@@ -213,3 +213,21 @@ def test_planner_through_the_bridge_matches_the_in_process_env(sim):
     assert over_ros.plan.pick.id == local.plan.pick.id
     assert over_ros.success == local.success
     assert over_ros.target == local.target
+
+
+def test_demo_via_ros_uses_the_running_nodes_and_bridge(sim, tmp_path):
+    """`joyai-embodied demo --via ros` plans over the world-model nodes and acts through the bridge."""
+    import json
+
+    done = subprocess.run([sys.executable, "-m", "joyai_embodied.cli", "demo", "--via", "ros", "--episodes", "1",
+                           "--seed", str(FIRST_SEED), "--width", str(WIDTH), "--height", str(HEIGHT),
+                           "--out", str(tmp_path)], env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    # It found the module's nodes and bridge, so it started neither (each prints a banner when started).
+    assert "joyai-embodied ros: serving" not in output and "[sim_bridge_node]" not in output, output[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["meta"]["via"] == "ros" and report["episodes"] == 1
+    episode = report["episodes_detail"][0]
+    assert episode["status"] != "cannot plan" and [a["action_error"] for a in episode["actions"]] == [None, None]
+    assert episode["success"] == (episode["status"] == "success")

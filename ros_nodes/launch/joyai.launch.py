@@ -2,6 +2,7 @@
 
     ros2 launch joyai_embodied joyai.launch.py preset:=geometric
     ros2 launch joyai_embodied joyai.launch.py preset:=joyai-image device:=cuda params_file:=my.yaml
+    ros2 launch joyai_embodied joyai.launch.py with_sim_bridge:=true sim_width:=320 sim_height:=240
 
 The nodes run as ``python3 -m ros_nodes.<node>`` (the package installs no per-node executables, so
 the same launch file works for pip and colcon installs). Each node loads its own model here; to load
@@ -13,6 +14,7 @@ import os
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, SetEnvironmentVariable
+from launch.conditions import IfCondition
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 
 NODES = ("spatial_reasoning_node", "imagination_node")
@@ -25,7 +27,12 @@ def generate_launch_description() -> LaunchDescription:
                  "device": ("''", "device for learned backends"),
                  "address": ("''", "model server address (remote backend)"),
                  "namespace": ("/", "namespace of the camera topics"),
-                 "params_file": (default_params, "parameters YAML (see ros_nodes/config/joyai.yaml)")}
+                 "params_file": (default_params, "parameters YAML (see ros_nodes/config/joyai.yaml)"),
+                 "with_sim_bridge": ("false", "also start sim_bridge_node (the simulator as camera + robot)"),
+                 "sim_seed": ("0", "sim bridge: seed of the first episode"),
+                 "sim_width": ("640", "sim bridge: image width"),
+                 "sim_height": ("480", "sim bridge: image height"),
+                 "sim_camera": ("front", "sim bridge: observation camera (front, side, top)")}
 
     def node(module: str) -> ExecuteProcess:
         cmd = ["python3", "-m", f"ros_nodes.{module}", "--ros-args",
@@ -35,10 +42,19 @@ def generate_launch_description() -> LaunchDescription:
             cmd += ["-p", [f"{name}:=", LaunchConfiguration(name)]]
         return ExecuteProcess(cmd=cmd, name=module, output="screen")
 
+    # The simulator publishes the camera topics the nodes subscribe to, in the same namespace.
+    sim_bridge = ExecuteProcess(
+        cmd=["python3", "-m", "ros_nodes.sim_bridge_node", "--ros-args",
+             "-r", ["__ns:=", LaunchConfiguration("namespace")],
+             *(arg for name in ("seed", "width", "height", "camera")
+               for arg in ("-p", [f"{name}:=", LaunchConfiguration(f"sim_{name}")]))],
+        name="sim_bridge_node", output="screen", condition=IfCondition(LaunchConfiguration("with_sim_bridge")))
+
     return LaunchDescription([
         *(DeclareLaunchArgument(name, default_value=default, description=text)
           for name, (default, text) in arguments.items()),
         SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE",
                                EnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE", default_value="LOCALHOST")),
         *(node(module) for module in NODES),
+        sim_bridge,
     ])
