@@ -5,7 +5,7 @@ Shared contract between perception (observe -> objects), rendering (imagine) and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -24,6 +24,10 @@ class SceneCloud:
         plane: (4,) float64 support plane (a, b, c, d) with unit normal pointing up: a*x + b*y + c*z + d = 0;
             None when no support plane was found.
         source: the camera the points were seen from.
+
+    The arrays are treated as immutable: derived per-point data (see :meth:`derived`) is computed once per
+    cloud and reused by every render of it. Edits build a new cloud (``dataclasses.replace``), which starts
+    with an empty cache.
     """
 
     points: np.ndarray
@@ -32,6 +36,8 @@ class SceneCloud:
     pixels: np.ndarray
     plane: np.ndarray | None
     source: CameraPose
+    # Per-cloud derived arrays (``derived``); not part of the value (excluded from init, repr and ==).
+    _derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.points.shape[0])
@@ -42,3 +48,20 @@ class SceneCloud:
 
     def object_points(self, instance_id: int) -> np.ndarray:
         return self.points[self.ids == instance_id]
+
+    def derived(self, name: str, compute) -> np.ndarray:
+        """``compute(self)``, computed on first use and cached on this cloud under ``name``.
+
+        Args:
+            name: cache key (one per kind of derived data, e.g. ``"points_t"``).
+            compute: function of the cloud returning the array; called at most once per cloud and name.
+
+        Returns:
+            The cached array (read-only: callers must not modify it).
+        """
+        value = self._derived.get(name)
+        if value is None:
+            value = compute(self)
+            value.flags.writeable = False
+            self._derived[name] = value
+        return value

@@ -66,19 +66,25 @@ def render_cloud(cloud: SceneCloud, camera: CameraPose, hole_fill_px: int = 2) -
         raise InvalidInputError("hole_fill_px", "an integer in [0, 16]", hole_fill_px)
 
     height, width = camera.height, camera.width
-    index, depth = _zbuffer(cloud, camera, splat=True)
-    hit = index >= 0
-    observed = np.zeros((height, width), dtype=bool)
-    observed[hit] = cloud.pixels[index[hit], 0] >= 0
+    written, winners, z_of_point = _rasterise(cloud, camera, splat=True)
+    # Flat images of the nearest point: its index, depth, instance id and whether it was observed.
+    index = np.full(height * width, -1, dtype=np.int64)
+    depth = np.full(height * width, np.inf, dtype=np.float32)
+    ids = np.full(height * width, -1, dtype=np.int32)
+    observed = np.zeros(height * width, dtype=bool)
+    index[written] = winners
+    depth[written] = z_of_point[winners]
+    ids[written] = cloud.ids[winners]
+    observed[written] = cloud.derived("observed", _observed_points)[winners]
+    index, depth, ids, observed = (a.reshape(height, width) for a in (index, depth, ids, observed))
 
-    _repair_cracks(index, depth, observed, np.where(index >= 0, cloud.ids[np.maximum(index, 0)], -1))
-    filled = _fill_holes(index, depth, int(hole_fill_px))
+    _repair_cracks(index, depth, observed, ids)
+    filled = _fill_holes(index, depth, ids, int(hole_fill_px))
 
     hit = index >= 0
-    rgb = np.zeros((height, width, 3), dtype=np.uint8)
-    segmentation = np.zeros((height, width), dtype=np.int32)
-    rgb[hit] = cloud.colors[index[hit]]
-    segmentation[hit] = cloud.ids[index[hit]]
+    # Row 0 of the padded colour table is black: index -1 (nothing rendered) gathers it, no masking.
+    rgb = np.take(cloud.derived("colors_padded", _padded_colors), index + 1, axis=0)
+    segmentation = np.where(hit, ids, np.int32(0))
     depth[~hit] = np.nan
     return ImaginedView(rgb=rgb, depth=depth, segmentation=segmentation, intrinsics=camera.intrinsics.copy(),
                         cam_to_world=camera.cam_to_world.copy(), valid_mask=observed & hit & ~filled,
@@ -99,23 +105,59 @@ def zbuffer(cloud: SceneCloud, camera: CameraPose, splat: bool = True) -> np.nda
     Returns:
         HxW int64 array of point indices into ``cloud``.
     """
-    return _zbuffer(cloud, camera, splat)[0]
+    written, winners, _ = _rasterise(cloud, camera, splat)
+    index = np.full(camera.height * camera.width, -1, dtype=np.int64)
+    index[written] = winners
+    return index.reshape(camera.height, camera.width)
 
 
-def _zbuffer(cloud: SceneCloud, camera: CameraPose, splat: bool) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`zbuffer`, plus the depth of the winning point at every pixel (inf where none)."""
+# -- per-cloud data, computed once per SceneCloud and cached on it (SceneCloud.derived) -------------------
+
+def _points_by_axis(cloud: SceneCloud) -> np.ndarray:
+    """(3, N) float32: x, y and z rows, each contiguous (fast elementwise transforms)."""
+    return np.ascontiguousarray(np.asarray(cloud.points, dtype=np.float32).T)
+
+
+def _source_depth(cloud: SceneCloud) -> np.ndarray:
+    """(N,) float32 depth of every point in the source camera, at least NEAR_M (the splat size's numerator)."""
+    world_to_source = np.linalg.inv(cloud.source.cam_to_world).astype(np.float32)
+    r, t = world_to_source[2, :3], world_to_source[2, 3]
+    p = cloud.derived("points_by_axis", _points_by_axis)
+    return np.maximum(p[0] * r[0] + p[1] * r[1] + p[2] * r[2] + t, NEAR_M)
+
+
+def _observed_points(cloud: SceneCloud) -> np.ndarray:
+    """(N,) bool: the point was lifted from the source image (not added by an edit)."""
+    return np.asarray(cloud.pixels)[:, 0] >= 0
+
+
+def _padded_colors(cloud: SceneCloud) -> np.ndarray:
+    """(N + 1, 3) uint8 colours with a black row first, for index -1."""
+    return np.concatenate([np.zeros((1, 3), dtype=np.uint8), np.asarray(cloud.colors, dtype=np.uint8)])
+
+
+def _point_ids(cloud: SceneCloud) -> np.ndarray:
+    return np.arange(len(cloud), dtype=np.int64)
+
+
+# -- z-buffer -----------------------------------------------------------------------------------------------
+
+def _rasterise(cloud: SceneCloud, camera: CameraPose, splat: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The z-buffer of ``cloud`` in ``camera``.
+
+    Returns:
+        ``(written, winners, z_of_point)``: flat indices of the pixels some point landed on, the nearest
+        point's index at each of them, and every point's camera depth ((N,) float32, indexed by point).
+    """
     height, width = camera.height, camera.width
-    index = np.full(height * width, -1, dtype=np.int64)
-    depth = np.full(height * width, np.inf, dtype=np.float32)
     if len(cloud) == 0:
-        return index.reshape(height, width), depth.reshape(height, width)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
 
-    cam = _to_camera(cloud.points, camera.cam_to_world)
-    x, y, z = cam[:, 0], cam[:, 1], cam[:, 2]
+    x, y, z = _to_camera(cloud, camera.cam_to_world)
     in_front = z > NEAR_M
-    if in_front.all():  # the usual case: skip three boolean gathers
-        point_ids = np.arange(len(cloud), dtype=np.int64)
-    else:
+    point_ids = cloud.derived("point_ids", _point_ids)
+    z_of_point = z
+    if not in_front.all():  # rare (a camera inside the cloud): drop points behind the near plane
         point_ids = np.flatnonzero(in_front)
         x, y, z = x[in_front], y[in_front], z[in_front]
     k = camera.intrinsics
@@ -126,85 +168,87 @@ def _zbuffer(cloud: SceneCloud, camera: CameraPose, splat: bool) -> tuple[np.nda
     # Key = quantised depth in the high bits, point index in the low bits: the minimum per pixel is the
     # nearest point, and decoding the low bits says which point it was (one ufunc.at, no sort).
     index_bits = max(int(len(cloud)).bit_length(), 1)
-    depth_q = np.minimum(np.round(z / DEPTH_QUANTUM_M), 2 ** (62 - index_bits) - 1).astype(np.int64)
-    keys = (depth_q << index_bits) | point_ids
+    keys = np.round(z / DEPTH_QUANTUM_M)
+    np.minimum(keys, 2 ** (62 - index_bits) - 1, out=keys)
+    keys = keys.astype(np.int64)
+    keys <<= index_bits
+    keys |= point_ids
     empty_key = np.iinfo(np.int64).max
     buffer = np.full(height * width, empty_key, dtype=np.int64)
 
+    # Most points cover one pixel; only the few larger splats go through the per-offset loop below.
     if splat:
-        side = np.clip(np.ceil(_footprint_px(cloud, camera, point_ids, inv_z) - SPLAT_SLACK_PX), 1, MAX_SPLAT_PX
-                       ).astype(np.int64)
+        footprint = _footprint_px(cloud, camera, point_ids, inv_z) - SPLAT_SLACK_PX
+        large = footprint > 1  # ceil(footprint) > 1
+        single = ~large
     else:
-        side = np.ones(z.shape, dtype=np.int64)
-    for size in range(1, MAX_SPLAT_PX + 1):
-        chosen = side == size
-        if not chosen.any():
-            continue
-        # The square of `size` pixels centred on the point's continuous position (u, v).
-        col0 = np.floor(u[chosen] - (size - 1) / 2.0 + 0.5).astype(np.int64)
-        row0 = np.floor(v[chosen] - (size - 1) / 2.0 + 0.5).astype(np.int64)
-        chosen_keys = keys[chosen]
-        for dr in range(size):
-            for dc in range(size):
-                rows, cols = row0 + dr, col0 + dc
-                inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
-                np.minimum.at(buffer, rows[inside] * width + cols[inside], chosen_keys[inside])
+        large, single = None, slice(None)
+    # A one-pixel splat lands on floor(u + 0.5): inside the image iff 0 <= u + 0.5 < width (then the
+    # truncating cast is the floor).
+    col, row = u + 0.5, v + 0.5
+    inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
+    if large is not None:
+        inside &= single
+    flat = row[inside].astype(np.int64) * width + col[inside].astype(np.int64)
+    np.minimum.at(buffer, flat, keys[inside])
+
+    if large is not None and large.any():
+        side = np.minimum(np.ceil(footprint[large]), MAX_SPLAT_PX).astype(np.int64)
+        u_large, v_large, keys_large = u[large], v[large], keys[large]
+        for size in range(2, MAX_SPLAT_PX + 1):
+            chosen = side == size
+            if not chosen.any():
+                continue
+            # The square of `size` pixels centred on the point's continuous position (u, v).
+            col0 = np.floor(u_large[chosen] - (size - 1) / 2.0 + 0.5).astype(np.int64)
+            row0 = np.floor(v_large[chosen] - (size - 1) / 2.0 + 0.5).astype(np.int64)
+            chosen_keys = keys_large[chosen]
+            for dr in range(size):
+                for dc in range(size):
+                    rows, cols = row0 + dr, col0 + dc
+                    ok = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+                    np.minimum.at(buffer, rows[ok] * width + cols[ok], chosen_keys[ok])
 
     written = np.flatnonzero(buffer != empty_key)
-    index[written] = buffer[written] & ((1 << index_bits) - 1)
-    z_of_point = np.empty(len(cloud), dtype=np.float32)
-    z_of_point[point_ids] = z
-    depth[written] = z_of_point[index[written]]
-    return index.reshape(height, width), depth.reshape(height, width)
+    winners = buffer[written] & ((1 << index_bits) - 1)
+    if len(z_of_point) != len(cloud):
+        z_of_point = np.empty(len(cloud), dtype=np.float32)
+        z_of_point[point_ids] = z
+    return written, winners, z_of_point
 
 
-def _to_camera(points: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
-    # Written out per row: an (N, 3) @ (3, 3) matmul goes through BLAS and is several times slower here.
+def _to_camera(cloud: SceneCloud, cam_to_world: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Camera-frame x, y, z ((N,) float32 each) of the cloud's points."""
+    # Written out per row on contiguous coordinate rows: an (N, 3) @ (3, 3) matmul goes through BLAS
+    # and is slower here.
     world_to_cam = np.linalg.inv(cam_to_world).astype(np.float32)
-    p = np.asarray(points, dtype=np.float32)
+    p = cloud.derived("points_by_axis", _points_by_axis)
     r, t = world_to_cam[:3, :3], world_to_cam[:3, 3]
-    out = np.empty_like(p)
-    for axis in range(3):
-        out[:, axis] = p[:, 0] * r[axis, 0] + p[:, 1] * r[axis, 1] + p[:, 2] * r[axis, 2] + t[axis]
-    return out
-
-
-def _camera_depth(points: np.ndarray, camera: CameraPose) -> np.ndarray:
-    world_to_cam = np.linalg.inv(camera.cam_to_world)
-    r, t = world_to_cam[2, :3], world_to_cam[2, 3]
-    p = np.asarray(points, dtype=np.float64)
-    return (p[:, 0] * r[0] + p[:, 1] * r[1] + p[:, 2] * r[2] + t).astype(np.float32)
+    return tuple(p[0] * r[axis, 0] + p[1] * r[axis, 1] + p[2] * r[axis, 2] + t[axis] for axis in range(3))
 
 
 def _footprint_px(cloud: SceneCloud, camera: CameraPose, point_ids: np.ndarray, inv_z_target: np.ndarray
                   ) -> np.ndarray:
     """Target pixels spanned by one source pixel at each point: f_t * (z_s / f_s) / z_t."""
-    source = cloud.source
-    world_to_source = np.linalg.inv(source.cam_to_world).astype(np.float32)
-    r, t = world_to_source[2, :3], world_to_source[2, 3]
-    p = np.asarray(cloud.points, dtype=np.float32)
-    z_source = p[:, 0] * r[0] + p[:, 1] * r[1] + p[:, 2] * r[2] + t
+    z_source = cloud.derived("source_depth", _source_depth)
     if len(point_ids) != len(z_source):
         z_source = z_source[point_ids]
-    scale = np.float32(camera.intrinsics[0, 0] / source.intrinsics[0, 0])
-    return scale * np.maximum(z_source, NEAR_M) * inv_z_target
-
-
-def _shift(image: np.ndarray, dr: int, dc: int, fill) -> np.ndarray:
-    """``out[r, c] = image[r + dr, c + dc]`` with ``fill`` outside the image."""
-    out = np.full_like(image, fill)
-    height, width = image.shape
-    src_r = slice(max(dr, 0), height + min(dr, 0))
-    dst_r = slice(max(-dr, 0), height + min(-dr, 0))
-    src_c = slice(max(dc, 0), width + min(dc, 0))
-    dst_c = slice(max(-dc, 0), width + min(-dc, 0))
-    out[dst_r, dst_c] = image[src_r, src_c]
-    return out
+    scale = np.float32(camera.intrinsics[0, 0] / cloud.source.intrinsics[0, 0])
+    return scale * z_source * inv_z_target
 
 
 def _same_surface(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):  # inf - inf where both sides are empty: not one surface
         return np.abs(a - b) <= SAME_SURFACE_REL * np.minimum(a, b) + SAME_SURFACE_ABS_M
+
+
+def _interior(height: int, width: int, dr: int, dc: int) -> tuple[tuple[slice, slice], ...]:
+    """Slices of the pixels p whose neighbours p + (dr, dc) and p - (dr, dc) are both inside the image:
+    ``(at p, at p + d, at p - d)``, each a (rows, cols) pair of the same shape."""
+    ar, ac = abs(dr), abs(dc)
+    return ((slice(ar, height - ar), slice(ac, width - ac)),
+            (slice(ar + dr, height - ar + dr), slice(ac + dc, width - ac + dc)),
+            (slice(ar - dr, height - ar - dr), slice(ac - dc, width - ac - dc)))
 
 
 def _repair_cracks(index: np.ndarray, depth: np.ndarray, observed: np.ndarray, ids: np.ndarray) -> None:
@@ -215,16 +259,29 @@ def _repair_cracks(index: np.ndarray, depth: np.ndarray, observed: np.ndarray, i
     pixel takes the nearer of its two neighbours when they are one surface (same instance id, close
     depths), and counts as observed when both of them were.
     """
+    height, width = depth.shape
+    # A crack is farther than the nearer of its two neighbours by more than SAME_SURFACE_ABS_M, so one
+    # cheap whole-image comparison (with a slightly smaller margin, robust to float32 rounding) finds a
+    # superset of the cracks; the full test then runs on those few candidate pixels only. Pixels on the
+    # image border never have both neighbours and are never cracks.
+    margin = np.float32(0.8 * SAME_SURFACE_ABS_M)
     for dr, dc in _AXES:
-        depth_a, depth_b = _shift(depth, dr, dc, np.inf), _shift(depth, -dr, -dc, np.inf)
-        same_id = _shift(ids, dr, dc, -1) == _shift(ids, -dr, -dc, -2)
-        bounded = same_id & np.isfinite(depth_a) & np.isfinite(depth_b) & _same_surface(depth_a, depth_b)
+        at, ahead, behind = _interior(height, width, dr, dc)
+        candidate = depth[at] > np.minimum(depth[ahead], depth[behind]) + margin
+        rows, cols = np.nonzero(candidate)
+        if len(rows) == 0:
+            continue
+        rows += abs(dr)
+        cols += abs(dc)
+        depth_a, depth_b = depth[rows + dr, cols + dc], depth[rows - dr, cols - dc]
+        bounded = ((ids[rows + dr, cols + dc] == ids[rows - dr, cols - dc]) & np.isfinite(depth_a)
+                   & np.isfinite(depth_b) & _same_surface(depth_a, depth_b))
         nearer = np.minimum(depth_a, depth_b)
-        crack = bounded & (depth > nearer * (1 + SAME_SURFACE_REL) + SAME_SURFACE_ABS_M)
+        crack = bounded & (depth[rows, cols] > nearer * (1 + SAME_SURFACE_REL) + SAME_SURFACE_ABS_M)
         if not crack.any():
             continue
-        rows, cols = np.nonzero(crack)
-        use_a = depth_a[rows, cols] <= depth_b[rows, cols]
+        rows, cols = rows[crack], cols[crack]
+        use_a = depth_a[crack] <= depth_b[crack]
         src_r = np.where(use_a, rows + dr, rows - dr)
         src_c = np.where(use_a, cols + dc, cols - dc)
         index[rows, cols] = index[src_r, src_c]
@@ -233,11 +290,11 @@ def _repair_cracks(index: np.ndarray, depth: np.ndarray, observed: np.ndarray, i
         observed[rows, cols] = observed[rows + dr, cols + dc] & observed[rows - dr, cols - dc]
 
 
-def _fill_holes(index: np.ndarray, depth: np.ndarray, radius: int) -> np.ndarray:
+def _fill_holes(index: np.ndarray, depth: np.ndarray, ids: np.ndarray, radius: int) -> np.ndarray:
     """Fills empty pixels bounded on two opposite sides within ``radius``; returns the mask of filled pixels.
 
-    The fill copies the *farther* bounding pixel: a hole next to an object's silhouette is a
-    disocclusion, where the background continues behind the object.
+    The fill copies the *farther* bounding pixel (its point index, depth and instance id): a hole next to
+    an object's silhouette is a disocclusion, where the background continues behind the object.
     """
     filled = np.zeros(index.shape, dtype=bool)
     if radius <= 0:
@@ -245,18 +302,25 @@ def _fill_holes(index: np.ndarray, depth: np.ndarray, radius: int) -> np.ndarray
     hit = index >= 0
     if hit.all() or not hit.any():
         return filled
+    height, width = index.shape
     # Cheap boolean pass first: only holes with content within `radius` on two opposite sides qualify.
+    # Slices instead of shifted copies: ahead[p] |= hit[p + step * d] where p + step * d is inside.
     bounded = np.zeros(index.shape, dtype=bool)
+    ahead, behind = np.empty_like(hit), np.empty_like(hit)
     for dr, dc in _AXES:
-        ahead, behind = np.zeros_like(hit), np.zeros_like(hit)
+        ahead[:] = False
+        behind[:] = False
         for step in range(1, radius + 1):
-            ahead |= _shift(hit, dr * step, dc * step, False)
-            behind |= _shift(hit, -dr * step, -dc * step, False)
+            sr, sc = step * dr, step * dc
+            if step * abs(dr) >= height or step * abs(dc) >= width:
+                break  # the shift leaves the image (and a slice would wrap around)
+            ahead[_span(-sr, height), _span(-sc, width)] |= hit[_span(sr, height), _span(sc, width)]
+            behind[_span(sr, height), _span(sc, width)] |= hit[_span(-sr, height), _span(-sc, width)]
         bounded |= ahead & behind
-    rows, cols = np.nonzero(bounded & ~hit)
+    bounded &= ~hit
+    rows, cols = np.nonzero(bounded)
     if len(rows) == 0:
         return filled
-    height, width = index.shape
     best_depth = np.full(rows.shape, -np.inf, dtype=np.float32)
     best_r, best_c = rows.copy(), cols.copy()
     for dr, dc in _AXES:
@@ -269,21 +333,29 @@ def _fill_holes(index: np.ndarray, depth: np.ndarray, radius: int) -> np.ndarray
                 r, c = rows + sign * dr * step, cols + sign * dc * step
                 inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
                 r_in, c_in = np.where(inside, r, 0), np.where(inside, c, 0)
-                present = inside & (index[r_in, c_in] >= 0)
+                present = inside & hit[r_in, c_in]
                 found_depth = np.where(present, depth[r_in, c_in], found_depth)
                 found_r, found_c = np.where(present, r, found_r), np.where(present, c, found_c)
             sides.append((found_depth, found_r, found_c))
         (depth_a, r_a, c_a), (depth_b, r_b, c_b) = sides
-        bounded = np.isfinite(depth_a) & np.isfinite(depth_b)
+        both = np.isfinite(depth_a) & np.isfinite(depth_b)
         farther_a = depth_a >= depth_b
         candidate = np.where(farther_a, depth_a, depth_b)
-        better = bounded & (candidate > best_depth)
+        better = both & (candidate > best_depth)
         best_depth = np.where(better, candidate, best_depth)
         best_r = np.where(better, np.where(farther_a, r_a, r_b), best_r)
         best_c = np.where(better, np.where(farther_a, c_a, c_b), best_c)
     chosen = np.isfinite(best_depth)
     rows, cols = rows[chosen], cols[chosen]
-    index[rows, cols] = index[best_r[chosen], best_c[chosen]]
-    depth[rows, cols] = depth[best_r[chosen], best_c[chosen]]
+    src_r, src_c = best_r[chosen], best_c[chosen]
+    index[rows, cols] = index[src_r, src_c]
+    depth[rows, cols] = depth[src_r, src_c]
+    ids[rows, cols] = ids[src_r, src_c]
     filled[rows, cols] = True
     return filled
+
+
+def _span(offset: int, size: int) -> slice:
+    """Source slice of a shift by ``offset`` along an axis of ``size``: ``out[i] = in[i + offset]`` reads
+    ``in[_span(offset, size)]`` and writes ``out[_span(-offset, size)]`` (``|offset| < size``)."""
+    return slice(max(offset, 0), size + min(offset, 0))
