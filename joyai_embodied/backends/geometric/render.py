@@ -68,7 +68,7 @@ def render_cloud(cloud: SceneCloud, camera: CameraPose, hole_fill_px: int = 2) -
     height, width = camera.height, camera.width
     written, winners, z_of_point = _rasterise(cloud, camera, splat=True)
     # Flat images of the nearest point: its index, depth, instance id and whether it was observed.
-    index = np.full(height * width, -1, dtype=np.int64)
+    index = np.full(height * width, -1, dtype=np.int32)  # point indices fit: clouds are < 2**31 points
     depth = np.full(height * width, np.inf, dtype=np.float32)
     ids = np.full(height * width, -1, dtype=np.int32)
     observed = np.zeros(height * width, dtype=bool)
@@ -123,7 +123,7 @@ def _source_depth(cloud: SceneCloud) -> np.ndarray:
     world_to_source = np.linalg.inv(cloud.source.cam_to_world).astype(np.float32)
     r, t = world_to_source[2, :3], world_to_source[2, 3]
     p = cloud.derived("points_by_axis", _points_by_axis)
-    return np.maximum(p[0] * r[0] + p[1] * r[1] + p[2] * r[2] + t, NEAR_M)
+    return np.maximum(r @ p + t, NEAR_M)
 
 
 def _observed_points(cloud: SceneCloud) -> np.ndarray:
@@ -136,10 +136,6 @@ def _padded_colors(cloud: SceneCloud) -> np.ndarray:
     return np.concatenate([np.zeros((1, 3), dtype=np.uint8), np.asarray(cloud.colors, dtype=np.uint8)])
 
 
-def _point_ids(cloud: SceneCloud) -> np.ndarray:
-    return np.arange(len(cloud), dtype=np.int64)
-
-
 # -- z-buffer -----------------------------------------------------------------------------------------------
 
 def _rasterise(cloud: SceneCloud, camera: CameraPose, splat: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -147,108 +143,107 @@ def _rasterise(cloud: SceneCloud, camera: CameraPose, splat: bool) -> tuple[np.n
 
     Returns:
         ``(written, winners, z_of_point)``: flat indices of the pixels some point landed on, the nearest
-        point's index at each of them, and every point's camera depth ((N,) float32, indexed by point).
+        point's index at each of them, and every point's camera depth ((N,) float32, indexed by point;
+        meaningless for points behind the near plane, which never win a pixel).
     """
     height, width = camera.height, camera.width
     if len(cloud) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
 
-    x, y, z = _to_camera(cloud, camera.cam_to_world)
-    in_front = z > NEAR_M
-    point_ids = cloud.derived("point_ids", _point_ids)
-    z_of_point = z
-    if not in_front.all():  # rare (a camera inside the cloud): drop points behind the near plane
-        point_ids = np.flatnonzero(in_front)
-        x, y, z = x[in_front], y[in_front], z[in_front]
-    k = camera.intrinsics
-    inv_z = 1.0 / z
-    u = (k[0, 0] * x) * inv_z + k[0, 2]
-    v = (k[1, 1] * y) * inv_z + k[1, 2]
-
-    # Key = quantised depth in the high bits, point index in the low bits: the minimum per pixel is the
-    # nearest point, and decoding the low bits says which point it was (one ufunc.at, no sort).
-    index_bits = max(int(len(cloud)).bit_length(), 1)
-    keys = np.round(z / DEPTH_QUANTUM_M)
-    np.minimum(keys, 2 ** (62 - index_bits) - 1, out=keys)
-    keys = keys.astype(np.int64)
-    keys <<= index_bits
-    keys |= point_ids
-    empty_key = np.iinfo(np.int64).max
-    buffer = np.full(height * width, empty_key, dtype=np.int64)
-
-    # Most points cover one pixel; only the few larger splats go through the per-offset loop below.
+    # One float32 3x4 projection (intrinsics @ world-to-camera, with the +0.5 of round-to-nearest folded
+    # in): rows give ((u + 0.5) z, (v + 0.5) z, z) for every point in a single small matrix product.
+    projection = _projection(camera)
+    points = cloud.derived("points_by_axis", _points_by_axis)
+    projected = projection[:, :3] @ points
+    projected += projection[:, 3:]
+    z = projected[2]
+    with np.errstate(divide="ignore", invalid="ignore"):  # points at or behind the camera: masked below
+        inv_z = np.float32(1.0) / z
+        col = projected[0]
+        col *= inv_z
+        row = projected[1]
+        row *= inv_z
+        # A one-pixel splat lands on floor(u + 0.5): inside the image iff 0 <= u + 0.5 < width (then the
+        # truncating cast below is the floor). NaN (a point at the camera centre) compares False.
+        inside = z > NEAR_M
+        inside &= col >= 0
+        inside &= col < width
+        inside &= row >= 0
+        inside &= row < height
+    large = None
     if splat:
-        footprint = _footprint_px(cloud, camera, point_ids, inv_z) - SPLAT_SLACK_PX
-        large = footprint > 1  # ceil(footprint) > 1
-        single = ~large
-    else:
-        large, single = None, slice(None)
-    # A one-pixel splat lands on floor(u + 0.5): inside the image iff 0 <= u + 0.5 < width (then the
-    # truncating cast is the floor).
-    col, row = u + 0.5, v + 0.5
-    inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
-    if large is not None:
-        inside &= single
-    flat = row[inside].astype(np.int64) * width + col[inside].astype(np.int64)
-    np.minimum.at(buffer, flat, keys[inside])
+        # Most points cover one pixel; only the few larger splats go through the per-offset loop below.
+        footprint = _footprint_px(cloud, camera, inv_z)
+        large = footprint > 1 + SPLAT_SLACK_PX  # ceil(footprint - slack) > 1
+        large &= z > NEAR_M
+        inside &= ~large
+
+    index_bits = max(int(len(cloud)).bit_length(), 1)
+    buffer = np.full(height * width, _EMPTY_KEY, dtype=np.int64)
+    chosen = np.flatnonzero(inside)
+    flat = row[chosen].astype(np.int32) * np.int32(width) + col[chosen].astype(np.int32)
+    np.minimum.at(buffer, flat, _keys(z[chosen], chosen, index_bits))
 
     if large is not None and large.any():
-        side = np.minimum(np.ceil(footprint[large]), MAX_SPLAT_PX).astype(np.int64)
-        u_large, v_large, keys_large = u[large], v[large], keys[large]
+        chosen = np.flatnonzero(large)
+        side = np.minimum(np.ceil(footprint[chosen] - SPLAT_SLACK_PX), MAX_SPLAT_PX).astype(np.int32)
+        col_c, row_c, keys = col[chosen], row[chosen], _keys(z[chosen], chosen, index_bits)
         for size in range(2, MAX_SPLAT_PX + 1):
-            chosen = side == size
-            if not chosen.any():
+            sized = side == size
+            if not sized.any():
                 continue
-            # The square of `size` pixels centred on the point's continuous position (u, v).
-            col0 = np.floor(u_large[chosen] - (size - 1) / 2.0 + 0.5).astype(np.int64)
-            row0 = np.floor(v_large[chosen] - (size - 1) / 2.0 + 0.5).astype(np.int64)
-            chosen_keys = keys_large[chosen]
+            # The square of `size` pixels centred on the point's continuous position (u, v):
+            # columns floor(u - (size - 1) / 2 + 0.5) onwards, and col_c is u + 0.5.
+            col0 = np.floor(col_c[sized] - (size - 1) / 2.0).astype(np.int64)
+            row0 = np.floor(row_c[sized] - (size - 1) / 2.0).astype(np.int64)
+            sized_keys = keys[sized]
             for dr in range(size):
                 for dc in range(size):
                     rows, cols = row0 + dr, col0 + dc
                     ok = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
-                    np.minimum.at(buffer, rows[ok] * width + cols[ok], chosen_keys[ok])
+                    np.minimum.at(buffer, rows[ok] * width + cols[ok], sized_keys[ok])
 
-    written = np.flatnonzero(buffer != empty_key)
+    written = np.flatnonzero(buffer != _EMPTY_KEY)
     winners = buffer[written] & ((1 << index_bits) - 1)
-    if len(z_of_point) != len(cloud):
-        z_of_point = np.empty(len(cloud), dtype=np.float32)
-        z_of_point[point_ids] = z
-    return written, winners, z_of_point
+    return written, winners, z
 
 
-def _to_camera(cloud: SceneCloud, cam_to_world: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Camera-frame x, y, z ((N,) float32 each) of the cloud's points."""
-    # Written out per row on contiguous coordinate rows: an (N, 3) @ (3, 3) matmul goes through BLAS
-    # and is slower here.
-    world_to_cam = np.linalg.inv(cam_to_world).astype(np.float32)
-    p = cloud.derived("points_by_axis", _points_by_axis)
-    r, t = world_to_cam[:3, :3], world_to_cam[:3, 3]
-    return tuple(p[0] * r[axis, 0] + p[1] * r[axis, 1] + p[2] * r[axis, 2] + t[axis] for axis in range(3))
+_EMPTY_KEY = np.iinfo(np.int64).max
 
 
-def _footprint_px(cloud: SceneCloud, camera: CameraPose, point_ids: np.ndarray, inv_z_target: np.ndarray
-                  ) -> np.ndarray:
+def _keys(z: np.ndarray, point_ids: np.ndarray, index_bits: int) -> np.ndarray:
+    """Z-buffer keys: quantised depth in the high bits, point index in the low bits.
+
+    The minimum per pixel is the nearest point, and decoding the low bits says which point it was (one
+    ufunc.at, no sort). Depths beyond the key range saturate (they still lose to anything nearer).
+    """
+    depth_q = np.round(z / DEPTH_QUANTUM_M)
+    np.minimum(depth_q, 2 ** (62 - index_bits) - 1, out=depth_q)
+    keys = depth_q.astype(np.int64)
+    keys <<= index_bits
+    keys |= point_ids
+    return keys
+
+
+def _projection(camera: CameraPose) -> np.ndarray:
+    """3x4 float32 matrix taking homogeneous world points to ((u + 0.5) z, (v + 0.5) z, z)."""
+    world_to_cam = np.linalg.inv(camera.cam_to_world)[:3]
+    shift = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    return (shift @ camera.intrinsics @ world_to_cam).astype(np.float32)
+
+
+def _footprint_px(cloud: SceneCloud, camera: CameraPose, inv_z_target: np.ndarray) -> np.ndarray:
     """Target pixels spanned by one source pixel at each point: f_t * (z_s / f_s) / z_t."""
     z_source = cloud.derived("source_depth", _source_depth)
-    if len(point_ids) != len(z_source):
-        z_source = z_source[point_ids]
     scale = np.float32(camera.intrinsics[0, 0] / cloud.source.intrinsics[0, 0])
-    return scale * z_source * inv_z_target
+    footprint = z_source * inv_z_target
+    footprint *= scale
+    return footprint
 
 
 def _same_surface(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):  # inf - inf where both sides are empty: not one surface
         return np.abs(a - b) <= SAME_SURFACE_REL * np.minimum(a, b) + SAME_SURFACE_ABS_M
-
-
-def _interior(height: int, width: int, dr: int, dc: int) -> tuple[tuple[slice, slice], ...]:
-    """Slices of the pixels p whose neighbours p + (dr, dc) and p - (dr, dc) are both inside the image:
-    ``(at p, at p + d, at p - d)``, each a (rows, cols) pair of the same shape."""
-    ar, ac = abs(dr), abs(dc)
-    return ((slice(ar, height - ar), slice(ac, width - ac)),
-            (slice(ar + dr, height - ar + dr), slice(ac + dc, width - ac + dc)),
-            (slice(ar - dr, height - ar - dr), slice(ac - dc, width - ac - dc)))
 
 
 def _repair_cracks(index: np.ndarray, depth: np.ndarray, observed: np.ndarray, ids: np.ndarray) -> None:
@@ -260,34 +255,41 @@ def _repair_cracks(index: np.ndarray, depth: np.ndarray, observed: np.ndarray, i
     depths), and counts as observed when both of them were.
     """
     height, width = depth.shape
-    # A crack is farther than the nearer of its two neighbours by more than SAME_SURFACE_ABS_M, so one
-    # cheap whole-image comparison (with a slightly smaller margin, robust to float32 rounding) finds a
-    # superset of the cracks; the full test then runs on those few candidate pixels only. Pixels on the
-    # image border never have both neighbours and are never cracks.
-    margin = np.float32(0.8 * SAME_SURFACE_ABS_M)
+    # Flat views: the neighbours of pixel p along (dr, dc) are p +- (dr * width + dc), contiguous slices.
+    index_f, depth_f, observed_f, ids_f = (a.reshape(-1) for a in (index, depth, observed, ids))
+    candidate = np.empty(height * width, dtype=bool)
+    # A crack lies farther than the nearer of its two neighbours by more than SAME_SURFACE_ABS_M, and
+    # (its neighbours being one surface) farther than both of them. Two whole-image comparisons with
+    # looser margins (robust to float32 rounding at any depth below ~1 km) find a superset of the
+    # cracks; the full test then runs on those candidate pixels only.
+    near_margin, far_margin = np.float32(0.8 * SAME_SURFACE_ABS_M), np.float32(0.2 * SAME_SURFACE_ABS_M)
     for dr, dc in _AXES:
-        at, ahead, behind = _interior(height, width, dr, dc)
-        candidate = depth[at] > np.minimum(depth[ahead], depth[behind]) + margin
-        rows, cols = np.nonzero(candidate)
-        if len(rows) == 0:
+        offset = dr * width + dc
+        lo, hi = abs(offset), height * width - abs(offset)
+        centre, ahead, behind = depth_f[lo:hi], depth_f[lo + offset:hi + offset], depth_f[lo - offset:hi - offset]
+        candidate[:lo] = False
+        candidate[hi:] = False
+        np.greater(centre, np.minimum(ahead, behind) + near_margin, out=candidate[lo:hi])
+        candidate[lo:hi] &= centre > np.maximum(ahead, behind) - far_margin
+        if dc:  # pixels in the first and last columns lack a neighbour along this axis (no wrap-around)
+            candidate.reshape(height, width)[:, [0, -1]] = False
+        pixels = np.flatnonzero(candidate)
+        if len(pixels) == 0:
             continue
-        rows += abs(dr)
-        cols += abs(dc)
-        depth_a, depth_b = depth[rows + dr, cols + dc], depth[rows - dr, cols - dc]
-        bounded = ((ids[rows + dr, cols + dc] == ids[rows - dr, cols - dc]) & np.isfinite(depth_a)
-                   & np.isfinite(depth_b) & _same_surface(depth_a, depth_b))
+        ahead, behind = pixels + offset, pixels - offset
+        depth_a, depth_b = depth_f[ahead], depth_f[behind]
+        bounded = ((ids_f[ahead] == ids_f[behind]) & np.isfinite(depth_a) & np.isfinite(depth_b)
+                   & _same_surface(depth_a, depth_b))
         nearer = np.minimum(depth_a, depth_b)
-        crack = bounded & (depth[rows, cols] > nearer * (1 + SAME_SURFACE_REL) + SAME_SURFACE_ABS_M)
+        crack = bounded & (depth_f[pixels] > nearer * (1 + SAME_SURFACE_REL) + SAME_SURFACE_ABS_M)
         if not crack.any():
             continue
-        rows, cols = rows[crack], cols[crack]
-        use_a = depth_a[crack] <= depth_b[crack]
-        src_r = np.where(use_a, rows + dr, rows - dr)
-        src_c = np.where(use_a, cols + dc, cols - dc)
-        index[rows, cols] = index[src_r, src_c]
-        depth[rows, cols] = depth[src_r, src_c]
-        ids[rows, cols] = ids[src_r, src_c]
-        observed[rows, cols] = observed[rows + dr, cols + dc] & observed[rows - dr, cols - dc]
+        pixels, ahead, behind = pixels[crack], ahead[crack], behind[crack]
+        source = np.where(depth_a[crack] <= depth_b[crack], ahead, behind)
+        index_f[pixels] = index_f[source]
+        depth_f[pixels] = depth_f[source]
+        ids_f[pixels] = ids_f[source]
+        observed_f[pixels] = observed_f[ahead] & observed_f[behind]
 
 
 def _fill_holes(index: np.ndarray, depth: np.ndarray, ids: np.ndarray, radius: int) -> np.ndarray:
