@@ -48,7 +48,7 @@ setup(
     packages=find_packages(include=["joyai_embodied", "joyai_embodied.*", "sim_envs", "sim_envs.*",
                                     "ros_nodes", "ros_nodes.*"],
                            exclude=["ros_nodes.joyai_interfaces*"]),
-    package_data={"sim_envs": ["assets/*.xml"], "ros_nodes": ["launch/*.py", "config/*.yaml"]},
+    package_data={"sim_envs": ["assets/*.xml"], "ros_nodes": ["launch/*.py", "config/*.yaml", "config/*.xml"]},
     data_files=[
         ("share/joyai_embodied/models", glob("models/*.yaml") + glob("models/*.md")),
         # ament index marker + manifest so that colcon/ros2 find this ament_python package

@@ -26,14 +26,14 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 
-from joyai_embodied.errors import InvalidInputError, RequestTimeoutError
+from joyai_embodied.errors import BackendUnavailableError, InvalidInputError, RequestTimeoutError
 
 from . import conversions
 from .common import TOPIC_DEFAULTS
-from .sim_bridge_node import ACTION_ERROR, SIM_PICK_SERVICE, SIM_PLACE_SERVICE, SIM_RESET_SERVICE
+from .sim_bridge_node import (ACTION_ERROR, FRAME_QOS, SIM_PICK_SERVICE, SIM_PLACE_SERVICE,
+                              SIM_RESET_SERVICE)
 
 _FRAME_TYPES = {"rgb": Image, "depth": Image, "segmentation": Image, "camera_info": CameraInfo,
                 "camera_pose": PoseStamped}
@@ -62,7 +62,7 @@ class SimBridgeClient(Node):
         self._latest: dict[str, Any] = {}
         for key, msg_type in _FRAME_TYPES.items():
             self.create_subscription(msg_type, TOPIC_DEFAULTS[f"{key}_topic"], self._store(key),
-                                     qos_profile_sensor_data)
+                                     FRAME_QOS)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self)
 
@@ -193,11 +193,20 @@ class RosSimEnv:
         self._instruction, self._target, self._success, self._objects = "", {}, False, []
         try:
             if self._process is not None:
-                self.client.wait_until_ready(timeout_s=timeout_s)
+                self._wait_for_started_bridge(timeout_s)
             self._observation(None)  # a bridge that was already running must publish our image size
         except Exception:
             self.close()
             raise
+
+    def _wait_for_started_bridge(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self._ready(0.5):
+            if self._process.poll() is not None:
+                raise BackendUnavailableError(f"the sim bridge this env started exited with code "
+                                              f"{self._process.returncode}; see its output above")
+            if time.monotonic() > deadline:
+                raise RequestTimeoutError(f"the sim bridge did not come up within {timeout_s} s")
 
     def _ready(self, wait_s: float) -> bool:
         try:
