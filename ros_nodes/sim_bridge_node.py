@@ -2,9 +2,9 @@
 
 The node owns one env (``action_mode="primitive"``) and
 
-- publishes its observation camera, with sensor-data QoS, on the topics the world-model nodes
-  subscribe to by default (see ``common.TOPIC_DEFAULTS``), so their ``use_latest`` requests answer
-  about the live simulation:
+- publishes its observation camera on the topics the world-model nodes subscribe to by default
+  (see ``common.TOPIC_DEFAULTS``), so their ``use_latest`` requests answer about the live simulation.
+  The writers are reliable (keep last 2), which sensor-data (best-effort) subscribers also match:
 
   ==================================  ==============================  ==================================
   topic                               type                            content
@@ -19,7 +19,9 @@ The node owns one env (``action_mode="primitive"``) and
   All five messages of one frame carry the same stamp. A frame is published right after every
   reset and action, then republished (same pixels, new stamp) at ``publish_rate_hz`` so that late
   subscribers and lost best-effort samples catch up; the scene is at rest between actions, so
-  nothing is re-rendered.
+  nothing is re-rendered. With localhost discovery the process uses shared memory only, with a
+  segment big enough for whole frames (``config/sim_bridge_fastdds.xml``, see
+  :func:`use_large_frame_transport`).
 
 - exposes the env's primitive actions as services (``joyai_interfaces/srv``):
   ``/joyai/sim/reset`` (``SimReset``: seed -> instruction, ground-truth target), ``/joyai/sim/pick``

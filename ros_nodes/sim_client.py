@@ -31,6 +31,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from joyai_embodied.errors import BackendUnavailableError, InvalidInputError, RequestTimeoutError
 
 from . import conversions
+from .client import error_from_result
 from .common import TOPIC_DEFAULTS
 from .sim_bridge_node import (ACTION_ERROR, FRAME_QOS, SIM_PICK_SERVICE, SIM_PLACE_SERVICE,
                               SIM_RESET_SERVICE)
@@ -220,10 +221,15 @@ class RosSimEnv:
         return self
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
-        """Starts a new episode on the bridge; returns (observation, info) like the in-process env."""
+        """Starts a new episode on the bridge; returns (observation, info) like the in-process env.
+
+        Raises:
+            InvalidInputError: the bridge refused the seed.
+            RequestTimeoutError: no answer or no frame within ``timeout_s``.
+        """
         response = self.client.reset(seed, timeout_s=self.timeout_s)
         if not response.success:
-            raise InvalidInputError("seed", "a seed the simulator accepts", response.error)
+            raise error_from_result(response)
         self._instruction, self._success = response.instruction, False
         self._objects = objects_from_response(response)
         self._target = {"pick_id": response.target_pick_id, "pick_name": response.target_pick_name,
@@ -253,7 +259,7 @@ class RosSimEnv:
         else:
             raise InvalidInputError("action.primitive", f"{NOOP} (no-op), {PICK} (pick) or {PLACE} (place)", primitive)
         if not response.success and response.error_type != ACTION_ERROR:
-            raise InvalidInputError("action", "an action the sim bridge accepts", response.error)
+            raise error_from_result(response)  # e.g. InvalidInputError("object_id: expected ...")
         self._success, self._objects = bool(response.task_success), objects_from_response(response)
         info = self._info(self._objects, response.error if response.error_type == ACTION_ERROR else None)
         return self._observation(response.stamp), float(self._success), self._success, False, info

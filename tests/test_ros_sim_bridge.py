@@ -231,3 +231,24 @@ def test_demo_via_ros_uses_the_running_nodes_and_bridge(sim, tmp_path):
     episode = report["episodes_detail"][0]
     assert episode["status"] != "cannot plan" and [a["action_error"] for a in episode["actions"]] == [None, None]
     assert episode["success"] == (episode["status"] == "success")
+
+
+def test_ros_sim_env_raises_for_bad_fields_and_reports_refused_primitives(sim):
+    from joyai_embodied.errors import InvalidInputError
+    from ros_nodes.sim_client import RosSimEnv
+    from sim_envs.tabletop import PICK, PLACE
+
+    env = RosSimEnv(WIDTH, HEIGHT, start_bridge=False, timeout_s=30)
+    try:
+        obs, info = env.reset(seed=FIRST_SEED)
+        assert obs["rgb"].shape == (HEIGHT, WIDTH, 3) and info["instruction"]
+        with pytest.raises(InvalidInputError, match="object_id"):
+            env.step({"primitive": PICK, "object_id": 99, "position": np.zeros(3)})
+        with pytest.raises(InvalidInputError, match="seed"):
+            env.reset(seed=-3)
+        _, reward, terminated, _, info = env.step({"primitive": PLACE, "object_id": 0, "position": [0.0, 0.0, 0.8]})
+        assert "nothing is held" in info["action_error"] and (reward, terminated) == (0.0, False)
+    finally:
+        env.close()
+    with pytest.raises(InvalidInputError, match="width/height"):
+        RosSimEnv(WIDTH * 2, HEIGHT * 2, start_bridge=False, timeout_s=10)
