@@ -39,7 +39,10 @@ system-deps:
 	  echo "Missing Debian packages; run: sudo apt-get install -y$$missing"; exit 1; \
 	fi
 
-$(STAMP): setup.py Makefile ros_nodes/build_interfaces.sh
+INTERFACE_SOURCES := $(wildcard ros_nodes/joyai_interfaces/msg/*.msg ros_nodes/joyai_interfaces/srv/*.srv \
+                                 ros_nodes/joyai_interfaces/action/*.action ros_nodes/joyai_interfaces/CMakeLists.txt)
+
+$(STAMP): setup.py Makefile ros_nodes/build_interfaces.sh $(INTERFACE_SOURCES)
 	@$(MAKE) --no-print-directory system-deps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
