@@ -66,28 +66,23 @@ def render_cloud(cloud: SceneCloud, camera: CameraPose, hole_fill_px: int = 2) -
         raise InvalidInputError("hole_fill_px", "an integer in [0, 16]", hole_fill_px)
 
     height, width = camera.height, camera.width
-    written, winners, z_of_point = _rasterise(cloud, camera, splat=True)
-    # Flat images of the nearest point: its index, depth, instance id and whether it was observed.
-    index = np.full(height * width, -1, dtype=np.int32)  # point indices fit: clouds are < 2**31 points
-    depth = np.full(height * width, np.inf, dtype=np.float32)
-    ids = np.full(height * width, -1, dtype=np.int32)
-    observed = np.zeros(height * width, dtype=bool)
-    index[written] = winners
-    depth[written] = z_of_point[winners]
-    ids[written] = cloud.ids[winners]
-    observed[written] = cloud.derived("observed", _observed_points)[winners]
-    index, depth, ids, observed = (a.reshape(height, width) for a in (index, depth, ids, observed))
+    index, z_of_point = _rasterise(cloud, camera, splat=True)
+    index = index.reshape(height, width)
+    # Per-pixel lookups through the nearest point's index. Each per-point table has one extra entry
+    # last, which index -1 (nothing rendered) selects: no masking needed.
+    depth = np.take(np.append(z_of_point, np.float32(np.inf)), index)
+    observed = np.take(cloud.derived("observed_padded", _observed_padded), index)
+    ids_of_point = cloud.derived("ids_padded", _ids_padded)
 
-    _repair_cracks(index, depth, observed, ids)
-    filled = _fill_holes(index, depth, ids, int(hole_fill_px))
+    _repair_cracks(index, depth, observed, ids_of_point)
+    filled = _fill_holes(index, depth, int(hole_fill_px))
 
     hit = index >= 0
-    # Row 0 of the padded colour table is black: index -1 (nothing rendered) gathers it, no masking.
-    rgb = np.take(cloud.derived("colors_padded", _padded_colors), index + 1, axis=0)
-    segmentation = np.where(hit, ids, np.int32(0))
+    rgb = np.take(cloud.derived("colors_padded", _colors_padded), index, axis=0)
+    segmentation = np.take(ids_of_point, index)
     depth[~hit] = np.nan
     return ImaginedView(rgb=rgb, depth=depth, segmentation=segmentation, intrinsics=camera.intrinsics.copy(),
-                        cam_to_world=camera.cam_to_world.copy(), valid_mask=observed & hit & ~filled,
+                        cam_to_world=camera.cam_to_world.copy(), valid_mask=observed & ~filled,
                         source="geometric")
 
 
@@ -105,10 +100,7 @@ def zbuffer(cloud: SceneCloud, camera: CameraPose, splat: bool = True) -> np.nda
     Returns:
         HxW int64 array of point indices into ``cloud``.
     """
-    written, winners, _ = _rasterise(cloud, camera, splat)
-    index = np.full(camera.height * camera.width, -1, dtype=np.int64)
-    index[written] = winners
-    return index.reshape(camera.height, camera.width)
+    return _rasterise(cloud, camera, splat)[0].reshape(camera.height, camera.width)
 
 
 # -- per-cloud data, computed once per SceneCloud and cached on it (SceneCloud.derived) -------------------
@@ -123,17 +115,22 @@ def _source_depth(cloud: SceneCloud) -> np.ndarray:
     world_to_source = np.linalg.inv(cloud.source.cam_to_world).astype(np.float32)
     r, t = world_to_source[2, :3], world_to_source[2, 3]
     p = cloud.derived("points_by_axis", _points_by_axis)
-    return np.maximum(r @ p + t, NEAR_M)
+    return np.maximum(np.einsum("j,jn->n", r, p) + t, NEAR_M)
 
 
-def _observed_points(cloud: SceneCloud) -> np.ndarray:
-    """(N,) bool: the point was lifted from the source image (not added by an edit)."""
-    return np.asarray(cloud.pixels)[:, 0] >= 0
+def _observed_padded(cloud: SceneCloud) -> np.ndarray:
+    """(N + 1,) bool: the point was lifted from the source image (not added by an edit); False last."""
+    return np.append(np.asarray(cloud.pixels)[:, 0] >= 0, False)
 
 
-def _padded_colors(cloud: SceneCloud) -> np.ndarray:
-    """(N + 1, 3) uint8 colours with a black row first, for index -1."""
-    return np.concatenate([np.zeros((1, 3), dtype=np.uint8), np.asarray(cloud.colors, dtype=np.uint8)])
+def _ids_padded(cloud: SceneCloud) -> np.ndarray:
+    """(N + 1,) int32 instance ids, 0 last (the segmentation of an empty pixel)."""
+    return np.append(np.asarray(cloud.ids, dtype=np.int32), np.int32(0))
+
+
+def _colors_padded(cloud: SceneCloud) -> np.ndarray:
+    """(N + 1, 3) uint8 colours, black last."""
+    return np.concatenate([np.asarray(cloud.colors, dtype=np.uint8), np.zeros((1, 3), dtype=np.uint8)])
 
 
 # -- z-buffer -----------------------------------------------------------------------------------------------
@@ -142,19 +139,20 @@ def _rasterise(cloud: SceneCloud, camera: CameraPose, splat: bool) -> tuple[np.n
     """The z-buffer of ``cloud`` in ``camera``.
 
     Returns:
-        ``(written, winners, z_of_point)``: flat indices of the pixels some point landed on, the nearest
-        point's index at each of them, and every point's camera depth ((N,) float32, indexed by point;
-        meaningless for points behind the near plane, which never win a pixel).
+        ``(index, z_of_point)``: the nearest point's index at every pixel ((H*W,) int64, -1 where no point
+        lands) and every point's camera depth ((N,) float32; meaningless for points behind the near plane,
+        which never win a pixel).
     """
     height, width = camera.height, camera.width
     if len(cloud) == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        return np.full(height * width, -1, dtype=np.int64), np.zeros(0, dtype=np.float32)
 
     # One float32 3x4 projection (intrinsics @ world-to-camera, with the +0.5 of round-to-nearest folded
     # in): rows give ((u + 0.5) z, (v + 0.5) z, z) for every point in a single small matrix product.
     projection = _projection(camera)
     points = cloud.derived("points_by_axis", _points_by_axis)
-    projected = projection[:, :3] @ points
+    # einsum, not matmul: BLAS threads waking up for this small product cost more than the product itself.
+    projected = np.einsum("ij,jn->in", projection[:, :3], points)
     projected += projection[:, 3:]
     z = projected[2]
     with np.errstate(divide="ignore", invalid="ignore"):  # points at or behind the camera: masked below
@@ -203,9 +201,12 @@ def _rasterise(cloud: SceneCloud, camera: CameraPose, splat: bool) -> tuple[np.n
                     ok = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
                     np.minimum.at(buffer, rows[ok] * width + cols[ok], sized_keys[ok])
 
-    written = np.flatnonzero(buffer != _EMPTY_KEY)
-    winners = buffer[written] & ((1 << index_bits) - 1)
-    return written, winners, z
+    # Decode in place. An empty pixel decodes to all index bits set, which no point index reaches
+    # (indices are < N < 2**index_bits, so at most 2**index_bits - 2).
+    index_mask = (1 << index_bits) - 1
+    np.bitwise_and(buffer, index_mask, out=buffer)
+    buffer[buffer == index_mask] = -1
+    return buffer, z
 
 
 _EMPTY_KEY = np.iinfo(np.int64).max
@@ -246,17 +247,19 @@ def _same_surface(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.abs(a - b) <= SAME_SURFACE_REL * np.minimum(a, b) + SAME_SURFACE_ABS_M
 
 
-def _repair_cracks(index: np.ndarray, depth: np.ndarray, observed: np.ndarray, ids: np.ndarray) -> None:
+def _repair_cracks(index: np.ndarray, depth: np.ndarray, observed: np.ndarray, ids_of_point: np.ndarray) -> None:
     """Closes one-pixel cracks inside observed surfaces, in place.
 
     Oblique surfaces stretch under a new viewpoint, so a pixel can fall between two neighbouring points
     of one surface and show nothing, or show a farther surface through the gap ("bleed-through"). Such a
     pixel takes the nearer of its two neighbours when they are one surface (same instance id, close
     depths), and counts as observed when both of them were.
+
+    ``ids_of_point`` is the (N + 1,) instance id of every point (any value last, for index -1).
     """
     height, width = depth.shape
     # Flat views: the neighbours of pixel p along (dr, dc) are p +- (dr * width + dc), contiguous slices.
-    index_f, depth_f, observed_f, ids_f = (a.reshape(-1) for a in (index, depth, observed, ids))
+    index_f, depth_f, observed_f = (a.reshape(-1) for a in (index, depth, observed))
     candidate = np.empty(height * width, dtype=bool)
     # A crack lies farther than the nearer of its two neighbours by more than SAME_SURFACE_ABS_M, and
     # (its neighbours being one surface) farther than both of them. Two whole-image comparisons with
@@ -266,11 +269,12 @@ def _repair_cracks(index: np.ndarray, depth: np.ndarray, observed: np.ndarray, i
     for dr, dc in _AXES:
         offset = dr * width + dc
         lo, hi = abs(offset), height * width - abs(offset)
-        centre, ahead, behind = depth_f[lo:hi], depth_f[lo + offset:hi + offset], depth_f[lo - offset:hi - offset]
+        centre, forward, backward = (depth_f[lo:hi], depth_f[lo + offset:hi + offset],
+                                     depth_f[lo - offset:hi - offset])
         candidate[:lo] = False
         candidate[hi:] = False
-        np.greater(centre, np.minimum(ahead, behind) + near_margin, out=candidate[lo:hi])
-        candidate[lo:hi] &= centre > np.maximum(ahead, behind) - far_margin
+        np.greater(centre, np.minimum(forward, backward) + near_margin, out=candidate[lo:hi])
+        candidate[lo:hi] &= centre > np.maximum(forward, backward) - far_margin
         if dc:  # pixels in the first and last columns lack a neighbour along this axis (no wrap-around)
             candidate.reshape(height, width)[:, [0, -1]] = False
         pixels = np.flatnonzero(candidate)
@@ -278,8 +282,8 @@ def _repair_cracks(index: np.ndarray, depth: np.ndarray, observed: np.ndarray, i
             continue
         ahead, behind = pixels + offset, pixels - offset
         depth_a, depth_b = depth_f[ahead], depth_f[behind]
-        bounded = ((ids_f[ahead] == ids_f[behind]) & np.isfinite(depth_a) & np.isfinite(depth_b)
-                   & _same_surface(depth_a, depth_b))
+        bounded = ((ids_of_point[index_f[ahead]] == ids_of_point[index_f[behind]])
+                   & np.isfinite(depth_a) & np.isfinite(depth_b) & _same_surface(depth_a, depth_b))
         nearer = np.minimum(depth_a, depth_b)
         crack = bounded & (depth_f[pixels] > nearer * (1 + SAME_SURFACE_REL) + SAME_SURFACE_ABS_M)
         if not crack.any():
@@ -288,15 +292,14 @@ def _repair_cracks(index: np.ndarray, depth: np.ndarray, observed: np.ndarray, i
         source = np.where(depth_a[crack] <= depth_b[crack], ahead, behind)
         index_f[pixels] = index_f[source]
         depth_f[pixels] = depth_f[source]
-        ids_f[pixels] = ids_f[source]
         observed_f[pixels] = observed_f[ahead] & observed_f[behind]
 
 
-def _fill_holes(index: np.ndarray, depth: np.ndarray, ids: np.ndarray, radius: int) -> np.ndarray:
+def _fill_holes(index: np.ndarray, depth: np.ndarray, radius: int) -> np.ndarray:
     """Fills empty pixels bounded on two opposite sides within ``radius``; returns the mask of filled pixels.
 
-    The fill copies the *farther* bounding pixel (its point index, depth and instance id): a hole next to
-    an object's silhouette is a disocclusion, where the background continues behind the object.
+    The fill copies the *farther* bounding pixel (its point index and depth): a hole next to an object's
+    silhouette is a disocclusion, where the background continues behind the object.
     """
     filled = np.zeros(index.shape, dtype=bool)
     if radius <= 0:
@@ -320,40 +323,39 @@ def _fill_holes(index: np.ndarray, depth: np.ndarray, ids: np.ndarray, radius: i
             behind[_span(sr, height), _span(sc, width)] |= hit[_span(-sr, height), _span(-sc, width)]
         bounded |= ahead & behind
     bounded &= ~hit
-    rows, cols = np.nonzero(bounded)
-    if len(rows) == 0:
+    pixels = np.flatnonzero(bounded)
+    if len(pixels) == 0:
         return filled
-    best_depth = np.full(rows.shape, -np.inf, dtype=np.float32)
-    best_r, best_c = rows.copy(), cols.copy()
+    rows, cols = np.divmod(pixels, width)
+    index_f, depth_f, hit_f = index.reshape(-1), depth.reshape(-1), hit.reshape(-1)
+    best_depth = np.full(pixels.shape, -np.inf, dtype=np.float32)
+    best = pixels.copy()  # flat index of the pixel to copy from
     for dr, dc in _AXES:
         sides = []
         for sign in (1, -1):
             # Nearest rendered pixel along this direction within `radius` (inf depth when none).
-            found_depth = np.full(rows.shape, np.inf, dtype=np.float32)
-            found_r, found_c = rows.copy(), cols.copy()
+            found_depth = np.full(pixels.shape, np.inf, dtype=np.float32)
+            found = pixels.copy()
             for step in range(radius, 0, -1):
                 r, c = rows + sign * dr * step, cols + sign * dc * step
                 inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
-                r_in, c_in = np.where(inside, r, 0), np.where(inside, c, 0)
-                present = inside & hit[r_in, c_in]
-                found_depth = np.where(present, depth[r_in, c_in], found_depth)
-                found_r, found_c = np.where(present, r, found_r), np.where(present, c, found_c)
-            sides.append((found_depth, found_r, found_c))
-        (depth_a, r_a, c_a), (depth_b, r_b, c_b) = sides
+                there = np.where(inside, pixels + sign * step * (dr * width + dc), 0)
+                present = inside & hit_f[there]
+                found_depth = np.where(present, depth_f[there], found_depth)
+                found = np.where(present, there, found)
+            sides.append((found_depth, found))
+        (depth_a, found_a), (depth_b, found_b) = sides
         both = np.isfinite(depth_a) & np.isfinite(depth_b)
         farther_a = depth_a >= depth_b
         candidate = np.where(farther_a, depth_a, depth_b)
         better = both & (candidate > best_depth)
         best_depth = np.where(better, candidate, best_depth)
-        best_r = np.where(better, np.where(farther_a, r_a, r_b), best_r)
-        best_c = np.where(better, np.where(farther_a, c_a, c_b), best_c)
+        best = np.where(better, np.where(farther_a, found_a, found_b), best)
     chosen = np.isfinite(best_depth)
-    rows, cols = rows[chosen], cols[chosen]
-    src_r, src_c = best_r[chosen], best_c[chosen]
-    index[rows, cols] = index[src_r, src_c]
-    depth[rows, cols] = depth[src_r, src_c]
-    ids[rows, cols] = ids[src_r, src_c]
-    filled[rows, cols] = True
+    pixels, source = pixels[chosen], best[chosen]
+    index_f[pixels] = index_f[source]
+    depth_f[pixels] = depth_f[source]
+    filled.reshape(-1)[pixels] = True
     return filled
 
 
