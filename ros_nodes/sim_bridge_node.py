@@ -314,7 +314,9 @@ class SimBridgeNode(Node):
         return response
 
     def destroy_node(self) -> None:
-        self.sim.stop()
+        sim = getattr(self, "sim", None)  # absent when __init__ failed (rclpy shutdown still destroys us)
+        if sim is not None:
+            sim.stop()
         super().destroy_node()
 
 
