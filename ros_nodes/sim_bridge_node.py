@@ -72,6 +72,9 @@ SIM_PLACE_SERVICE = "/joyai/sim/place"
 ENV_ID = "joyai/TabletopSpatial-v0"
 #: ``error_type`` of a primitive the simulator could not carry out (its ``info["action_error"]``).
 ACTION_ERROR = "ActionError"
+#: The messages of one camera frame, by the key of their ``<key>_topic`` parameter.
+FRAME_TYPES = {"rgb": Image, "depth": Image, "segmentation": Image, "camera_info": CameraInfo,
+               "camera_pose": PoseStamped}
 #: Reliable, keep-last-2. A reliable writer serves both kinds of reader: sensor-data (best-effort)
 #: subscribers such as the world-model nodes get best-effort delivery, reliable ones (SimBridgeClient)
 #: get every frame: multi-megabyte images often lose a fragment on best-effort loopback.
@@ -158,12 +161,9 @@ class SimBridgeNode(Node):
         value = lambda name: self.get_parameter(name).value  # noqa: E731
         self.width, self.height, self.camera = int(value("width")), int(value("height")), str(value("camera"))
         self.camera_frame_id, self.world_frame_id = value("camera_frame_id"), value("world_frame_id")
-        self.topics = {key: value(f"{key}_topic") for key in ("rgb", "depth", "segmentation", "camera_info",
-                                                               "camera_pose")}
-        self._camera_publishers = {key: self.create_publisher(PoseStamped if key == "camera_pose" else
-                                                       CameraInfo if key == "camera_info" else Image,
-                                                       topic, FRAME_QOS)
-                            for key, topic in self.topics.items()}
+        self.topics = {key: value(f"{key}_topic") for key in FRAME_TYPES}
+        self._camera_publishers = {key: self.create_publisher(FRAME_TYPES[key], topic, FRAME_QOS)
+                                   for key, topic in self.topics.items()}
         self._frame: dict[str, Any] = {}  # the last frame's messages, touched only by the physics thread
         rate = float(value("publish_rate_hz"))
         self.sim = SimThread(self._make_env, 1.0 / rate if rate > 0 else 0.0, self._republish)
@@ -172,9 +172,10 @@ class SimBridgeNode(Node):
         from joyai_interfaces.srv import SimPick, SimPlace, SimReset
 
         group = ReentrantCallbackGroup()  # callbacks only wait on the physics thread: let them overlap
-        self.sim_services = [self.create_service(SimReset, SIM_RESET_SERVICE, self.on_reset, callback_group=group),
-                         self.create_service(SimPick, SIM_PICK_SERVICE, self.on_pick, callback_group=group),
-                         self.create_service(SimPlace, SIM_PLACE_SERVICE, self.on_place, callback_group=group)]
+        self.sim_services = [
+            self.create_service(SimReset, SIM_RESET_SERVICE, self.on_reset, callback_group=group),
+            self.create_service(SimPick, SIM_PICK_SERVICE, self.on_pick, callback_group=group),
+            self.create_service(SimPlace, SIM_PLACE_SERVICE, self.on_place, callback_group=group)]
         self.get_logger().info(f"{ENV_ID} {self.width}x{self.height} '{self.camera}' camera on "
                                f"{self.resolve_topic_name(self.topics['rgb'])}; serving {SIM_RESET_SERVICE}, "
                                f"{SIM_PICK_SERVICE}, {SIM_PLACE_SERVICE}")

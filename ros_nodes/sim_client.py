@@ -23,21 +23,16 @@ import time
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image
 
 from joyai_embodied.errors import BackendUnavailableError, InvalidInputError, RequestTimeoutError
 
 from . import conversions
 from .client import error_from_result
 from .common import TOPIC_DEFAULTS
-from .sim_bridge_node import (ACTION_ERROR, FRAME_QOS, SIM_PICK_SERVICE, SIM_PLACE_SERVICE,
+from .sim_bridge_node import (ACTION_ERROR, FRAME_QOS, FRAME_TYPES, SIM_PICK_SERVICE, SIM_PLACE_SERVICE,
                               SIM_RESET_SERVICE)
-
-_FRAME_TYPES = {"rgb": Image, "depth": Image, "segmentation": Image, "camera_info": CameraInfo,
-                "camera_pose": PoseStamped}
 
 
 def _nanoseconds(stamp: Any) -> int:
@@ -61,7 +56,7 @@ class SimBridgeClient(Node):
                          "pick": self.create_client(SimPick, SIM_PICK_SERVICE),
                          "place": self.create_client(SimPlace, SIM_PLACE_SERVICE)}
         self._latest: dict[str, Any] = {}
-        for key, msg_type in _FRAME_TYPES.items():
+        for key, msg_type in FRAME_TYPES.items():
             self.create_subscription(msg_type, TOPIC_DEFAULTS[f"{key}_topic"], self._store(key),
                                      FRAME_QOS)
         self._executor = SingleThreadedExecutor()
@@ -117,7 +112,7 @@ class SimBridgeClient(Node):
         deadline = time.monotonic() + timeout_s
         while True:
             latest = dict(self._latest)
-            if len(latest) == len(_FRAME_TYPES):
+            if len(latest) == len(FRAME_TYPES):
                 stamps = {_nanoseconds(msg.header.stamp) for msg in latest.values()}
                 if len(stamps) == 1 and stamps.pop() >= wanted:
                     return latest
