@@ -69,7 +69,7 @@ def render_cloud(cloud: SceneCloud, camera: CameraPose, hole_fill_px: int = 2) -
     index, z_of_point = _rasterise(cloud, camera, splat=True)
     index = index.reshape(height, width)
     # Per-pixel lookups through the nearest point's index. Each per-point table has one extra entry
-    # last, which index -1 (nothing rendered) selects: no masking needed.
+    # last, which the index of an empty pixel (N) selects: no masking needed.
     depth = np.take(np.append(z_of_point, np.float32(np.inf)), index)
     observed = np.take(cloud.derived("observed_padded", _observed_padded), index)
     ids_of_point = cloud.derived("ids_padded", _ids_padded)
@@ -77,7 +77,7 @@ def render_cloud(cloud: SceneCloud, camera: CameraPose, hole_fill_px: int = 2) -
     _repair_cracks(index, depth, observed, ids_of_point)
     filled = _fill_holes(index, depth, int(hole_fill_px))
 
-    hit = index >= 0
+    hit = np.isfinite(depth)
     rgb = np.take(cloud.derived("colors_padded", _colors_padded), index, axis=0)
     segmentation = np.take(ids_of_point, index)
     depth[~hit] = np.nan
@@ -100,7 +100,9 @@ def zbuffer(cloud: SceneCloud, camera: CameraPose, splat: bool = True) -> np.nda
     Returns:
         HxW int64 array of point indices into ``cloud``.
     """
-    return _rasterise(cloud, camera, splat)[0].reshape(camera.height, camera.width)
+    index = _rasterise(cloud, camera, splat)[0]
+    index[index == len(cloud)] = -1
+    return index.reshape(camera.height, camera.width)
 
 
 # -- per-cloud data, computed once per SceneCloud and cached on it (SceneCloud.derived) -------------------
@@ -139,13 +141,14 @@ def _rasterise(cloud: SceneCloud, camera: CameraPose, splat: bool) -> tuple[np.n
     """The z-buffer of ``cloud`` in ``camera``.
 
     Returns:
-        ``(index, z_of_point)``: the nearest point's index at every pixel ((H*W,) int64, -1 where no point
-        lands) and every point's camera depth ((N,) float32; meaningless for points behind the near plane,
+        ``(index, z_of_point)``: the nearest point's index at every pixel ((H*W,) int64, N where no point
+        lands: one past the last point, so per-point tables padded with one entry serve empty pixels
+        without masking; a negative index would be slower to gather) and every point's camera depth ((N,) float32; meaningless for points behind the near plane,
         which never win a pixel).
     """
     height, width = camera.height, camera.width
     if len(cloud) == 0:
-        return np.full(height * width, -1, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        return np.zeros(height * width, dtype=np.int64), np.zeros(0, dtype=np.float32)
 
     # One float32 3x4 projection (intrinsics @ world-to-camera, with the +0.5 of round-to-nearest folded
     # in): rows give ((u + 0.5) z, (v + 0.5) z, z) for every point in a single small matrix product.
@@ -205,7 +208,7 @@ def _rasterise(cloud: SceneCloud, camera: CameraPose, splat: bool) -> tuple[np.n
     # (indices are < N < 2**index_bits, so at most 2**index_bits - 2).
     index_mask = (1 << index_bits) - 1
     np.bitwise_and(buffer, index_mask, out=buffer)
-    buffer[buffer == index_mask] = -1
+    buffer[buffer == index_mask] = len(cloud)
     return buffer, z
 
 
@@ -255,7 +258,8 @@ def _repair_cracks(index: np.ndarray, depth: np.ndarray, observed: np.ndarray, i
     pixel takes the nearer of its two neighbours when they are one surface (same instance id, close
     depths), and counts as observed when both of them were.
 
-    ``ids_of_point`` is the (N + 1,) instance id of every point (any value last, for index -1).
+    ``index`` holds N at empty pixels, where ``depth`` is inf; ``ids_of_point`` is the (N + 1,) instance
+    id of every point (any value last, for empty pixels).
     """
     height, width = depth.shape
     # Flat views: the neighbours of pixel p along (dr, dc) are p +- (dr * width + dc), contiguous slices.
@@ -304,7 +308,7 @@ def _fill_holes(index: np.ndarray, depth: np.ndarray, radius: int) -> np.ndarray
     filled = np.zeros(index.shape, dtype=bool)
     if radius <= 0:
         return filled
-    hit = index >= 0
+    hit = np.isfinite(depth)  # empty pixels have inf depth
     if hit.all() or not hit.any():
         return filled
     height, width = index.shape
