@@ -46,6 +46,7 @@ def generate_launch_description() -> LaunchDescription:
     sim_bridge = ExecuteProcess(
         cmd=["python3", "-m", "ros_nodes.sim_bridge_node", "--ros-args",
              "-r", ["__ns:=", LaunchConfiguration("namespace")],
+             "--params-file", LaunchConfiguration("params_file"),  # the same topic names as the nodes
              *(arg for name in ("seed", "width", "height", "camera")
                for arg in ("-p", [f"{name}:=", LaunchConfiguration(f"sim_{name}")]))],
         name="sim_bridge_node", output="screen", condition=IfCondition(LaunchConfiguration("with_sim_bridge")))
