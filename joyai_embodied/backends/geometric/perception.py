@@ -119,7 +119,8 @@ def lift_observation(observation: Observation, voxel_size_m: float = 0.0) -> tup
     pixels = grid[index]
     rays = _world_rays(observation.intrinsics, observation.cam_to_world, height, width)
     z = depth.reshape(-1)[index]
-    points = rays[index] * z[:, None] + observation.cam_to_world[:3, 3].astype(np.float32)
+    points = np.multiply(rays[index], z[:, None])
+    points += observation.cam_to_world[:3, 3].astype(np.float32)
     colors = observation.rgb.reshape(-1, 3)[index]
     camera = observation.camera
 
@@ -128,13 +129,17 @@ def lift_observation(observation: Observation, voxel_size_m: float = 0.0) -> tup
         plane = _support_plane_from_background(points, ids, camera)
     else:
         ids, plane = _segment_without_labels(points, camera)
-    id_image = np.zeros(height * width, dtype=np.int32)
-    id_image[index] = ids
-    id_image = id_image.reshape(height, width)
+    if isinstance(index, slice):  # every pixel is a point: the images are views, no copies
+        id_image, depth_image = ids.reshape(height, width), depth
+    else:
+        id_image = np.zeros(height * width, dtype=np.int32)
+        id_image[index] = ids
+        id_image = id_image.reshape(height, width)
+        depth_image = np.where(valid, depth, np.nan)
 
     cloud = SceneCloud(points=points, colors=colors, ids=ids, pixels=pixels, plane=plane, source=camera)
     names = dict(observation.labels) if observation.labels else None
-    objects = _fit_all(cloud, np.where(valid, depth, np.nan), id_image, names, fixed_names=False)
+    objects = _fit_all(cloud, depth_image, id_image, names, fixed_names=False)
     if voxel_size_m > 0:
         cloud = voxel_downsample(cloud, float(voxel_size_m))
     return cloud, objects
@@ -403,6 +408,7 @@ def _fit_all(cloud: SceneCloud, depth_image: np.ndarray, id_image: np.ndarray, n
     # are where a mask that is a pixel off its depth image leaks onto the table behind the object.
     keep = on_objects[heights > SUPPORT_BAND_M]
     kept_ids = cloud.ids[keep]
+    pixel_counts = np.bincount(cloud.ids[on_objects])  # every point of each instance, support band included
     footprints = []
     for instance_id in np.unique(kept_ids):
         members = keep[kept_ids == instance_id]
@@ -410,7 +416,7 @@ def _fit_all(cloud: SceneCloud, depth_image: np.ndarray, id_image: np.ndarray, n
             continue
         footprints.append(_fit_footprint(int(instance_id), cloud.points[members], cloud.colors[members], frame,
                                          cloud.source))
-        footprints[-1].pixel_count = int(np.count_nonzero(cloud.ids == instance_id))
+        footprints[-1].pixel_count = int(pixel_counts[instance_id])
     _resolve_supports(footprints)
 
     objects, used = [], set()
@@ -437,8 +443,7 @@ def _unique(name: str, used: set[str]) -> str:
 def _fit_footprint(instance_id: int, points: np.ndarray, colors: np.ndarray, frame: PlaneFrame,
                    camera: CameraPose) -> _Footprint:
     ab, h = frame.to_plane(points)
-    top = float(np.percentile(h, 99.5))
-    low = float(np.percentile(h, 0.5))
+    low, top = (float(value) for value in np.percentile(h, [0.5, 99.5]))
     seen = min_area_rectangle(ab)
     # Points are pixel centres: the surface reaches half a pixel beyond the outermost ones on each side.
     depth = float(np.median((points - camera.position) @ camera.cam_to_world[:3, 2]))
@@ -576,8 +581,19 @@ def _to_scene_object(fp: _Footprint, name: str, frame: PlaneFrame, camera: Camer
                        pixel_count=fp.pixel_count, visible_fraction=visible, color=fp.color, shape=fp.shape)
 
 
+@functools.lru_cache(maxsize=8)
 def _surface_samples(shape: str) -> tuple[np.ndarray, np.ndarray]:
-    """Points and outward normals on a unit shape centred at 0 with half-size 0.5 (slightly inset)."""
+    """Points and outward normals on a unit shape centred at 0 with half-size 0.5 (slightly inset).
+
+    Cached per shape word: the returned arrays are shared and read-only.
+    """
+    points, normals = _build_surface_samples(shape)
+    points.flags.writeable = False
+    normals.flags.writeable = False
+    return points, normals
+
+
+def _build_surface_samples(shape: str) -> tuple[np.ndarray, np.ndarray]:
     if shape == "sphere":
         n = 300
         i = np.arange(n) + 0.5
