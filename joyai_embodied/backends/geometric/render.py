@@ -116,8 +116,8 @@ def _source_depth(cloud: SceneCloud) -> np.ndarray:
     """(N,) float32 depth of every point in the source camera, at least NEAR_M (the splat size's numerator)."""
     world_to_source = np.linalg.inv(cloud.source.cam_to_world).astype(np.float32)
     r, t = world_to_source[2, :3], world_to_source[2, 3]
-    p = cloud.derived("points_by_axis", _points_by_axis)
-    return np.maximum(np.einsum("j,jn->n", r, p) + t, NEAR_M)
+    z = _transform(np.append(r, t)[None], cloud.derived("points_by_axis", _points_by_axis))[0]
+    return np.maximum(z, NEAR_M, out=z)
 
 
 def _observed_padded(cloud: SceneCloud) -> np.ndarray:
@@ -152,11 +152,7 @@ def _rasterise(cloud: SceneCloud, camera: CameraPose, splat: bool) -> tuple[np.n
 
     # One float32 3x4 projection (intrinsics @ world-to-camera, with the +0.5 of round-to-nearest folded
     # in): rows give ((u + 0.5) z, (v + 0.5) z, z) for every point in a single small matrix product.
-    projection = _projection(camera)
-    points = cloud.derived("points_by_axis", _points_by_axis)
-    # einsum, not matmul: BLAS threads waking up for this small product cost more than the product itself.
-    projected = np.einsum("ij,jn->in", projection[:, :3], points)
-    projected += projection[:, 3:]
+    projected = _transform(_projection(camera), cloud.derived("points_by_axis", _points_by_axis))
     z = projected[2]
     with np.errstate(divide="ignore", invalid="ignore"):  # points at or behind the camera: masked below
         inv_z = np.float32(1.0) / z
@@ -221,12 +217,30 @@ def _keys(z: np.ndarray, point_ids: np.ndarray, index_bits: int) -> np.ndarray:
     The minimum per pixel is the nearest point, and decoding the low bits says which point it was (one
     ufunc.at, no sort). Depths beyond the key range saturate (they still lose to anything nearer).
     """
-    depth_q = np.round(z / DEPTH_QUANTUM_M)
-    np.minimum(depth_q, 2 ** (62 - index_bits) - 1, out=depth_q)
+    depth_q = z * np.float32(1.0 / DEPTH_QUANTUM_M)
+    depth_q += np.float32(0.5)  # round half up: the cast below truncates (depths are positive)
+    np.minimum(depth_q, np.float32(2 ** (62 - index_bits - 1)), out=depth_q)
     keys = depth_q.astype(np.int64)
     keys <<= index_bits
     keys |= point_ids
     return keys
+
+
+def _transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``matrix[:, :3] @ points + matrix[:, 3:]`` for (3, N) float32 points, written out row by row.
+
+    Not ``@``: BLAS threads waking up for this thin product cost more than the product itself on a busy
+    machine; in-place row updates touch the least memory.
+    """
+    out = np.empty((len(matrix), points.shape[1]), dtype=np.float32)
+    scratch = np.empty(points.shape[1], dtype=np.float32)
+    for i, row in enumerate(out):
+        np.multiply(points[0], matrix[i, 0], out=row)
+        for j in (1, 2):
+            np.multiply(points[j], matrix[i, j], out=scratch)
+            row += scratch
+        row += matrix[i, 3]
+    return out
 
 
 def _projection(camera: CameraPose) -> np.ndarray:
