@@ -287,6 +287,8 @@ def _repair_cracks(index: np.ndarray, depth: np.ndarray, observed: np.ndarray, i
     for dr, dc in _AXES:
         offset = dr * width + dc
         lo, hi = abs(offset), height * width - abs(offset)
+        if lo >= hi:
+            continue  # an image too small to have a pixel with both neighbours (and slices would wrap)
         centre, forward, backward = (depth_f[lo:hi], depth_f[lo + offset:hi + offset],
                                      depth_f[lo - offset:hi - offset])
         candidate[:lo] = False
