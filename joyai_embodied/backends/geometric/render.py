@@ -13,8 +13,12 @@ What a rendered pixel means (``ImaginedView.valid_mask``):
   renderer does not extend the support plane into them.
 
 Everything is vectorised numpy; the z-buffer is one ``np.minimum.at`` over packed (depth, point index)
-keys, so its cost is linear in the number of points (~15 ms for 640x480 on one core, see
-``benchmarks/eval_imagination.py --speed``).
+keys, so its cost is linear in the number of points. Where the time goes (a whole 640x480 frame, ~15 ms
+at best on this 2-core machine, see ``benchmarks/speed.py``): projecting and keying the points (~40%),
+crack repair (~20%), the per-pixel lookups and outputs (~25%), hole filling (~10%). Per-cloud data
+(coordinate rows, source depths, padded colour/id tables) is computed on the first render of a cloud
+and cached on it (``SceneCloud.derived``); crack repair and hole filling run their exact tests only on
+the candidate pixels a cheap whole-image comparison leaves.
 """
 
 from __future__ import annotations
@@ -137,14 +141,14 @@ def _colors_padded(cloud: SceneCloud) -> np.ndarray:
 
 # -- z-buffer -----------------------------------------------------------------------------------------------
 
-def _rasterise(cloud: SceneCloud, camera: CameraPose, splat: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The z-buffer of ``cloud`` in ``camera``.
+def _rasterise(cloud: SceneCloud, camera: CameraPose, splat: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The z-buffer of ``cloud`` in ``camera`` (see :func:`zbuffer` for the splat sizes).
 
     Returns:
-        ``(index, z_of_point)``: the nearest point's index at every pixel ((H*W,) int64, N where no point
-        lands: one past the last point, so per-point tables padded with one entry serve empty pixels
-        without masking; a negative index would be slower to gather) and every point's camera depth ((N,) float32; meaningless for points behind the near plane,
-        which never win a pixel).
+        ``(index, z_of_point)``: the nearest point's index at every pixel, (H*W,) int64 holding N where no
+        point lands (one past the last point, so per-point tables padded with one entry serve empty pixels
+        without masking; negative indices would take numpy's slower gather path), and every point's camera
+        depth, (N,) float32 (meaningless for points behind the near plane, which never win a pixel).
     """
     height, width = camera.height, camera.width
     if len(cloud) == 0:
