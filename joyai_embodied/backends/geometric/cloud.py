@@ -49,6 +49,14 @@ class SceneCloud:
     def object_points(self, instance_id: int) -> np.ndarray:
         return self.points[self.ids == instance_id]
 
+    def __getstate__(self) -> dict:
+        # The cache is recomputed on demand: copies and pickles carry only the value.
+        return {key: value for key, value in self.__dict__.items() if key != "_derived"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__dict__["_derived"] = {}
+
     def derived(self, name: str, compute) -> np.ndarray:
         """``compute(self)``, computed on first use and cached on this cloud under ``name``.
 
