@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import Sequence
 
 SUBCOMMANDS = {
     "demo": ("joyai_embodied.planner.cli", "run the planner on simulated tasks and write a report"),
@@ -19,7 +20,23 @@ SUBCOMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
+def positive_int(text: str) -> int:
+    """argparse ``type=`` for counts and sizes: an integer greater than zero."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def run_as_script(command: str, argv: Sequence[str] | None = None) -> int:
+    """``python -m <subcommand module> ARGS`` behaves as ``joyai-embodied <command> ARGS``."""
+    return main([command, *(sys.argv[1:] if argv is None else argv)])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="joyai-embodied", description=__doc__.splitlines()[0])
     from . import __version__

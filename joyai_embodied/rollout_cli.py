@@ -24,9 +24,11 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
+
+from .cli import run_as_script
 
 #: Largest number of steps in one rollout (each writes a PNG).
 MAX_STEPS = 200
@@ -224,10 +226,8 @@ def _write_strip(path: Path, frames: list[np.ndarray], max_width: int = 4096) ->
     strip.save(path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="joyai-embodied rollout", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_as_script("rollout", argv)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from ..cli import positive_int, run_as_script
+
 BENCHMARKS = ("spatial", "imagination", "planner")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declares the ``eval`` options on ``parser``."""
-    parser.add_argument("--seeds", type=_positive_int, default=10, help="number of seeds (default 10)")
+    parser.add_argument("--seeds", type=positive_int, default=10, help="number of seeds (default 10)")
     parser.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
     parser.add_argument("--backend", default="geometric", help="world-model preset or backend (default geometric)")
     parser.add_argument("--address", default=None, help="model server address for --backend remote")
@@ -29,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", action="append", choices=BENCHMARKS,
                         help="run only this benchmark (repeatable); default spatial and imagination")
     parser.add_argument("--planner", action="store_true", help="also run the planner benchmark (slower)")
-    parser.add_argument("--width", type=_positive_int, default=640, help="image width (default 640)")
-    parser.add_argument("--height", type=_positive_int, default=480, help="image height (default 480)")
+    parser.add_argument("--width", type=positive_int, default=640, help="image width (default 640)")
+    parser.add_argument("--height", type=positive_int, default=480, help="image height (default 480)")
     parser.add_argument("--small", action="store_true", help="3 seeds at 320x240")
 
 
@@ -166,17 +168,8 @@ def _cell(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="joyai-embodied eval", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return run_as_script("eval", argv)
 
 
 if __name__ == "__main__":

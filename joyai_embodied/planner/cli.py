@@ -15,12 +15,14 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..cli import positive_int, run_as_script
+
 ENV_ID = "joyai/TabletopSpatial-v0"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declares the ``demo`` options on ``parser``."""
-    parser.add_argument("--episodes", type=_positive_int, default=5, help="number of tasks (default 5)")
+    parser.add_argument("--episodes", type=positive_int, default=5, help="number of tasks (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first task; task i uses seed+i (default 0)")
     parser.add_argument("--backend", default="geometric",
                         help="world-model preset or backend: geometric (default), joyai-image, remote, or a YAML path")
@@ -30,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the world model and the simulator in this process (default), or reach both "
                              "through ROS 2: the world-model nodes and the sim_bridge node (started when none run)")
     parser.add_argument("--out", default="out/demo", help="report folder (default out/demo)")
-    parser.add_argument("--width", type=_positive_int, default=640, help="camera width in pixels (default 640)")
-    parser.add_argument("--height", type=_positive_int, default=480, help="camera height in pixels (default 480)")
+    parser.add_argument("--width", type=positive_int, default=640, help="camera width in pixels (default 640)")
+    parser.add_argument("--height", type=positive_int, default=480, help="camera height in pixels (default 480)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -156,17 +158,8 @@ def summary_table(episodes: Sequence[Any]) -> str:
     return "\n".join(lines)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="joyai-embodied demo", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return run_as_script("demo", argv)
 
 
 if __name__ == "__main__":
