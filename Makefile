@@ -51,11 +51,11 @@ $(STAMP): setup.py Makefile ros_nodes/build_interfaces.sh $(INTERFACE_SOURCES)
 	bash ros_nodes/build_interfaces.sh $(VENV)
 	@touch $(STAMP)
 
+# Every benchmark at small size: quick figures and a check that the scripts run (CI runs this too).
+BENCHMARKS := sim_bench speed eval_spatial eval_imagination eval_planner remote_bench ros_bench sim_bridge_bench
 bench-small: $(STAMP)
-	$(BIN)/python benchmarks/sim_bench.py --small
-	$(BIN)/python benchmarks/speed.py --small
-	$(BIN)/python benchmarks/eval_spatial.py --small
-	$(BIN)/python benchmarks/eval_imagination.py --small
+	@for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py --small"; $(BIN)/python benchmarks/$$b.py --small || exit 1; done
+	$(BIN)/python benchmarks/gpu_smoke.py --tiny --small
 
 clean:
 	rm -rf $(VENV) build *.egg-info out
