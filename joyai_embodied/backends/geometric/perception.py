@@ -24,7 +24,7 @@ import numpy as np
 from ...types import CameraPose, Observation, SceneObject
 from .cloud import SceneCloud
 from .colors import color_name, representative_rgb
-from .shapes import Rectangle, classify_shape, fit_sphere, min_area_rectangle
+from .shapes import Rectangle, WallFit, classify_shape, fit_sphere, fit_walls, min_area_rectangle, rectangle_at
 
 #: Objects with fewer points than this are ignored (noise, slivers at the image border).
 MIN_OBJECT_POINTS = 10
@@ -49,6 +49,8 @@ _COMPLETE_BELOW = 0.85
 #: Without an occluder, only a footprint this thin (a lone side face) is completed.
 _SIDE_ONLY_BELOW = 0.4
 _RNG_SEED = 0
+#: A base lower than this share of its width is a plate: round, so only its inscribed disc carries things.
+_FLAT_BASE = 0.35
 
 
 @dataclass(frozen=True)
@@ -390,8 +392,12 @@ class _Footprint:
     shape: str
     color: str
     pixel_count: int
-    sphere: tuple[np.ndarray, float] | None = None  # (centre in plane coords (a, b), radius)
+    sphere: tuple[np.ndarray, float, float] | None = None  # (centre (a, b), radius, RMS residual / radius)
     support: float = 0.0
+    ab: np.ndarray | None = None  # the points in plane coordinates
+    pixel_m: float = 0.0  # one pixel's footprint at the object's depth
+    top_rect: Rectangle | None = None  # rectangle of the top face's points
+    walls: WallFit | None = None  # fit of the side walls' points
 
 
 def _fit_all(cloud: SceneCloud, depth_image: np.ndarray, id_image: np.ndarray, names: dict[int, str] | None,
@@ -418,6 +424,8 @@ def _fit_all(cloud: SceneCloud, depth_image: np.ndarray, id_image: np.ndarray, n
                                          cloud.source))
         footprints[-1].pixel_count = int(pixel_counts[instance_id])
     _resolve_supports(footprints)
+    for fp in footprints:
+        _classify(fp)
 
     objects, used = [], set()
     for fp in footprints:
@@ -442,6 +450,7 @@ def _unique(name: str, used: set[str]) -> str:
 
 def _fit_footprint(instance_id: int, points: np.ndarray, colors: np.ndarray, frame: PlaneFrame,
                    camera: CameraPose) -> _Footprint:
+    """Measures one object's points; its shape is named later, once its support is known."""
     ab, h = frame.to_plane(points)
     low, top = (float(value) for value in np.percentile(h, [0.5, 99.5]))
     seen = min_area_rectangle(ab)
@@ -449,34 +458,69 @@ def _fit_footprint(instance_id: int, points: np.ndarray, colors: np.ndarray, fra
     depth = float(np.median((points - camera.position) @ camera.cam_to_world[:3, 2]))
     pixel_m = depth / camera.intrinsics[0, 0]
     rect = Rectangle(seen.center, seen.size + pixel_m, seen.axes, seen.hull_area)
-    height = max(top, 1e-3)
-    residual_ratio, sphere = None, None
+    sphere = None
     if len(points) >= 20:
         centre, radius, residual = fit_sphere(points)
         if radius > 1e-3:
-            residual_ratio = residual / radius
-            c_ab, _ = frame.to_plane(centre[None])
-            sphere = (c_ab[0], radius)
-    top_face = ab[h >= top - max(0.004, 0.08 * height)]
-    top_rect = min_area_rectangle(top_face) if len(top_face) >= 20 else None
-    shape = classify_shape(seen, height, residual_ratio,
-                           sphere_diameter=2 * sphere[1] if sphere is not None else None, top=top_rect)
-    return _Footprint(id=instance_id, rect=rect, seen=seen, low=low, top=top, shape=shape,
+            sphere = (frame.to_plane(centre[None])[0][0], radius, residual / radius)
+    top_band = max(0.004, 0.08 * max(top - low, 1e-3))
+    top_face = ab[h >= top - top_band]
+    return _Footprint(id=instance_id, rect=rect, seen=seen, low=low, top=top, shape="object",
                       color=color_name(representative_rgb(colors)), pixel_count=int(len(points)),
-                      sphere=sphere if shape == "sphere" else None)
+                      sphere=sphere, ab=ab, pixel_m=pixel_m,
+                      top_rect=min_area_rectangle(top_face) if len(top_face) >= 20 else None,
+                      walls=fit_walls(ab[h < top - top_band]))
+
+
+def _classify(fp: _Footprint) -> None:
+    """Names the shape from the height above its support; fits the box of cubes and cylinders to their walls.
+
+    The height counts from the support: a sphere resting on a plate is as tall as it is round only above the
+    plate. A cube whose top is hidden (something stands on it) shows only its side faces, whose minimum-area
+    rectangle is tilted, so its footprint is re-fitted square to the faces. A cylinder's wall arc gives its
+    centre and radius even when half of it is hidden.
+    """
+    height = max(fp.top - fp.support, 1e-3)
+    sphere = fp.sphere
+    fp.shape = classify_shape(fp.seen, height, sphere[2] if sphere else None,
+                              sphere_diameter=2 * sphere[1] if sphere else None, top=fp.top_rect, walls=fp.walls)
+    if fp.shape != "sphere":
+        fp.sphere = None
+    if fp.walls is None:
+        return
+    if fp.shape == "cube" and fp.walls.flat:
+        seen = rectangle_at(fp.ab, fp.walls.edge_angle)
+        fp.seen = seen
+        fp.rect = Rectangle(seen.center, seen.size + fp.pixel_m, seen.axes, seen.hull_area)
+    elif fp.shape == "cylinder" and fp.walls.round:
+        centre, radius, _ = fp.walls.circle
+        if radius < 0.75 * float(np.max(fp.rect.size)):  # not a stray arc bigger than the object
+            fp.rect = Rectangle(centre, np.full(2, 2 * radius), np.eye(2), fp.rect.hull_area)
 
 
 def _resolve_supports(footprints: list[_Footprint]) -> None:
     """Bottom of each object: the plane, or the top of an object under it (stacked objects)."""
     for fp in sorted(footprints, key=lambda f: f.low):
-        if fp.low < 0.015:
-            continue
         below = [other for other in footprints if other is not fp and other.top <= fp.low + 0.015
-                 and other.rect.contains(fp.rect.center, tolerance=0.01)]
-        if below:
-            fp.support = max(other.top for other in below)
-            if fp.shape != "sphere":
-                fp.shape = classify_shape(fp.seen, fp.top - fp.support, None)
+                 and _over(fp.rect.center, other)]
+        support = max((other.top for other in below), default=0.0)
+        # Only something that lifts it counts: a plate's rim under a cube's edge is not a support.
+        if support > SUPPORT_BAND_M and fp.low > support - SUPPORT_BAND_M:
+            fp.support = support
+
+
+def _over(point: np.ndarray, base: _Footprint, tolerance: float = 0.01) -> bool:
+    """Whether an in-plane point lies over ``base``'s footprint (within ``tolerance`` metres).
+
+    Flat bases are plates, round: their rectangle's corners are table, where a sphere beside the plate
+    stands (its lowest visible point is well above the table, so height alone does not tell).
+    """
+    if not base.rect.contains(point, tolerance=tolerance):
+        return False
+    if base.top - base.support >= _FLAT_BASE * float(np.max(base.rect.size)):
+        return True
+    local = base.rect.axes.T @ (np.asarray(point, dtype=np.float64) - base.rect.center)
+    return bool(np.linalg.norm(local / (base.rect.size / 2 + tolerance)) <= 1.0)
 
 
 def _occluded_direction(fp: _Footprint, frame: PlaneFrame, camera: CameraPose, depth_image: np.ndarray,

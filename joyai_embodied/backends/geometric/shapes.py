@@ -21,6 +21,13 @@ _ROUND_FILL_MIN = 0.68
 _FLAT_RATIO = 0.35
 # A sphere fit whose RMS residual is under this share of the radius is taken as a sphere.
 _SPHERE_RESIDUAL = 0.06
+# Side walls seen from outside: a circle fit this good (RMS / radius) is a round wall, an edge fit this good
+# (RMS / footprint width) a flat one. The simulator's depth is exact; a real camera's few millimetres of
+# noise stay under both on 4-6 cm objects.
+_ROUND_WALL = 0.04
+_FLAT_WALL = 0.02
+# A wall arc whose circle is much wider than the arc itself is nearly straight: not evidence of roundness.
+_MAX_RADIUS_PER_CHORD = 1.0
 
 
 @dataclass(frozen=True)
@@ -122,8 +129,86 @@ def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float, float]:
     return center, radius, residual
 
 
+def fit_circle(points: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Least-squares circle through (N, 2) points: (centre, radius, RMS residual)."""
+    p = np.asarray(points, dtype=np.float64)
+    a = np.hstack([2 * p, np.ones((len(p), 1))])
+    b = np.sum(p * p, axis=1)
+    solution, *_ = np.linalg.lstsq(a, b, rcond=None)
+    center = solution[:2]
+    radius = float(np.sqrt(max(solution[2] + center @ center, 0.0)))
+    residual = float(np.sqrt(np.mean((np.linalg.norm(p - center, axis=1) - radius) ** 2)))
+    return center, radius, residual
+
+
+@dataclass(frozen=True)
+class WallFit:
+    """How the footprint of an object's side walls (points below its top face) looks from above.
+
+    ``circle``: (centre, radius, RMS residual) of a circle fit. ``edge_angle`` and ``edge_residual``: the
+    orientation (radians) of the rectangle whose edges the points hug best, and their RMS distance to
+    its nearest edge. ``chord``: the largest extent of the points (metres).
+    """
+
+    circle: tuple[np.ndarray, float, float]
+    edge_angle: float
+    edge_residual: float
+    chord: float
+
+    @property
+    def round(self) -> bool:
+        """The walls lie on a circle (a cylinder's side), clearly better than on a rectangle's edges."""
+        _, radius, residual = self.circle
+        return (radius > 1e-3 and residual < _ROUND_WALL * radius and radius < _MAX_RADIUS_PER_CHORD * self.chord
+                and self.edge_residual > 2 * residual)
+
+    @property
+    def flat(self) -> bool:
+        """The walls lie on a rectangle's edges (a cube's faces), clearly better than on a circle."""
+        _, radius, residual = self.circle
+        straight = radius > _MAX_RADIUS_PER_CHORD * self.chord  # the best circle is nearly a line
+        return (self.chord > 0 and self.edge_residual < _FLAT_WALL * self.chord
+                and (straight or 2 * self.edge_residual < residual))
+
+
+def fit_walls(points: np.ndarray) -> WallFit | None:
+    """Fits a circle and an edge-hugging rectangle to the in-plane (N, 2) points of an object's side walls.
+
+    A camera sees walls from outside: a cube's as one or two straight segments (an L), a cylinder's as an
+    arc. Unlike the footprint's fill, this holds when the top face is hidden (something stands on the
+    object) or an occluder cuts the outline. Returns None for fewer than 20 points.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    if len(p) < 20:
+        return None
+    if len(p) > 400:
+        p = p[:: len(p) // 300]  # a few hundred points pin down a circle or a rectangle
+    circle = fit_circle(p)
+    centred = p - p.mean(axis=0)
+    angles = np.radians(np.arange(0.0, 90.0, 1.0))
+    c, s = np.cos(angles), np.sin(angles)
+    along = centred[:, :1] * c + centred[:, 1:] * s
+    across = -centred[:, :1] * s + centred[:, 1:] * c
+    edge = np.minimum.reduce([along - along.min(axis=0), along.max(axis=0) - along,
+                              across - across.min(axis=0), across.max(axis=0) - across])
+    rms = np.sqrt(np.mean(edge ** 2, axis=0))
+    best = int(np.argmin(rms))
+    chord = float(np.hypot(*np.ptp(p, axis=0)))
+    return WallFit(circle, float(angles[best]), float(rms[best]), chord)
+
+
+def rectangle_at(points: np.ndarray, angle: float) -> Rectangle:
+    """The rectangle around (N, 2) points with its first axis at ``angle`` radians (hull area kept)."""
+    pts = np.asarray(points, dtype=np.float64)
+    candidates, area = outline(pts)
+    lo, hi, _ = _spans(candidates, np.array([angle]))
+    axes = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return Rectangle(axes @ ((lo[0] + hi[0]) / 2), hi[0] - lo[0], axes, area)
+
+
 def classify_shape(rect: Rectangle, height: float, sphere_residual_ratio: float | None,
-                   sphere_diameter: float | None = None, top: Rectangle | None = None) -> str:
+                   sphere_diameter: float | None = None, top: Rectangle | None = None,
+                   walls: WallFit | None = None) -> str:
     """Shape word from the footprint rectangle, the height and how well a sphere fits.
 
     Args:
@@ -133,6 +218,8 @@ def classify_shape(rect: Rectangle, height: float, sphere_residual_ratio: float 
         sphere_diameter: diameter of that sphere fit; a sphere must be as tall as it is round.
         top: the rectangle of the top face's points; cubes and cylinders differ most clearly there
             (a square vs a disc), and the top is the part an occluder in front hides last.
+        walls: the fit of the side walls; when it is clear (straight faces or an arc) it decides cube vs
+            cylinder, since it also holds for a top hidden under a stacked object or cut by an occluder.
 
     Returns:
         One of :data:`SHAPE_WORDS`.
@@ -147,6 +234,10 @@ def classify_shape(rect: Rectangle, height: float, sphere_residual_ratio: float 
             and 0.7 < height / width < 1.4 \
             and (sphere_diameter is None or abs(sphere_diameter - height) < 0.15 * height):
         return "sphere"
+    if walls is not None and walls.flat:
+        return "cube"
+    if walls is not None and walls.round:
+        return "cylinder"
     if top is not None and top.area > 0 and float(np.min(top.size)) > 0.5 * float(np.max(top.size)):
         fill = top.hull_area / top.area
     if fill >= _SQUARE_FILL:
