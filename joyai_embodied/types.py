@@ -21,6 +21,18 @@ MAX_IMAGE_SIDE = 4096
 MAX_DEPTH_M = 50.0
 
 
+def _depth_median(depth: np.ndarray, valid: np.ndarray) -> float:
+    """Median of the valid depth, from every 4th pixel each way (a unit check needs no exact median).
+
+    A full-frame median costs ~3 ms at 640x480; the subsample gives the same answer to a few millimetres.
+    Sparse depth with no valid pixel on the subsampling grid falls back to every valid pixel.
+    """
+    sample = depth[::4, ::4][valid[::4, ::4]]
+    if sample.size == 0:
+        sample = depth[valid]
+    return float(np.median(sample))
+
+
 def _describe(array: Any) -> str:
     if isinstance(array, np.ndarray):
         return f"array of shape {array.shape} and dtype {array.dtype}"
@@ -147,10 +159,12 @@ class Observation:
             valid = np.isfinite(depth) & (depth > 0)
             if not valid.any():
                 raise InvalidInputError("depth", "at least one valid (finite, > 0) pixel", "none valid")
-            if float(np.median(depth[valid])) > MAX_DEPTH_M:
+            median = _depth_median(depth, valid)
+            if median > MAX_DEPTH_M:
                 raise InvalidInputError("depth", f"metres (median under {MAX_DEPTH_M} m)",
-                                        f"median {float(np.median(depth[valid])):.1f}; millimetres?")
-            if np.any(depth[np.isfinite(depth)] < 0):
+                                        f"median {median:.1f}; millimetres?")
+            # NaN < 0 is False; only -inf needs telling apart from a negative number (it is "invalid").
+            if np.any(depth < 0) and np.any(np.isfinite(depth) & (depth < 0)):
                 raise InvalidInputError("depth", "non-negative values", "negative depth")
             object.__setattr__(self, "depth", depth)
 

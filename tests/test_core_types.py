@@ -58,6 +58,16 @@ def test_partially_invalid_depth_is_accepted():
     assert np.isnan(frame(depth=depth).depth[0, 0])
 
 
+def test_millimetre_depth_is_caught_when_valid_pixels_are_sparse():
+    # The unit check samples every 4th pixel; depth valid only off that grid must still be checked.
+    depth = np.zeros((48, 64), np.float32)
+    depth[1::4, 1::4] = 1200.0
+    with pytest.raises(InvalidInputError, match="millimetres"):
+        frame(depth=depth)
+    depth[1::4, 1::4] = 1.2
+    assert frame(depth=depth).depth[1, 1] == pytest.approx(1.2)
+
+
 def test_from_dict_reports_missing_keys():
     with pytest.raises(InvalidInputError, match="intrinsics"):
         Observation.from_dict({"rgb": np.zeros((4, 4, 3), np.uint8), "cam_to_world": POSE})
