@@ -99,6 +99,24 @@ def test_hole_filling_fills_small_gaps_and_marks_them_invalid(source):
     assert np.array_equal(np.isnan(filled.depth) & ~np.isnan(raw.depth), np.zeros_like(newly))
 
 
+@pytest.mark.parametrize("width, height", [(2, 240), (320, 2), (2, 2)])
+def test_images_smaller_than_the_hole_fill_radius_render(source, width, height):
+    # Regression: hole filling indexed past the border of images narrower or shorter than its radius.
+    camera, _, _, cloud, _ = source
+    c0, r0 = (WIDTH - width) // 2, (HEIGHT - height) // 2
+    k = camera.intrinsics.copy()
+    k[0, 2] -= c0  # the same rays as the full image's pixels [r0:r0+height, c0:c0+width]
+    k[1, 2] -= r0
+    crop = CameraPose(camera.cam_to_world, k, width, height)
+    view = render_cloud(cloud, crop, hole_fill_px=3)
+    full = render_cloud(cloud, camera, hole_fill_px=0)
+    window = (slice(r0, r0 + height), slice(c0, c0 + width))
+    assert view.rgb.shape == (height, width, 3) and view.valid_mask.shape == (height, width)
+    assert view.valid_mask.all()  # the source camera sees every pixel of its own crop
+    np.testing.assert_array_equal(view.rgb, full.rgb[window])
+    np.testing.assert_allclose(view.depth, full.depth[window], rtol=1e-5)
+
+
 @pytest.mark.parametrize("bad, field", [("not a camera", "camera"), (None, "camera")])
 def test_render_refuses_a_bad_camera(source, bad, field):
     with pytest.raises(InvalidInputError) as info:
