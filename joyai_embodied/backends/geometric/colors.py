@@ -54,3 +54,30 @@ def color_name(rgb: np.ndarray) -> str:
                 return "brown"
             return word
     return "red"
+
+
+#: Colour classes of :func:`hue_classes`: the chromatic bands in order (red once), then achromatic, then dark.
+HUE_CLASSES = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink", "achromatic", "dark")
+
+
+def hue_classes(colors: np.ndarray) -> np.ndarray:
+    """Per pixel, the index in :data:`HUE_CLASSES` of its hue band, for (N, 3) uint8 RGB.
+
+    Unlike :func:`color_name` it ignores brightness (a shaded face keeps its hue, while its colour word may
+    turn brown or gray), so the pixels of one matte object share a class whichever face they are on.
+    Unsaturated pixels are "achromatic" (white, gray), very dark ones "dark" (hue is noise there).
+    """
+    rgb = np.asarray(colors, dtype=np.float32).reshape(-1, 3) / 255.0
+    high, low = rgb.max(axis=1), rgb.min(axis=1)
+    delta = high - low
+    safe = np.where(delta > 1e-6, delta, 1.0)
+    r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    hue = np.where(high == r, ((g - b) / safe) % 6.0,
+                   np.where(high == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0)) * 60.0
+    bounds = np.array([bound for bound, _ in _HUE_BANDS])
+    band = np.minimum(np.searchsorted(bounds, hue, side="right"), len(bounds) - 1)
+    words = [word for _, word in _HUE_BANDS]
+    band_class = np.array([HUE_CLASSES.index(word) for word in words], dtype=np.int64)[band]
+    saturation = np.where(high > 1e-6, delta / np.maximum(high, 1e-6), 0.0)
+    classes = np.where(saturation < 0.25, HUE_CLASSES.index("achromatic"), band_class)
+    return np.where(high < 0.18, HUE_CLASSES.index("dark"), classes)

@@ -23,7 +23,7 @@ import numpy as np
 
 from ...types import CameraPose, Observation, SceneObject
 from .cloud import SceneCloud
-from .colors import color_name, representative_rgb
+from .colors import HUE_CLASSES, color_name, hue_classes, representative_rgb
 from .shapes import Rectangle, WallFit, classify_shape, fit_sphere, fit_walls, min_area_rectangle, rectangle_at
 
 #: Objects with fewer points than this are ignored (noise, slivers at the image border).
@@ -130,7 +130,7 @@ def lift_observation(observation: Observation, voxel_size_m: float = 0.0) -> tup
         ids = observation.segmentation.reshape(-1)[index].astype(np.int32, copy=False)
         plane = _support_plane_from_background(points, ids, camera)
     else:
-        ids, plane = _segment_without_labels(points, camera)
+        ids, plane = _segment_without_labels(points, colors, camera, depth)
     if isinstance(index, slice):  # every pixel is a point: the images are views, no copies
         id_image, depth_image = ids.reshape(height, width), depth
     else:
@@ -282,8 +282,14 @@ def _table_plane(o3d, sample: np.ndarray, camera: CameraPose) -> tuple[np.ndarra
     return min(parallel, key=lambda item: item[0][:3] @ camera.position + item[0][3])
 
 
-def _segment_without_labels(points: np.ndarray, camera: CameraPose) -> tuple[np.ndarray, np.ndarray | None]:
-    """Support plane by Open3D RANSAC, then DBSCAN clusters of what stands on it (ids 1..n, largest first)."""
+def _segment_without_labels(points: np.ndarray, colors: np.ndarray, camera: CameraPose,
+                            depth_image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Support plane by Open3D RANSAC, then DBSCAN clusters of what stands on it (ids 1..n, largest first).
+
+    Clusters holding more than one hue are split by hue (:func:`_split_by_hue`): objects that touch (a
+    stack) or stand closer than the clustering radius (a small object just behind a tall one) merge in
+    DBSCAN, but rarely share a colour.
+    """
     import open3d as o3d
 
     ids = np.zeros(len(points), dtype=np.int32)
@@ -307,19 +313,107 @@ def _segment_without_labels(points: np.ndarray, camera: CameraPose) -> tuple[np.
     depth = np.median((points[above] - camera.position) @ camera.cam_to_world[:3, 2])
     eps = max(CLUSTER_EPS_M, 4.0 * depth / camera.intrinsics[0, 0])
     point_labels = _cluster_voxels(o3d, voxels, eps)[voxel_of_point.reshape(-1)]
-    clustered = point_labels >= 0
-    counts = np.bincount(point_labels[clustered]) if clustered.any() else np.zeros(0, int)
-    lowest = np.full(len(counts), np.inf)
-    np.minimum.at(lowest, point_labels[clustered], h[above][clustered])
+    heights = h[above]
     # A tabletop object reaches down to the table (or stands on one that does); a cluster hanging in
-    # the air above it is something else (the robot's gripper).
+    # the air above it is something else (the robot's gripper). Judged before the hue split, so the
+    # upper object of a stack stays grounded through the one under it.
+    grounded = _lowest_per_label(point_labels, heights) < MAX_FLOAT_M
+    point_labels, parent = _split_by_hue(point_labels, hue_classes(colors[above]), heights)
+    clustered = point_labels >= 0
+    counts = np.bincount(point_labels[clustered], minlength=len(parent)) if clustered.any() else np.zeros(0, int)
+    grounded = grounded[parent]
+    for label in np.flatnonzero(~grounded & (counts >= MIN_CLUSTER_POINTS)):
+        # Only the top of a small object behind a taller one shows: what would be under it is hidden.
+        members = points[above][point_labels == label]
+        grounded[label] = _hidden_below(members, heights[point_labels == label], frame, camera, depth_image)
     order = [label for label in np.argsort(-counts, kind="stable")
-             if counts[label] >= MIN_CLUSTER_POINTS and lowest[label] < MAX_FLOAT_M]
+             if counts[label] >= MIN_CLUSTER_POINTS and grounded[label]]
     relabel = np.zeros(len(counts) + 1, dtype=np.int32)  # index -1 (noise) maps to the last slot = 0
     for new_id, label in enumerate(order, start=1):
         relabel[label] = new_id
     ids[above] = relabel[point_labels]
     return ids, plane
+
+
+def _hidden_below(points: np.ndarray, heights: np.ndarray, frame: PlaneFrame, camera: CameraPose,
+                  depth_image: np.ndarray) -> bool:
+    """Whether the camera's view of the support under ``points`` is blocked by something nearer.
+
+    The points are dropped onto the plane (a few heights on the way down) and projected into the frame;
+    a gripper hanging in the air has table in view under it, an object peeking over an occluder does not.
+    """
+    sample = points[:: max(1, len(points) // 100)].astype(np.float64)
+    drop = heights[:: max(1, len(points) // 100)].astype(np.float64)
+    below = np.concatenate([sample - (f * drop)[:, None] * frame.normal for f in (0.5, 1.0)])
+    world_to_cam = np.linalg.inv(camera.cam_to_world)
+    cam = below @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
+    k = camera.intrinsics
+    z = cam[:, 2]
+    in_front = z > 1e-3
+    u = np.round(k[0, 0] * cam[:, 0] / np.where(in_front, z, 1.0) + k[0, 2]).astype(np.int64)
+    v = np.round(k[1, 1] * cam[:, 1] / np.where(in_front, z, 1.0) + k[1, 2]).astype(np.int64)
+    inside = in_front & (u >= 0) & (u < camera.width) & (v >= 0) & (v < camera.height)
+    if not inside.any():
+        return False
+    seen = depth_image[v[inside], u[inside]]
+    blocked = np.isfinite(seen) & (seen > 0) & (seen < z[inside] - 0.01)
+    return bool(np.mean(blocked) > 0.8)
+
+
+def _lowest_per_label(labels: np.ndarray, heights: np.ndarray) -> np.ndarray:
+    """The lowest height of every label 0..max (inf for a label without points); -1 (noise) is ignored."""
+    clustered = labels >= 0
+    lowest = np.full(int(labels.max()) + 1 if clustered.any() else 0, np.inf)
+    np.minimum.at(lowest, labels[clustered], heights[clustered])
+    return lowest
+
+
+def _split_by_hue(labels: np.ndarray, hues: np.ndarray, heights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Splits every cluster that holds several hue classes into one cluster per class.
+
+    A class counts when it has at least ``MIN_CLUSTER_POINTS`` points and 3% of its cluster; stray pixels
+    of other classes (edges between two objects) become noise. A class whose points all lie in the low
+    band is the plate under a standing object (its column joined the object): noise too, the plate keeps
+    its own cluster from the rest of its pixels.
+
+    Args:
+        labels: (N,) cluster label per point, -1 = noise.
+        hues: (N,) :func:`~.colors.hue_classes` per point.
+        heights: (N,) height above the support plane (metres).
+
+    Returns:
+        ``(labels, parent)``: new (N,) labels (-1 = noise; unsplit clusters keep theirs) and, per new
+        label, the cluster it came from.
+    """
+    clustered = labels >= 0
+    if not clustered.any():
+        return labels, np.zeros(0, dtype=np.int64)
+    n_classes = len(HUE_CLASSES)
+    combined = labels[clustered] * n_classes + hues[clustered]
+    counts = np.bincount(combined, minlength=(int(labels.max()) + 1) * n_classes).reshape(-1, n_classes)
+    highest = np.full(counts.size, -np.inf)
+    np.maximum.at(highest, combined, heights[clustered])
+    highest = highest.reshape(counts.shape)
+    totals = counts.sum(axis=1, keepdims=True)
+    significant = (counts >= MIN_CLUSTER_POINTS) & (counts >= 0.03 * totals)
+    split = significant.sum(axis=1) >= 2
+    parent = list(range(len(counts)))
+    if not split.any():
+        return labels, np.asarray(parent, dtype=np.int64)
+    # Every (cluster, class) cell gets a label: unsplit clusters map all their classes to their old label.
+    table = np.repeat(np.arange(len(counts))[:, None], n_classes, axis=1)
+    next_label = len(counts)
+    for cluster in np.flatnonzero(split):
+        for hue in range(n_classes):
+            if significant[cluster, hue] and highest[cluster, hue] > LOW_BAND_M:
+                table[cluster, hue] = next_label
+                parent.append(cluster)
+                next_label += 1
+            else:
+                table[cluster, hue] = -1
+    out = labels.copy()
+    out[clustered] = table.reshape(-1)[combined]
+    return out, np.asarray(parent, dtype=np.int64)
 
 
 def _cluster_voxels(o3d, voxels: np.ndarray, eps: float) -> np.ndarray:
