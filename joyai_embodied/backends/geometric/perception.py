@@ -5,13 +5,16 @@ Pipeline (:func:`lift_observation`):
 1. Every valid depth pixel becomes a coloured world point (``SceneCloud``).
 2. Instance ids come from the segmentation image when there is one (id 0 = table/background). Without
    one, the support plane is found by RANSAC (Open3D ``segment_plane``) and what stands on it is clustered
-   (Open3D DBSCAN on a 6 mm voxel grid), giving ids 1..n, largest first.
+   (Open3D DBSCAN on a 6 mm voxel grid); clusters holding several hue classes are split by hue (stacks,
+   objects just behind others), giving ids 1..n, largest first.
 3. The support plane is always estimated (from id-0 points around the objects, or the RANSAC above).
 4. Each object gets a full 3D box (:func:`fit_objects`): its footprint is the minimum-area rectangle of its
    points projected on the plane, its bottom is the plane (or the top of the object it stands on), its top
    is its highest point. A camera sees only the near faces, so the visible-surface mean is biased toward
    the camera; the box centre is not. Footprints cut short by an occluder or the image border are completed
    with a shape prior (cubes are square, round things are round), extended toward the hidden side.
+5. Shapes are named once the support is known (:func:`_classify`): heights count from the support, and
+   the side walls (straight faces or an arc) tell cubes from cylinders even with the top hidden.
 """
 
 from __future__ import annotations
