@@ -1,6 +1,6 @@
-"""Draws docs/camera_move.png: what CameraMove(yaw, pitch, zoom) does, with imagined and true views.
+"""Draws joyai_embodied/backends/geometric/figures/camera_move.png: what CameraMove(yaw, pitch, zoom) does, with imagined and true views.
 
-    MUJOCO_GL=egl python docs/make_camera_move_figure.py
+    MUJOCO_GL=egl python benchmarks/make_camera_move_figure.py
 
 Top row: a diagram seen from above (yaw about world z through the pivot) and from the side (pitch about
 the camera's x axis through the pivot; zoom divides the distance to the pivot). Bottom rows: for each
@@ -91,7 +91,8 @@ def main() -> None:
     figure = Image.new("RGB", (3 * W, H * len(rows)), "white")
     for i, row in enumerate(rows):
         figure.paste(row, (0, i * H))
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "camera_move.png")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(repo, "joyai_embodied", "backends", "geometric", "figures", "camera_move.png")
     figure.save(path)
     print(f"wrote {path}")
 
