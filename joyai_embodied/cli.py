@@ -54,7 +54,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    return int(importlib.import_module(args._module).run(args) or 0)
+    from .errors import JoyAIError
+
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except JoyAIError as exc:  # bad input or an unavailable backend: one line, not a traceback
+        print(f"joyai-embodied {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"joyai-embodied {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
