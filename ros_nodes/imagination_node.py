@@ -148,7 +148,9 @@ def edit_from_goal(goal: Any) -> MoveObject | RotateObject | None:
 def main(argv: list[str] | None = None) -> int:
     """Runs the node alone (``python -m ros_nodes.imagination_node --ros-args ...``)."""
     from .launcher import spin_nodes
+    from .transport import use_large_frame_transport
 
+    use_large_frame_transport()  # before rclpy.init: requests carry multi-MB images
     rclpy.init(args=argv if argv is not None else sys.argv)
     try:
         return spin_nodes([ImaginationNode()])

@@ -86,10 +86,9 @@ def spin_nodes(nodes: Sequence, threads: int = 4) -> int:
 def run(args: argparse.Namespace) -> int:
     """Loads the model once and serves ``/joyai/spatial_query`` and ``/joyai/imagine``."""
     configure_environment(args.discovery, args.domain_id)
-    if getattr(args, "with_sim_bridge", False):
-        from .sim_bridge_node import use_large_frame_transport
+    from .transport import use_large_frame_transport
 
-        use_large_frame_transport()  # big camera frames over shared memory (localhost discovery only)
+    use_large_frame_transport()  # multi-MB requests and frames over shared memory (localhost discovery only)
     import rclpy
     from rclpy.parameter import Parameter
 

@@ -20,8 +20,8 @@ The node owns one env (``action_mode="primitive"``) and
   reset and action, then republished (same pixels, new stamp) at ``publish_rate_hz`` so that late
   subscribers and lost best-effort samples catch up; the scene is at rest between actions, so
   nothing is re-rendered. With localhost discovery the process uses shared memory only, with a
-  segment big enough for whole frames (``config/sim_bridge_fastdds.xml``, see
-  :func:`use_large_frame_transport`).
+  segment big enough for whole frames (``config/large_frames_fastdds.xml``, see
+  :func:`ros_nodes.transport.use_large_frame_transport`).
 
 - exposes the env's primitive actions as services (``joyai_interfaces/srv``):
   ``/joyai/sim/reset`` (``SimReset``: seed -> instruction, ground-truth target), ``/joyai/sim/pick``
@@ -65,6 +65,7 @@ from joyai_embodied.errors import InvalidInputError, JoyAIError
 
 from . import conversions
 from .common import TOPIC_DEFAULTS
+from .transport import use_large_frame_transport  # noqa: F401  (also importable from here, as before)
 
 SIM_RESET_SERVICE = "/joyai/sim/reset"
 SIM_PICK_SERVICE = "/joyai/sim/pick"
@@ -337,27 +338,6 @@ def ground_truth_objects(objects: list[dict]) -> list[Any]:
         msg.extent.x, msg.extent.y, msg.extent.z = (float(v) for v in obj["size"])
         messages.append(msg)
     return messages
-
-
-FAST_DDS_PROFILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config", "sim_bridge_fastdds.xml")
-
-
-def use_large_frame_transport() -> bool:
-    """Points Fast DDS at the bridge's shared-memory profile (32 MiB segment); call before ``rclpy.init``.
-
-    Only with localhost discovery (the profile is shared memory only), the Fast DDS middleware, and no
-    profile file of the user's own. Without it, multi-megabyte frames often lose a fragment and a
-    reader waits for the next republish or a repair (measured: up to ~3 s at 640x480 with rate 0).
-
-    Returns:
-        True when the profile was applied.
-    """
-    rmw = os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-    own = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE")
-    if rmw != "rmw_fastrtps_cpp" or own or os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") != "LOCALHOST":
-        return False
-    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = FAST_DDS_PROFILE
-    return True
 
 
 def main(argv: list[str] | None = None) -> int:

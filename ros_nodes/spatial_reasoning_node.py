@@ -117,7 +117,9 @@ def describe(relation: Relation) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Runs the node alone (``python -m ros_nodes.spatial_reasoning_node --ros-args ...``)."""
     from .launcher import spin_nodes
+    from .transport import use_large_frame_transport
 
+    use_large_frame_transport()  # before rclpy.init: requests carry multi-MB images
     rclpy.init(args=argv if argv is not None else sys.argv)
     try:
         return spin_nodes([SpatialReasoningNode()])
