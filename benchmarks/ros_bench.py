@@ -22,6 +22,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Callable
 
@@ -75,8 +76,17 @@ def main() -> int:
 
     from ros_nodes.transport import use_large_frame_transport
 
-    transport = "Fast DDS defaults" if args.default_transport else (
-        "shared memory, 32 MiB segment" if use_large_frame_transport() else "Fast DDS defaults (profile not applicable)")
+    if args.default_transport:
+        # A profile file of one's own wins over the nodes' (and the child process inherits it): an empty
+        # one leaves both processes on Fast DDS's defaults.
+        empty_profile = os.path.join(tempfile.mkdtemp(prefix="ros_bench_"), "fastdds_defaults.xml")
+        with open(empty_profile, "w") as f:
+            f.write('<?xml version="1.0" encoding="UTF-8" ?>\n<dds xmlns="http://www.eprosima.com"><profiles/></dds>\n')
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = empty_profile
+        transport = "Fast DDS defaults"
+    else:
+        transport = "shared memory, 32 MiB segment" if use_large_frame_transport() else \
+            "Fast DDS defaults (the profile applies with localhost discovery only)"
 
     import gymnasium as gym
     import rclpy
