@@ -10,7 +10,7 @@ p50/p99 and the ROS overhead (p50 difference and ratio), and the verdict uses th
 ROS overhead at p50), the medians of all runs printed beside it. Target: ROS adds <= 5 ms at p50.
 
 Both processes use the shared-memory transport of ``ros_nodes/transport.py`` unless
-``--default-transport`` (Fast DDS defaults, for comparison).
+``--default-transport`` (Fast DDS defaults, for comparison), and one OpenBLAS thread each.
 
     .venv/bin/python benchmarks/ros_bench.py             # 640x480, 3 runs of 100 queries + 10 imagines
     .venv/bin/python benchmarks/ros_bench.py --small     # 160x120, 1 run of 30 queries + 5 imagines (CI)
@@ -29,6 +29,9 @@ from typing import Callable
 import numpy as np
 
 os.environ.setdefault("MUJOCO_GL", "egl")
+# One OpenBLAS thread here as in the node process (`joyai-embodied ros --blas-threads 1`, the default):
+# idle OpenBLAS workers spin, and on a small machine they slow whichever process is computing.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
 
