@@ -54,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="move an object so its base centre is at world X,Y,Z (repeatable)")
     parser.add_argument("--rotate", action=_StepAction, const="rotate", metavar="NAME=DEG",
                         help="rotate an object about world z (repeatable)")
-    parser.add_argument("--preset", default="geometric", help="world model preset or backend (default geometric)")
+    parser.add_argument("--preset", "--backend", dest="preset", default="geometric",
+                        help="world model preset or backend (default geometric)")
     parser.add_argument("--out", default="out/rollout", help="output folder (default out/rollout)")
     parser.add_argument("--frame-ms", type=int, default=500, help="GIF frame duration in ms (default 500)")
     parser.add_argument("--seed", type=int, default=0, help="seed passed to the rollout env (default 0)")

@@ -353,7 +353,8 @@ def _check_request(header: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``joyai-embodied serve-model``."""
-    parser.add_argument("--preset", default="geometric", help="model preset name or YAML path (default: geometric)")
+    parser.add_argument("--preset", "--backend", dest="preset", default="geometric",
+                        help="model preset name or YAML path (default: geometric)")
     parser.add_argument("--bind", default="tcp://127.0.0.1:5555",
                         help="ZMQ endpoint to serve on (default: tcp://127.0.0.1:5555, this machine only)")
     parser.add_argument("--keys", metavar="DIR", help="CURVE key folder (see --generate-keys); required to bind "
