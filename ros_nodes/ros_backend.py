@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from typing import Any, Sequence
 
 import numpy as np
@@ -23,6 +22,7 @@ from joyai_embodied.backends.base import Backend, Frame
 from joyai_embodied.types import (Answer, CameraMove, CameraPose, Edit, ImaginedView, MoveObject, Observation,
                                   Relation, Scene)
 
+from .child_process import close_client, start_launcher
 from .client import WorldModelClient, error_from_result
 
 
@@ -55,10 +55,8 @@ class RosBackend(Backend):
         self.client = WorldModelClient("joyai_ros_backend")
         self._process: subprocess.Popen | None = None
         if start_nodes is True or (start_nodes == "auto" and not self._ready(wait_s)):
-            command = [sys.executable, "-m", "joyai_embodied.cli", "ros", "--preset", str(preset)]
-            if address:
-                command += ["--address", address]
-            self._process = subprocess.Popen(command, env=dict(os.environ))
+            arguments = ["--preset", str(preset)] + (["--address", address] if address else [])
+            self._process = start_launcher(arguments)
             self.client.wait_until_ready(timeout_s=timeout_s)
 
     def _ready(self, wait_s: float) -> bool:
@@ -129,15 +127,5 @@ class RosBackend(Backend):
         return {"backend": self.name, "started_nodes": self._process is not None}
 
     def close(self) -> None:
-        import rclpy
-
-        self.client.destroy_node()
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-            self._process = None
-        if self._owns_context:
-            rclpy.try_shutdown()
+        close_client(self.client, self._process, self._owns_context)
+        self._process = None

@@ -29,6 +29,7 @@ from rclpy.node import Node
 from joyai_embodied.errors import BackendUnavailableError, InvalidInputError, RequestTimeoutError
 
 from . import conversions
+from .child_process import close_client
 from .client import error_from_result
 from .common import TOPIC_DEFAULTS
 from .sim_bridge_node import (ACTION_ERROR, FRAME_QOS, FRAME_TYPES, SIM_PICK_SERVICE, SIM_PLACE_SERVICE,
@@ -278,15 +279,5 @@ class RosSimEnv:
 
     def close(self) -> None:
         """Destroys the client; stops the bridge if this env started it."""
-        import rclpy
-
-        self.client.destroy_node()
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-            self._process = None
-        if self._owns_context:
-            rclpy.try_shutdown()
+        close_client(self.client, self._process, self._owns_context)
+        self._process = None

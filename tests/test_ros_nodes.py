@@ -10,7 +10,6 @@ import dataclasses
 import itertools
 import os
 import subprocess
-import sys
 import threading
 import time
 
@@ -22,6 +21,7 @@ pytest.importorskip("joyai_interfaces")
 gym = pytest.importorskip("gymnasium")
 
 from joyai_embodied.camera import to_camera  # noqa: E402
+from ros_nodes.child_process import start_launcher, stop_process  # noqa: E402
 from joyai_embodied.types import Observation  # noqa: E402
 
 MARGIN_M = 0.04  # pairs closer than this along an axis are not asserted (the relation is borderline)
@@ -58,14 +58,9 @@ def ros_context():
 @pytest.fixture(scope="module")
 def node_process(ros_context):
     """`joyai-embodied ros --preset geometric`, started once for the module."""
-    process = subprocess.Popen([sys.executable, "-m", "joyai_embodied.cli", "ros", "--preset", "geometric"],
-                               env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = start_launcher(["--preset", "geometric"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     yield process
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop_process(process)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ pytest.importorskip("joyai_interfaces")  # a build without SimReset/SimPick/SimP
 pytest.importorskip("mujoco")
 
 from joyai_embodied.camera import project, to_camera, unproject  # noqa: E402
+from ros_nodes.child_process import start_launcher, stop_process  # noqa: E402
 
 WIDTH, HEIGHT, FIRST_SEED = 320, 240, 3
 MARGIN_M = 0.04  # pairs closer than this along camera x are not asserted (borderline relation)
@@ -29,18 +30,14 @@ MARGIN_M = 0.04  # pairs closer than this along camera x are not asserted (borde
 @pytest.fixture(scope="module")
 def bridge_process():
     """The world-model nodes and the sim bridge in one process, started once for the module."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "joyai_embodied.cli", "ros", "--preset", "geometric", "--with-sim-bridge",
-         "--sim-width", str(WIDTH), "--sim-height", str(HEIGHT), "--sim-seed", str(FIRST_SEED), "--sim-rate", "5"],
-        env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = start_launcher(
+        ["--preset", "geometric", "--with-sim-bridge", "--sim-width", str(WIDTH), "--sim-height", str(HEIGHT),
+         "--sim-seed", str(FIRST_SEED), "--sim-rate", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     rclpy.init()
     yield process
     rclpy.try_shutdown()
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop_process(process)
 
 
 @pytest.fixture(scope="module")
