@@ -44,7 +44,9 @@ INTERFACE_SOURCES := $(wildcard ros_nodes/joyai_interfaces/msg/*.msg ros_nodes/j
 
 $(STAMP): setup.py Makefile ros_nodes/build_interfaces.sh $(INTERFACE_SOURCES)
 	@$(MAKE) --no-print-directory system-deps
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || { $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "$(PYTHON) is older than Python 3.11; run: make $(MAKECMDGOALS) PYTHON=python3.11"; exit 1; }; \
+	  $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[all,dev]"
