@@ -48,14 +48,20 @@ def _as_array(name: str, value: Any) -> np.ndarray:
         raise InvalidInputError(name, "an array", type(value).__name__) from exc
 
 
+def _finite_matrix(name: str, value: Any, size: int) -> np.ndarray:
+    """``value`` as a finite float64 ``size`` x ``size`` matrix, or InvalidInputError naming ``name``."""
+    matrix = _as_array(name, value)
+    if matrix.shape != (size, size) or not np.issubdtype(matrix.dtype, np.number):
+        raise InvalidInputError(name, f"a {size}x{size} numeric matrix", _describe(matrix))
+    matrix = matrix.astype(np.float64)
+    if not np.all(np.isfinite(matrix)):
+        raise InvalidInputError(name, "finite values", "NaN or inf")
+    return matrix
+
+
 def validate_intrinsics(value: Any, name: str = "intrinsics") -> np.ndarray:
     """Returns ``value`` as a float64 3x3 pinhole K, or raises InvalidInputError naming ``name``."""
-    k = _as_array(name, value)
-    if k.shape != (3, 3) or not np.issubdtype(k.dtype, np.number):
-        raise InvalidInputError(name, "a 3x3 numeric matrix", _describe(k))
-    k = k.astype(np.float64)
-    if not np.all(np.isfinite(k)):
-        raise InvalidInputError(name, "finite values", "NaN or inf")
+    k = _finite_matrix(name, value, 3)
     if k[0, 0] <= 0 or k[1, 1] <= 0:
         raise InvalidInputError(name, "positive focal lengths fx, fy", f"fx={k[0, 0]}, fy={k[1, 1]}")
     if not np.allclose(k[2], [0.0, 0.0, 1.0]):
@@ -65,12 +71,7 @@ def validate_intrinsics(value: Any, name: str = "intrinsics") -> np.ndarray:
 
 def validate_pose(value: Any, name: str = "cam_to_world") -> np.ndarray:
     """Returns ``value`` as a float64 4x4 rigid transform, or raises InvalidInputError naming ``name``."""
-    t = _as_array(name, value)
-    if t.shape != (4, 4) or not np.issubdtype(t.dtype, np.number):
-        raise InvalidInputError(name, "a 4x4 numeric matrix", _describe(t))
-    t = t.astype(np.float64)
-    if not np.all(np.isfinite(t)):
-        raise InvalidInputError(name, "finite values", "NaN or inf")
+    t = _finite_matrix(name, value, 4)
     if not np.allclose(t[3], [0.0, 0.0, 0.0, 1.0], atol=1e-6):
         raise InvalidInputError(name, "last row [0, 0, 0, 1]", t[3].tolist())
     rotation = t[:3, :3]
