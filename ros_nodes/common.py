@@ -3,13 +3,19 @@
 The nodes are thin: a request becomes an :class:`~joyai_embodied.types.Observation` (from its own
 fields, or from the frames last received on the camera topics when ``use_latest`` is set), the
 :class:`~joyai_embodied.WorldModel` does the work, and the result goes back into the response.
+
+A planner asks many questions about one camera frame, so the Scene observed from the latest frames
+is kept until a new message arrives on a camera topic (:meth:`LatestFrames.scene`): ``use_latest``
+requests on an unchanged frame skip ``observe``. Requests that carry their own frames are never
+cached: recognising a repeated frame would mean hashing ~2.7 MB per request, and those requests
+already pay for moving the frames; ``use_latest`` avoids both.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
@@ -20,7 +26,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from joyai_embodied import WorldModel
 from joyai_embodied.errors import InvalidInputError
-from joyai_embodied.types import Observation
+from joyai_embodied.types import Observation, Scene
 
 from . import conversions
 
@@ -91,6 +97,14 @@ class LatestFrames:
         self._node = node
         self._lock = threading.Lock()
         self._latest: dict[str, Any] = {}
+        # Bumped by every message on any camera topic: the identity of "the latest frames". A counter
+        # rather than header stamps, so that a publisher that leaves stamps at zero still invalidates.
+        self._generation = 0
+        # (key, Scene) of the last use_latest observe; one entry, since the frames only move forward.
+        self._cached: tuple[tuple, Scene] | None = None
+        # Held while observing a frame not yet cached, so that concurrent requests about a new frame
+        # observe it once (the others wait, then hit); the model lock serialises observes anyway.
+        self._observe_lock = threading.Lock()
         string = ParameterType.PARAMETER_STRING
         for name, default in TOPIC_DEFAULTS.items():
             node.declare_parameter(name, default, ParameterDescriptor(
@@ -113,32 +127,105 @@ class LatestFrames:
         def callback(msg: Any) -> None:
             with self._lock:
                 self._latest[key] = msg
+                self._generation += 1
+                self._cached = None  # a new frame: drop the old Scene now rather than on the next request
         return callback
 
     def observation(self, labels: dict[int, str] | None = None) -> Observation:
         """The Observation of the latest frames.
 
+        Args:
+            labels: ``{segmentation id: name}`` for the observation, or None.
+
+        Returns:
+            The Observation built from the last message of each camera topic.
+
         Raises:
             InvalidInputError: a required topic has not published yet, or rgb and depth (or
                 segmentation) are from different moments.
         """
+        latest, _ = self._snapshot()
+        pose, _ = self._checked_pose(latest)
+        return self._build(latest, pose, labels)
+
+    def scene(self, labels: dict[int, str] | None, observe: Callable[[Observation], Scene]) -> Scene:
+        """The Scene of the latest frames, observed at most once per frame and label set.
+
+        The Scene is cached until a message arrives on any camera topic (or the labels, or the
+        ``camera_pose`` parameter in use, change); scenes are values (WorldModel calls return new
+        ones), so one Scene can answer concurrent requests.
+
+        Args:
+            labels: ``{segmentation id: name}`` of the request, or None.
+            observe: builds the Scene of an Observation (the node's locked ``wm.observe``); called
+                only on a cache miss, outside the frame lock, so subscriptions keep storing.
+
+        Returns:
+            The cached Scene, or the one ``observe`` returned for the latest frames.
+
+        Raises:
+            InvalidInputError: as :meth:`observation`; and whatever ``observe`` raises (nothing is cached then).
+        """
+        latest, generation = self._snapshot()
+        pose, pose_key = self._checked_pose(latest)
+        key = (generation, tuple(sorted(labels.items())) if labels else None, pose_key)
+        if (hit := self._lookup(key)) is not None:
+            return hit
+        with self._observe_lock:
+            if (hit := self._lookup(key)) is not None:  # a concurrent request observed this frame meanwhile
+                return hit
+            scene = observe(self._build(latest, pose, labels))
+            with self._lock:
+                if self._generation == generation:  # no newer frame arrived while observing
+                    self._cached = (key, scene)
+        return scene
+
+    def forget(self, scene: Scene) -> None:
+        """Drops ``scene`` from the cache (e.g. a remote server no longer holds its handle)."""
         with self._lock:
-            latest = dict(self._latest)
+            if self._cached is not None and self._cached[1] is scene:
+                self._cached = None
+
+    def _lookup(self, key: tuple) -> Scene | None:
+        with self._lock:
+            return self._cached[1] if self._cached is not None and self._cached[0] == key else None
+
+    def _snapshot(self) -> tuple[dict[str, Any], int]:
+        with self._lock:
+            return dict(self._latest), self._generation
+
+    def _checked_pose(self, latest: dict[str, Any]) -> tuple[Any, tuple | None]:
+        """The camera pose to use, and the parameter values it came from (None: from the pose topic).
+
+        Raises:
+            InvalidInputError: rgb or camera_info missing, no pose, or the frames' stamps too far apart.
+        """
         for key in ("rgb", "camera_info"):
             if key not in latest:
                 raise InvalidInputError("use_latest", f"a message on {self._resolved(key)} first",
                                         "nothing received yet")
-        pose = latest["camera_pose"].pose if "camera_pose" in latest else self._pose_parameter()
+        if "camera_pose" in latest:
+            pose, pose_key = latest["camera_pose"].pose, None
+        else:
+            pose = self._pose_parameter()
+            pose_key = (pose.position.x, pose.position.y, pose.position.z, pose.orientation.x,
+                        pose.orientation.y, pose.orientation.z, pose.orientation.w)
         rgb = latest["rgb"]
-        depth, segmentation = latest.get("depth", Image()), latest.get("segmentation", Image())
         skew_limit = float(self._node.get_parameter("max_frame_skew_s").value)
-        for key, other in (("depth", depth), ("segmentation", segmentation)):
-            if not conversions.is_empty(other):
+        for key in ("depth", "segmentation"):
+            other = latest.get(key)
+            if other is not None and not conversions.is_empty(other):
                 skew = abs(_seconds(rgb.header.stamp) - _seconds(other.header.stamp))
                 if skew > skew_limit:
                     raise InvalidInputError(f"use_latest.{key}", f"a frame stamped within {skew_limit} s of rgb",
                                             f"{skew:.3f} s apart")
-        return conversions.observation_from_messages(rgb, depth, segmentation, latest["camera_info"], pose, labels)
+        return pose, pose_key
+
+    @staticmethod
+    def _build(latest: dict[str, Any], pose: Any, labels: dict[int, str] | None) -> Observation:
+        return conversions.observation_from_messages(latest["rgb"], latest.get("depth", Image()),
+                                                     latest.get("segmentation", Image()), latest["camera_info"],
+                                                     pose, labels)
 
     def _pose_parameter(self) -> Any:
         values = list(self._node.get_parameter("camera_pose").value)
@@ -167,3 +254,34 @@ def observation_for(request: Any, latest: LatestFrames) -> Observation:
         raise InvalidInputError("rgb", "a non-empty image, or use_latest=true to use the subscribed frames",
                                 "an empty image")
     return conversions.observation_from_request(request)
+
+
+def scene_for(request: Any, latest: LatestFrames, observe: Callable[[Observation], Scene]) -> Scene:
+    """The Scene a SpatialQuery request or Imagine goal is about.
+
+    ``use_latest`` requests get the cached Scene of the subscribed frames (observed once per frame);
+    requests carrying their own frames are observed every time.
+
+    Args:
+        request: a ``SpatialQuery.Request`` or ``Imagine.Goal``.
+        latest: the node's latest-frame cache.
+        observe: the node's (locked) ``wm.observe``.
+
+    Returns:
+        The Scene to answer from.
+
+    Raises:
+        InvalidInputError: bad or missing frames (see :func:`observation_for`).
+    """
+    if request.use_latest:
+        return latest.scene(conversions.labels_from_fields(request.label_ids, request.label_names), observe)
+    return observe(observation_for(request, latest))
+
+
+def scene_expired(exc: BaseException) -> bool:
+    """Whether ``exc`` says a remote model server no longer holds a scene (observe again to recover)."""
+    try:
+        from joyai_embodied.transport.wire import SceneExpiredError
+    except ImportError:  # the remote transport's extras are not installed: no scene can expire
+        return False
+    return isinstance(exc, SceneExpiredError)

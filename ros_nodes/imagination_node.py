@@ -21,10 +21,10 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.node import Node
 
 from joyai_embodied.errors import InvalidInputError, JoyAIError
-from joyai_embodied.types import CameraMove, MoveObject, RotateObject
+from joyai_embodied.types import CameraMove, ImaginedView, MoveObject, Observation, RotateObject, Scene
 
 from . import IMAGINE_ACTION, conversions
-from .common import LatestFrames, SharedModel, declare_model_parameters, load_model, observation_for
+from .common import LatestFrames, SharedModel, declare_model_parameters, load_model, scene_expired, scene_for
 
 T = TypeVar("T")
 #: How often a running stage checks for a cancel request (seconds).
@@ -89,14 +89,28 @@ class ImaginationNode(Node):
         seed = None if goal.seed < 0 else int(goal.seed)
         wm = self.model.world_model
 
+        def observe(observation: Observation) -> Scene:
+            return self._run(goal_handle, lambda: wm.observe(observation))
+
+        def edit_and_imagine(observed: Scene) -> tuple[Scene, ImaginedView]:
+            scene = observed
+            if edit is not None:
+                self._stage(goal_handle, 0.3, "edit")
+                scene = self._run(goal_handle, lambda: wm.edit(observed, edit, seed=seed))
+            self._stage(goal_handle, 0.5, "imagine")
+            return scene, self._run(goal_handle, lambda: wm.imagine(scene, move, seed=seed))
+
         self._stage(goal_handle, 0.0, "observe")
-        observation = observation_for(goal, self.latest)
-        scene = self._run(goal_handle, lambda: wm.observe(observation))
-        if edit is not None:
-            self._stage(goal_handle, 0.3, "edit")
-            scene = self._run(goal_handle, lambda: wm.edit(scene, edit, seed=seed))
-        self._stage(goal_handle, 0.5, "imagine")
-        view = self._run(goal_handle, lambda: wm.imagine(scene, move, seed=seed))
+        # use_latest goals share the Scene cached for the latest frame (observed once per frame).
+        observed = scene_for(goal, self.latest, observe)
+        try:
+            scene, view = edit_and_imagine(observed)
+        except JoyAIError as exc:
+            if not (goal.use_latest and scene_expired(exc)):
+                raise
+            # The cached Scene's remote handle was evicted by the model server: observe the frame again.
+            self.latest.forget(observed)
+            scene, view = edit_and_imagine(scene_for(goal, self.latest, observe))
         self._stage(goal_handle, 0.9, "encode")
         conversions.fill_view_result(result, view)
         result.objects = [conversions.scene_object_to_msg(obj) for obj in scene.objects]

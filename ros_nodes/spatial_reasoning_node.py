@@ -2,7 +2,8 @@
 
 One request carries (or, with ``use_latest``, points at) an RGB-D frame and asks a free-text
 ``question`` and/or the relation of ``subject`` to ``reference``. The response lists every object
-found. Bad input never takes the node down: the response says ``success=false`` and ``error`` names
+found. ``use_latest`` requests about an unchanged frame reuse its Scene (observed once per frame),
+so a planner loop pays only for relation/ask. Bad input never takes the node down: the response says ``success=false`` and ``error`` names
 the field and what was expected.
 
 Run alone with ``python -m ros_nodes.spatial_reasoning_node --ros-args -p preset:=geometric``, or
@@ -20,10 +21,11 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.node import Node
 
 from joyai_embodied.errors import InvalidInputError, JoyAIError
-from joyai_embodied.types import CameraPose, Relation
+from joyai_embodied.types import Answer, CameraPose, Observation, Relation, Scene
 
 from . import SPATIAL_QUERY_SERVICE, conversions
-from .common import LatestFrames, SharedModel, answer_value, declare_model_parameters, load_model, observation_for
+from .common import (LatestFrames, SharedModel, answer_value, declare_model_parameters, load_model, scene_expired,
+                     scene_for)
 
 
 class SpatialReasoningNode(Node):
@@ -71,12 +73,28 @@ class SpatialReasoningNode(Node):
             missing = "reference" if subject else "subject"
             raise InvalidInputError(missing, "an object name (subject and reference go together)",
                                                 "an empty string")
-        observation = observation_for(request, self.latest)
         wm = self.model.world_model
-        with self.model.lock:
-            scene = wm.observe(observation)
-            relation = wm.relation(scene, subject, reference, frame=frame) if subject else None
-            answer = wm.ask(scene, request.question, frame=frame) if request.question.strip() else None
+
+        def observe(observation: Observation) -> Scene:
+            with self.model.lock:
+                return wm.observe(observation)
+
+        def query(scene: Scene) -> tuple[Relation | None, Answer | None]:
+            with self.model.lock:
+                relation = wm.relation(scene, subject, reference, frame=frame) if subject else None
+                answer = wm.ask(scene, request.question, frame=frame) if request.question.strip() else None
+            return relation, answer
+
+        scene = scene_for(request, self.latest, observe)
+        try:
+            relation, answer = query(scene)
+        except JoyAIError as exc:
+            if not (request.use_latest and scene_expired(exc)):
+                raise
+            # The cached Scene's remote handle was evicted by the model server: observe the frame again.
+            self.latest.forget(scene)
+            scene = scene_for(request, self.latest, observe)
+            relation, answer = query(scene)
         response.objects = [conversions.scene_object_to_msg(obj) for obj in scene.objects]
         if relation is not None:
             response.relation = conversions.relation_to_msg(relation)

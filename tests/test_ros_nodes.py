@@ -217,43 +217,139 @@ def test_bad_input_is_refused_and_the_node_keeps_serving(client, scene):
     assert good.success, good.error
 
 
+class _CameraPublisher:
+    """Publishes an Observation on the nodes' default camera topics, as the sim bridge does (one stamp)."""
+
+    TOPICS = {"rgb": "camera/color/image_raw", "depth": "camera/depth/image_raw",
+              "segmentation": "camera/segmentation/image_raw", "camera_info": "camera/color/camera_info",
+              "camera_pose": "camera/pose"}
+
+    def __init__(self, node):
+        from geometry_msgs.msg import PoseStamped
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import CameraInfo, Image
+
+        types = {"rgb": Image, "depth": Image, "segmentation": Image, "camera_info": CameraInfo,
+                 "camera_pose": PoseStamped}
+        self.node = node
+        self.publishers = {key: node.create_publisher(types[key], topic, qos_profile_sensor_data)
+                           for key, topic in self.TOPICS.items()}
+        self.frame: dict = {}
+
+    def set_frame(self, observation: Observation) -> None:
+        """Converts ``observation`` into the five messages, stamped now."""
+        from geometry_msgs.msg import PoseStamped
+        from joyai_interfaces.srv import SpatialQuery
+
+        from ros_nodes import conversions
+
+        request = conversions.fill_scene_fields(SpatialQuery.Request(), observation)
+        self.frame = {key: getattr(request, key) for key in ("rgb", "depth", "segmentation", "camera_info")}
+        self.frame["camera_pose"] = PoseStamped(pose=request.camera_pose)
+        stamp = self.node.get_clock().now().to_msg()
+        for msg in self.frame.values():
+            msg.header.stamp = stamp
+
+    def publish(self) -> None:
+        for key, msg in self.frame.items():
+            self.publishers[key].publish(msg)
+
+    def close(self) -> None:
+        for publisher in self.publishers.values():
+            self.node.destroy_publisher(publisher)
+
+
+def _query_latest_until(client, camera: _CameraPublisher, accept, timeout_s: float = 10.0, **query):
+    """Republishes the camera frame (best-effort topics) and asks ``query`` with use_latest until ``accept``."""
+    deadline, result = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        camera.publish()
+        time.sleep(0.05)
+        result = client.spatial_query(None, **query)
+        if result.success and accept(result):
+            break
+    return result
+
+
 def test_use_latest_answers_from_the_subscribed_frames(client):
-    from geometry_msgs.msg import PoseStamped
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import CameraInfo, Image
-
-    from ros_nodes import conversions
-
     observation, objects = _frames(seed=5, width=160, height=120)
     refused = client.spatial_query(None, question="How many objects are there?")
     assert not refused.success and "use_latest" in refused.error
 
-    topics = {"rgb": ("camera/color/image_raw", Image), "depth": ("camera/depth/image_raw", Image),
-              "segmentation": ("camera/segmentation/image_raw", Image),
-              "camera_info": ("camera/color/camera_info", CameraInfo), "camera_pose": ("camera/pose", PoseStamped)}
-    publishers = {k: client.create_publisher(t, name, qos_profile_sensor_data) for k, (name, t) in topics.items()}
-    from joyai_interfaces.srv import SpatialQuery
-
-    frame = conversions.fill_scene_fields(SpatialQuery.Request(), observation)
-    stamp = client.get_clock().now().to_msg()
-    pose = PoseStamped(pose=frame.camera_pose)
-    for msg in (frame.rgb, frame.depth, frame.segmentation, frame.camera_info, pose):
-        msg.header.stamp = stamp
+    camera = _CameraPublisher(client)
+    camera.set_frame(observation)
     subject, reference = objects[0]["name"], objects[1]["name"]
-    deadline, result = time.monotonic() + 10.0, None
-    while time.monotonic() < deadline:
-        for key in topics:
-            publishers[key].publish(pose if key == "camera_pose" else getattr(frame, key))
-        time.sleep(0.05)
-        result = client.spatial_query(None, subject=subject, reference=reference, labels=observation.labels)
-        if result.success:
-            break
-    for publisher in publishers.values():
-        client.destroy_publisher(publisher)
+    try:
+        result = _query_latest_until(client, camera, lambda r: True, subject=subject, reference=reference,
+                                     labels=observation.labels)
+    finally:
+        camera.close()
     assert result is not None and result.success, result.error
     direct = client.spatial_query(observation, subject=subject, reference=reference)
     assert result.relation == direct.relation
     assert [o.name for o in result.objects] == [o.name for o in direct.objects]
+
+
+#: One label set for every frame of the cache test: the request is then the same from frame to frame, so
+#: only the node's frame tracking can tell the frames apart (labels are part of the cache key).
+GENERIC_LABELS = {obj_id: f"object {obj_id}" for obj_id in range(1, 21)}
+
+
+def _matches_truth(result, objects: list[dict]) -> bool:
+    """Whether the response's objects are this frame's objects, where the simulator put them."""
+    found = {o.name: o for o in result.objects}
+    truth = {GENERIC_LABELS[o["id"]]: o for o in objects}
+    if set(found) != set(truth):
+        return False
+    return all(np.linalg.norm(found[name].centroid[:2] - np.asarray(o["position"][:2])) < 0.03
+               for name, o in truth.items())
+
+
+def test_use_latest_follows_each_new_frame_and_repeats_agree(client):
+    """The node caches the Scene of the latest frame: a new frame must replace it, repeats must agree."""
+    camera = _CameraPublisher(client)
+    try:
+        for seed in (11, 12, 11):  # back to the first frame too: a stale cache of either would show
+            observation, objects = _frames(seed=seed, width=160, height=120)
+            observation = dataclasses.replace(observation, labels=GENERIC_LABELS)
+            camera.set_frame(observation)
+            pairs = [(GENERIC_LABELS[next(o["id"] for o in objects if o["name"] == a)],
+                      GENERIC_LABELS[next(o["id"] for o in objects if o["name"] == b)], axis, less)
+                     for a, b, axis, less in _clear_pairs(observation, objects)]
+            subject, reference, axis, less = pairs[0]
+            first = _query_latest_until(client, camera, lambda r: _matches_truth(r, objects), subject=subject,
+                                        reference=reference, labels=GENERIC_LABELS)
+            assert first is not None and first.success, first.error
+            assert _matches_truth(first, objects), (seed, [(o.name, o.centroid) for o in first.objects])
+            rel = first.relation
+            flags = (rel.left_of, rel.right_of) if axis == 0 else (rel.in_front_of, rel.behind)
+            assert flags == (less, not less), (seed, subject, reference)
+
+            if seed == 11:
+                # Other labels on the same frame are another Scene, not the cached one. (Asked before the
+                # queries below, which make the GENERIC_LABELS Scene the cached one again before a new frame.)
+                renamed = {obj_id: f"thing {obj_id}" for obj_id in GENERIC_LABELS}
+                relabelled = client.spatial_query(None, question="How many objects are there?", labels=renamed)
+                assert relabelled.success, relabelled.error
+                assert sorted(o.name for o in relabelled.objects) == sorted(renamed[o["id"]] for o in objects)
+
+            # No frame is published from here on: these answer from the cached Scene.
+            direct = client.spatial_query(observation, subject=subject, reference=reference)
+            for _ in range(3):
+                again = client.spatial_query(None, subject=subject, reference=reference, labels=GENERIC_LABELS)
+                assert again.success, again.error
+                assert again.relation == first.relation == direct.relation
+                assert [(o.name, o.id) for o in again.objects] == [(o.name, o.id) for o in first.objects]
+            for other_subject, other_reference, other_axis, other_less in pairs[1:4]:
+                other = client.spatial_query(None, subject=other_subject, reference=other_reference,
+                                             labels=GENERIC_LABELS)
+                assert other.success, other.error
+                r = other.relation
+                flags = (r.left_of, r.right_of) if other_axis == 0 else (r.in_front_of, r.behind)
+                assert flags == (other_less, not other_less), (seed, other_subject, other_reference)
+
+    finally:
+        camera.close()
 
 
 def test_eight_concurrent_clients_each_get_every_answer_once(node_process, scene):
