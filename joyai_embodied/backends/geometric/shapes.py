@@ -115,30 +115,29 @@ def min_area_rectangle(points: np.ndarray) -> Rectangle:
     return Rectangle(axes @ ((lo[i] + hi[i]) / 2), hi[i] - lo[i], axes, area)
 
 
+def _fit_round(points: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Algebraic least-squares circle (N, 2) or sphere (N, 3): (centre, radius, RMS residual)."""
+    p = np.asarray(points, dtype=np.float64)
+    a = np.hstack([2 * p, np.ones((len(p), 1))])
+    b = np.sum(p * p, axis=1)
+    solution, *_ = np.linalg.lstsq(a, b, rcond=None)
+    center = solution[:-1]
+    radius = float(np.sqrt(max(solution[-1] + center @ center, 0.0)))
+    residual = float(np.sqrt(np.mean((np.linalg.norm(p - center, axis=1) - radius) ** 2)))
+    return center, radius, residual
+
+
 def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float, float]:
     """Least-squares sphere through (N, 3) points: (centre, radius, RMS residual)."""
     p = np.asarray(points, dtype=np.float64)
     if len(p) > 2000:
         p = p[:: len(p) // 1000]  # a thousand points pin a sphere down as well as ten thousand
-    a = np.hstack([2 * p, np.ones((len(p), 1))])
-    b = np.sum(p * p, axis=1)
-    solution, *_ = np.linalg.lstsq(a, b, rcond=None)
-    center = solution[:3]
-    radius = float(np.sqrt(max(solution[3] + center @ center, 0.0)))
-    residual = float(np.sqrt(np.mean((np.linalg.norm(p - center, axis=1) - radius) ** 2)))
-    return center, radius, residual
+    return _fit_round(p)
 
 
 def fit_circle(points: np.ndarray) -> tuple[np.ndarray, float, float]:
     """Least-squares circle through (N, 2) points: (centre, radius, RMS residual)."""
-    p = np.asarray(points, dtype=np.float64)
-    a = np.hstack([2 * p, np.ones((len(p), 1))])
-    b = np.sum(p * p, axis=1)
-    solution, *_ = np.linalg.lstsq(a, b, rcond=None)
-    center = solution[:2]
-    radius = float(np.sqrt(max(solution[2] + center @ center, 0.0)))
-    residual = float(np.sqrt(np.mean((np.linalg.norm(p - center, axis=1) - radius) ** 2)))
-    return center, radius, residual
+    return _fit_round(points)
 
 
 @dataclass(frozen=True)
