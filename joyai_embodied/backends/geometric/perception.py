@@ -27,7 +27,8 @@ import numpy as np
 from ...types import CameraPose, Observation, SceneObject
 from .cloud import SceneCloud
 from .colors import HUE_CLASSES, color_name, hue_classes, representative_rgb
-from .shapes import Rectangle, WallFit, classify_shape, fit_sphere, fit_walls, min_area_rectangle, rectangle_at
+from .shapes import (FLAT_RATIO, Rectangle, WallFit, classify_shape, fit_sphere, fit_walls, min_area_rectangle,
+                     rectangle_at)
 
 #: Objects with fewer points than this are ignored (noise, slivers at the image border).
 MIN_OBJECT_POINTS = 10
@@ -52,8 +53,6 @@ _COMPLETE_BELOW = 0.85
 #: Without an occluder, only a footprint this thin (a lone side face) is completed.
 _SIDE_ONLY_BELOW = 0.4
 _RNG_SEED = 0
-#: A base lower than this share of its width is a plate: round, so only its inscribed disc carries things.
-_FLAT_BASE = 0.35
 
 
 @dataclass(frozen=True)
@@ -614,7 +613,7 @@ def _over(point: np.ndarray, base: _Footprint, tolerance: float = 0.01) -> bool:
     """
     if not base.rect.contains(point, tolerance=tolerance):
         return False
-    if base.top - base.support >= _FLAT_BASE * float(np.max(base.rect.size)):
+    if base.top - base.support >= FLAT_RATIO * float(np.max(base.rect.size)):
         return True
     local = base.rect.axes.T @ (np.asarray(point, dtype=np.float64) - base.rect.center)
     return bool(np.linalg.norm(local / (base.rect.size / 2 + tolerance)) <= 1.0)

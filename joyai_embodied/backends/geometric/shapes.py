@@ -17,8 +17,9 @@ SHAPE_WORDS = ("cube", "cylinder", "sphere", "plate", "object")
 # a disc fills pi/4 = 0.785 of its square.
 _SQUARE_FILL = 0.9
 _ROUND_FILL_MIN = 0.68
-# Flat and wide: a plate (the simulator's plates are ~1.5 cm tall and 14-18 cm across).
-_FLAT_RATIO = 0.35
+#: Flat and wide: a plate, lower than this share of its width (the simulator's plates are ~1.5 cm tall and
+#: 14-18 cm across).
+FLAT_RATIO = 0.35
 # A sphere fit whose RMS residual is under this share of the radius is taken as a sphere.
 _SPHERE_RESIDUAL = 0.06
 # Side walls seen from outside: a circle fit this good (RMS / radius) is a round wall, an edge fit this good
@@ -227,7 +228,7 @@ def classify_shape(rect: Rectangle, height: float, sphere_residual_ratio: float 
     if width <= 0 or height <= 0:
         return "object"
     fill = rect.hull_area / rect.area if rect.area > 0 else 0.0
-    if height < _FLAT_RATIO * width and fill > _ROUND_FILL_MIN and fill < _SQUARE_FILL:
+    if height < FLAT_RATIO * width and fill > _ROUND_FILL_MIN and fill < _SQUARE_FILL:
         return "plate"
     if sphere_residual_ratio is not None and sphere_residual_ratio < _SPHERE_RESIDUAL \
             and 0.7 < height / width < 1.4 \
