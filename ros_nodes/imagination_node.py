@@ -15,7 +15,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
-import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
@@ -161,15 +160,9 @@ def edit_from_goal(goal: Any) -> MoveObject | RotateObject | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the node alone (``python -m ros_nodes.imagination_node --ros-args ...``)."""
-    from .launcher import spin_nodes
-    from .transport import use_large_frame_transport
+    from .launcher import run_node_alone
 
-    use_large_frame_transport()  # before rclpy.init: requests carry multi-MB images
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    try:
-        return spin_nodes([ImaginationNode()])
-    finally:
-        rclpy.try_shutdown()
+    return run_node_alone(ImaginationNode, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 DISCOVERY_RANGES = {"localhost": "LOCALHOST", "subnet": "SUBNET"}
 
@@ -109,6 +109,24 @@ def spin_nodes(nodes: Sequence, threads: int = 4) -> int:
         for node in nodes:
             node.destroy_node()
     return 0
+
+
+def run_node_alone(make_node: Callable[[], Any], argv: Sequence[str] | None = None, threads: int = 4) -> int:
+    """``python -m ros_nodes.<node> --ros-args ...``: one node, on localhost discovery unless the environment opts out.
+
+    Sets up the large-frame transport before ``rclpy.init`` (requests and frames are several MB).
+    """
+    import rclpy
+
+    from .transport import use_large_frame_transport
+
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    use_large_frame_transport()
+    rclpy.init(args=list(argv) if argv is not None else sys.argv)
+    try:
+        return spin_nodes([make_node()], threads=threads)
+    finally:
+        rclpy.try_shutdown()
 
 
 def run(args: argparse.Namespace) -> int:

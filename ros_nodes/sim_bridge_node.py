@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
-import os
 import queue
 import sys
 import threading
@@ -342,17 +341,9 @@ def ground_truth_objects(objects: list[dict]) -> list[Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the node alone (``python -m ros_nodes.sim_bridge_node --ros-args -p width:=320 ...``)."""
-    import rclpy
+    from .launcher import run_node_alone
 
-    from .launcher import spin_nodes
-
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    use_large_frame_transport()
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    try:
-        return spin_nodes([SimBridgeNode()], threads=2)
-    finally:
-        rclpy.try_shutdown()
+    return run_node_alone(SimBridgeNode, argv, threads=2)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import math
 import sys
 from typing import Any
 
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 
@@ -134,15 +133,9 @@ def describe(relation: Relation) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the node alone (``python -m ros_nodes.spatial_reasoning_node --ros-args ...``)."""
-    from .launcher import spin_nodes
-    from .transport import use_large_frame_transport
+    from .launcher import run_node_alone
 
-    use_large_frame_transport()  # before rclpy.init: requests carry multi-MB images
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    try:
-        return spin_nodes([SpatialReasoningNode()])
-    finally:
-        rclpy.try_shutdown()
+    return run_node_alone(SpatialReasoningNode, argv)
 
 
 if __name__ == "__main__":
