@@ -12,7 +12,7 @@ In-process and ROS calls alternate, so both see the same load on a shared machin
 p50/p99 and the ROS overhead (p50 difference and ratio), and the verdict uses the best run (lowest
 ROS overhead at p50), the medians of all runs printed beside it. Target: ROS adds <= 5 ms at p50.
 
-Both processes use the shared-memory transport of ``ros_nodes/transport.py`` unless
+Both processes use the shared-memory transport of ``ros_nodes/fastdds_profile.py`` unless
 ``--default-transport`` (Fast DDS defaults, for comparison), and one OpenBLAS thread each.
 
     .venv/bin/python benchmarks/ros_bench.py             # 640x480, 3 runs of 100 (+100 use_latest) queries + 10 imagines
@@ -124,7 +124,7 @@ def main() -> int:
     queries = args.queries or (30 if args.small else 100)
     imagines = args.imagines or (5 if args.small else 10)
 
-    from ros_nodes.transport import use_large_frame_transport
+    from ros_nodes.fastdds_profile import use_large_frame_transport
 
     if args.default_transport:
         # A profile file of one's own wins over the nodes' (and the child process inherits it): an empty

@@ -15,7 +15,7 @@ SUBCOMMANDS = {
     "eval": ("joyai_embodied.evaluation.cli", "run the spatial and imagination benchmarks over seeds"),
     "rollout": ("joyai_embodied.rollout_cli", "offline world-model rollout from a saved observation"),
     "sim-episode": ("sim_envs.scripted", "run a scripted pick-and-place episode and write its frames"),
-    "serve-model": ("joyai_embodied.transport.server", "serve a world model over ZMQ"),
+    "serve-model": ("joyai_embodied.serve.zmq_server", "serve a world model over ZMQ"),
     "ros": ("ros_nodes.launcher", "start the ROS 2 spatial-reasoning and imagination nodes"),
 }
 

@@ -57,6 +57,23 @@ class ImpossibleCameraMoveError(InvalidInputError):
     """A camera move that cannot be rendered (behind the pivot, through the table, beyond the model's range)."""
 
 
+class SceneExpiredError(JoyAIError, LookupError):
+    """A scene handle the service no longer holds (released, evicted by its bound, or the service restarted).
+
+    Raised the same way by every transport (in-process service, ZMQ, ROS); observe the scene again to get a
+    new handle.
+
+    Attributes:
+        handle: the handle that was not found.
+    """
+
+    def __init__(self, handle: str, message: str | None = None):
+        self.handle = handle
+        super().__init__(message or (
+            f"scene {handle!r} is no longer held by the service (released, evicted because the service keeps "
+            "a bounded number of scenes, or the service restarted); call observe() again"))
+
+
 class BackendUnavailableError(JoyAIError, RuntimeError):
     """The requested backend cannot run here (missing optional dependency, no GPU, unknown name)."""
 

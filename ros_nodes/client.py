@@ -5,7 +5,7 @@ returns an ``rclpy`` future. Results come back as core types (Relation, SceneObj
 
     import rclpy
     from ros_nodes.client import WorldModelClient
-    from ros_nodes.transport import use_large_frame_transport
+    from ros_nodes.fastdds_profile import use_large_frame_transport
 
     use_large_frame_transport()  # before rclpy.init: 640x480 requests go over a 32 MiB shared-memory segment
     rclpy.init()
@@ -18,9 +18,9 @@ returns an ``rclpy`` future. Results come back as core types (Relation, SceneObj
     client.destroy_node(); rclpy.shutdown()
 
 The client spins its own single-threaded executor, so it may be used from any one thread; use one
-client per thread for concurrent calls. Without :func:`~ros_nodes.transport.use_large_frame_transport`
+client per thread for concurrent calls. Without :func:`~ros_nodes.fastdds_profile.use_large_frame_transport`
 in the client's process, a 640x480 request leaves through Fast DDS's default 512 KiB shared-memory
-segment and a spatial query takes ~35 ms longer (see ``ros_nodes/transport.py``).
+segment and a spatial query takes ~35 ms longer (see ``ros_nodes/fastdds_profile.py``).
 """
 
 from __future__ import annotations

@@ -281,7 +281,7 @@ def scene_for(request: Any, latest: LatestFrames, observe: Callable[[Observation
 def scene_expired(exc: BaseException) -> bool:
     """Whether ``exc`` says a remote model server no longer holds a scene (observe again to recover)."""
     try:
-        from joyai_embodied.transport.wire import SceneExpiredError
+        from joyai_embodied.errors import SceneExpiredError
     except ImportError:  # the remote transport's extras are not installed: no scene can expire
         return False
     return isinstance(exc, SceneExpiredError)

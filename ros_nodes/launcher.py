@@ -118,7 +118,7 @@ def run_node_alone(make_node: Callable[[], Any], argv: Sequence[str] | None = No
     """
     import rclpy
 
-    from .transport import use_large_frame_transport
+    from .fastdds_profile import use_large_frame_transport
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     use_large_frame_transport()
@@ -132,7 +132,7 @@ def run_node_alone(make_node: Callable[[], Any], argv: Sequence[str] | None = No
 def run(args: argparse.Namespace) -> int:
     """Loads the model once and serves ``/joyai/spatial_query`` and ``/joyai/imagine``."""
     configure_environment(args.discovery, args.domain_id)
-    from .transport import use_large_frame_transport
+    from .fastdds_profile import use_large_frame_transport
 
     use_large_frame_transport()  # multi-MB requests and frames over shared memory (localhost discovery only)
     import rclpy

@@ -47,7 +47,7 @@ class RosBackend(Backend):
         os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
         self._owns_context = not rclpy.ok()
         if self._owns_context:
-            from .transport import use_large_frame_transport
+            from .fastdds_profile import use_large_frame_transport
 
             use_large_frame_transport()  # this process sends 640x480 frames too (and its node child inherits it)
             rclpy.init()

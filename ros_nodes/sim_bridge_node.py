@@ -21,7 +21,7 @@ The node owns one env (``action_mode="primitive"``) and
   subscribers and lost best-effort samples catch up; the scene is at rest between actions, so
   nothing is re-rendered. With localhost discovery the process uses shared memory only, with a
   segment big enough for whole frames (``config/large_frames_fastdds.xml``, see
-  :func:`ros_nodes.transport.use_large_frame_transport`).
+  :func:`ros_nodes.fastdds_profile.use_large_frame_transport`).
 
 - exposes the env's primitive actions as services (``joyai_interfaces/srv``):
   ``/joyai/sim/reset`` (``SimReset``: seed -> instruction, ground-truth target), ``/joyai/sim/pick``
@@ -64,7 +64,7 @@ from joyai_embodied.errors import InvalidInputError, JoyAIError
 
 from . import conversions
 from .common import TOPIC_DEFAULTS
-from .transport import use_large_frame_transport  # noqa: F401  (also importable from here, as before)
+from .fastdds_profile import use_large_frame_transport  # noqa: F401  (also importable from here, as before)
 
 SIM_RESET_SERVICE = "/joyai/sim/reset"
 SIM_PICK_SERVICE = "/joyai/sim/pick"

@@ -19,8 +19,8 @@ pytest.importorskip("transformers")
 from joyai_embodied import (Answer, CameraMove, CameraPose, CheckpointError, ImaginedView,  # noqa: E402
                             ImpossibleCameraMoveError, InvalidInputError, MoveObject, Relation, RotateObject,
                             UnknownObjectError, WorldModel)
-from joyai_embodied.backends import joyai_image_prompts as prompts  # noqa: E402
-from joyai_embodied.backends.joyai_image import (draw_target_box, move_towards,  # noqa: E402
+from joyai_embodied.backends.joyai_image import prompts  # noqa: E402
+from joyai_embodied.backends.joyai_image.backend import (draw_target_box, move_towards,  # noqa: E402
                                                  out_of_memory_hint, write_tiny_checkpoint)
 from joyai_embodied.camera import orbit, project  # noqa: E402
 from joyai_embodied.errors import BackendUnavailableError  # noqa: E402

@@ -13,7 +13,7 @@ import pytest
 from joyai_embodied import MoveObject, RequestTimeoutError, WorldModel
 from joyai_embodied.evaluation.synthetic import default_boxes, front_camera
 from joyai_embodied.evaluation.synthetic import observe as synthetic_observe
-from joyai_embodied.transport.wire import SceneExpiredError
+from joyai_embodied.errors import SceneExpiredError
 
 pytestmark = pytest.mark.timeout(90)
 

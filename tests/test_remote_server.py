@@ -13,9 +13,10 @@ from joyai_embodied import (CameraMove, InvalidInputError, MoveObject, RequestTi
                             UnknownObjectError, WorldModel)
 from joyai_embodied.evaluation.synthetic import default_boxes, front_camera
 from joyai_embodied.evaluation.synthetic import observe as synthetic_observe
-from joyai_embodied.transport import wire
-from joyai_embodied.transport.client import ModelClient
-from joyai_embodied.transport.server import ModelServer
+from joyai_embodied import errors
+from joyai_embodied.backends.remote import wire
+from joyai_embodied.backends.remote.client import ModelClient
+from joyai_embodied.serve.zmq_server import ModelServer
 
 pytestmark = pytest.mark.timeout(60)
 LOOPBACK = "tcp://127.0.0.1:*"
@@ -176,11 +177,11 @@ def test_least_recently_used_scenes_are_evicted_with_a_clear_error(local, obs):
         remote.relation(first, "red cube", "blue box")  # first is now the most recently used
         remote.observe(obs)  # evicts second
         remote.relation(first, "red cube", "blue box")
-        with pytest.raises(wire.SceneExpiredError, match="observe"):
+        with pytest.raises(errors.SceneExpiredError, match="observe"):
             remote.relation(second, "red cube", "blue box")
         assert small.info()["scenes"] == 2 and small.info()["scenes_evicted"] == 1
         assert remote.backend.release(first) == 1
-        with pytest.raises(wire.SceneExpiredError):
+        with pytest.raises(errors.SceneExpiredError):
             remote.ask(first, "How many objects are there?")
         remote.close()
 
@@ -274,7 +275,7 @@ def test_eight_clients_fifty_mixed_requests_each_get_exactly_their_replies(serve
 # -- security and command line ----------------------------------------------------------------------------
 
 def test_curve_keys_encrypt_and_authenticate(local, obs, tmp_path):
-    from joyai_embodied.transport.keys import generate_keys
+    from joyai_embodied.backends.remote.keys import generate_keys
 
     paths = generate_keys(tmp_path / "keys", clients=["robot1"])
     with ModelServer(local, LOOPBACK, keys_dir=str(tmp_path / "keys")) as secure:

@@ -7,7 +7,8 @@ import pytest
 from joyai_embodied import (CameraMove, CameraPose, ImaginedView, InvalidInputError, MoveObject, Observation,
                             Relation, UnknownObjectError)
 from joyai_embodied.camera import look_at
-from joyai_embodied.transport import wire
+from joyai_embodied import errors
+from joyai_embodied.backends.remote import wire
 
 K = np.array([[100.0, 0, 31.5], [0, 100.0, 23.5], [0, 0, 1]])
 POSE = look_at(np.array([0.7, 0.0, 1.0]), np.array([0.0, 0.0, 0.4]))
@@ -127,8 +128,8 @@ def test_errors_cross_the_wire_as_the_same_types():
     assert type(back) is InvalidInputError and back.field == "depth" and back.expected == "float metres"
     back = wire.error_from_wire(wire.error_to_wire(UnknownObjectError("green cube", ["red cube", "mug"])))
     assert type(back) is UnknownObjectError and back.known == ["mug", "red cube"]
-    back = wire.error_from_wire(wire.error_to_wire(wire.SceneExpiredError("abc")))
-    assert isinstance(back, wire.SceneExpiredError) and back.handle == "abc" and "observe" in str(back)
+    back = wire.error_from_wire(wire.error_to_wire(errors.SceneExpiredError("abc")))
+    assert isinstance(back, errors.SceneExpiredError) and back.handle == "abc" and "observe" in str(back)
     back = wire.error_from_wire(wire.error_to_wire(KeyError("boom")), "tcp://h:1")
     assert type(back).__name__ == "RemoteError" and "KeyError" in str(back) and "tcp://h:1" in str(back)
 

@@ -42,7 +42,7 @@ pytestmark = pytest.mark.skipif(not _geometric_available(), reason="needs the ge
 @pytest.fixture(scope="module")
 def ros_context():
     """rclpy in this process, with the shared-memory transport the nodes' process also uses."""
-    from ros_nodes.transport import use_large_frame_transport
+    from ros_nodes.fastdds_profile import use_large_frame_transport
 
     saved = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE")
     use_large_frame_transport()

@@ -1,4 +1,4 @@
-"""When ros_nodes.transport puts multi-MB images on the 32 MiB shared-memory profile, and when it must not.
+"""When ros_nodes.fastdds_profile puts multi-MB images on the 32 MiB shared-memory profile, and when it must not.
 
 The profile has no network transport, so it may only apply with localhost discovery; a profile file of
 the user's own always wins. (Its effect on latency is measured by benchmarks/ros_bench.py.)
@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ros_nodes.transport import FAST_DDS_PROFILE, use_large_frame_transport
+from ros_nodes.fastdds_profile import FAST_DDS_PROFILE, use_large_frame_transport
 
 PROFILE_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE", "RMW_IMPLEMENTATION")
 

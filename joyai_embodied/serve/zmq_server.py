@@ -28,8 +28,8 @@ import zmq
 from .. import __version__
 from ..errors import InvalidInputError, JoyAIError, ServerBusyError
 from ..world_model import WorldModel
-from . import wire
-from .service import WORKER_METHODS, ModelService
+from ..backends.remote import wire
+from ..service import WORKER_METHODS, ModelService
 
 DIRECT_METHODS = ("info", "health")
 _RESULTS_ENDPOINT = "inproc://joyai-results-{}"
@@ -96,7 +96,7 @@ class ModelServer:
         max_batch: most ``imagine`` requests merged into one backend call.
         max_payload_bytes: largest request accepted; larger ones get a ``too_large`` error reply.
         reply_cache_bytes: memory for replies kept to answer retried requests.
-        keys_dir: CURVE keys made by :func:`~joyai_embodied.transport.keys.generate_keys`; required for a
+        keys_dir: CURVE keys made by :func:`~joyai_embodied.backends.remote.keys.generate_keys`; required for a
             non-loopback ``bind`` unless ``insecure``.
         insecure: allow a non-loopback ``bind`` without encryption or authentication.
         preset: preset name reported by ``info``.
@@ -143,7 +143,7 @@ class ModelServer:
         # still arrive and get a readable "too_large" reply.
         router.setsockopt(zmq.MAXMSGSIZE, 2 * self.max_payload_bytes + wire.MAX_HEADER_BYTES)
         if self.keys_dir:
-            from .keys import configure_server
+            from ..backends.remote.keys import configure_server
 
             self._authenticator = configure_server(self._context, router, self.keys_dir)
         router.bind(self.bind)
@@ -378,7 +378,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Runs ``joyai-embodied serve-model``; returns the process exit code."""
     if args.generate_keys:
-        from .keys import generate_keys
+        from ..backends.remote.keys import generate_keys
 
         paths = generate_keys(args.generate_keys, clients=args.clients)
         print(f"server secret key: {paths.server_secret} (keep on the server)")

@@ -9,7 +9,7 @@ tokenizer, transformer, vae) holds both halves of the model:
 * imagination: diffusers' ``JoyImageEditPipeline`` (MMDiT + Wan VAE) for camera moves and object edits.
 
 Structured questions (relations, distances, counts, yes/no) use prompts whose answers can be parsed
-(:mod:`.joyai_image_prompts`); off-format answers give low confidence, never an exception. Nothing is
+(:mod:`.prompts`); off-format answers give low confidence, never an exception. Nothing is
 ever downloaded: ``path`` is a local folder, or a hub id already present in the local cache.
 """
 
@@ -27,13 +27,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from ..camera import orbit, project
-from ..errors import BackendUnavailableError, CheckpointError, ImpossibleCameraMoveError, InvalidInputError
-from ..types import (Answer, CameraMove, CameraPose, Edit, ImaginedView, MoveObject, Observation, Relation,
+from ...camera import orbit, project
+from ...errors import BackendUnavailableError, CheckpointError, ImpossibleCameraMoveError, InvalidInputError
+from ...types import (Answer, CameraMove, CameraPose, Edit, ImaginedView, MoveObject, Observation, Relation,
                      Scene, SceneObject)
-from . import joyai_image_prompts as prompts
-from .base import Backend, Frame
-from .joyai_image_tiny import write_tiny_checkpoint
+from . import prompts
+from ..base import Backend, Frame
+from .tiny_checkpoint import write_tiny_checkpoint
 
 __all__ = ["JoyAIImageBackend", "write_tiny_checkpoint", "check_checkpoint", "resolve_checkpoint"]
 
@@ -505,7 +505,7 @@ def _view(image: np.ndarray, camera: CameraPose, prompt: str, source: str) -> Im
 def _lift_objects(observation: Observation) -> list[SceneObject]:
     """3D objects from depth (+ segmentation/labels) via the geometric backend's perception, or names only."""
     if observation.depth is not None:
-        from .geometric.perception import lift_observation
+        from ..geometric.perception import lift_observation
 
         return list(lift_observation(observation)[1])
     if observation.labels:  # names without geometry: relations and rotations work, MoveObject does not

@@ -22,7 +22,7 @@ from typing import Iterable
 import zmq
 import zmq.auth
 
-from ..errors import InvalidInputError
+from ...errors import InvalidInputError
 
 SERVER_NAME = "server"
 CLIENTS_DIR = "clients"

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping, Sequence
 from ..errors import InvalidInputError
 from ..types import CameraMove, CameraPose, ImaginedView, Scene
 from ..world_model import WorldModel
-from .wire import SceneExpiredError
+from ..errors import SceneExpiredError
 
 #: Methods the worker runs (the server answers ``info``/``health`` itself, without queueing).
 WORKER_METHODS = ("observe", "relation", "ask", "imagine", "imagine_batch", "edit", "answer_with_imagination",

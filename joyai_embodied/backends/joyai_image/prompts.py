@@ -23,8 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ImpossibleCameraMoveError
-from ..types import CameraMove
+from ...errors import ImpossibleCameraMoveError
+from ...types import CameraMove
 
 # -- imagination ------------------------------------------------------------------------------------
 

@@ -26,9 +26,9 @@ from typing import Any, Mapping, Sequence
 import msgpack
 import numpy as np
 
-from .. import errors
-from ..errors import RemoteError
-from ..types import (Answer, CameraMove, CameraPose, ImaginedView, MoveObject, Observation, Relation, RotateObject,
+from ... import errors
+from ...errors import RemoteError, SceneExpiredError
+from ...types import (Answer, CameraMove, CameraPose, ImaginedView, MoveObject, Observation, Relation, RotateObject,
                      SceneObject, MAX_IMAGE_SIDE)
 
 #: Bumped on any incompatible change to the header layout or the tagged forms.
@@ -64,17 +64,6 @@ class WireError(RemoteError):
     def __init__(self, code: str, message: str):
         self.code = code
         super().__init__(message)
-
-
-class SceneExpiredError(RemoteError, LookupError):
-    """The scene handle is no longer held by the model server (released, evicted by its LRU bound, or the
-    server restarted). Observe the scene again to get a new handle."""
-
-    def __init__(self, handle: str, message: str | None = None):
-        self.handle = handle
-        super().__init__(message or (
-            f"scene {handle!r} is no longer held by the model server (released, evicted because the server keeps "
-            "a bounded number of scenes, or the server restarted); call observe() again"))
 
 
 @dataclass

@@ -4,7 +4,7 @@ Scenes live on the server. ``observe`` and ``edit`` return a :class:`~joyai_embo
 ``objects`` come back with the reply and whose ``data`` is a :class:`RemoteSceneHandle`; every later call
 sends only the handle. The server keeps a bounded number of scenes (least recently used evicted first):
 release the ones you are done with (:meth:`RemoteBackend.release`), and observe again when a call raises
-:class:`~joyai_embodied.transport.wire.SceneExpiredError`.
+:class:`~joyai_embodied.errors.SceneExpiredError`.
 
 Example:
     >>> wm = WorldModel.load("remote", address="tcp://gpu-host:5555", server_key="keys/server.key",
@@ -22,9 +22,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, RemoteError
-from ..types import Answer, CameraMove, CameraPose, Edit, ImaginedView, Observation, Relation, Scene, SceneObject
-from .base import Backend, Frame
+from ...errors import InvalidInputError, RemoteError
+from ...types import Answer, CameraMove, CameraPose, Edit, ImaginedView, Observation, Relation, Scene, SceneObject
+from ..base import Backend, Frame
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class RemoteBackend(Backend):
     def __init__(self, address: str = "tcp://127.0.0.1:5555", timeout_s: float = 60.0, retries: int = 2,
                  server_key: str | os.PathLike | None = None, client_key: str | os.PathLike | None = None,
                  device: str | None = None):
-        from ..transport.client import ModelClient  # zmq is only needed once a remote backend is made
+        from .client import ModelClient  # zmq is only needed once a remote backend is made
 
         self.client = ModelClient(address, timeout_s=timeout_s, retries=retries, server_key=server_key,
                                   client_key=client_key)

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import zmq
 
-from ..errors import InvalidInputError, RemoteError, RequestTimeoutError
+from ...errors import InvalidInputError, RemoteError, RequestTimeoutError
 from . import wire
 
 #: Largest reply accepted by default: an ``imagine_batch`` of 16 full-HD views fits.

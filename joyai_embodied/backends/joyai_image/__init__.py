@@ -1,0 +1,13 @@
+"""The ``joyai-image`` backend: JoyAI-Image (Qwen3-VL understanding + JoyImageEdit MMDiT) on a GPU.
+
+- ``backend``: :class:`JoyAIImageBackend`, loading and inference over transformers and diffusers.
+- ``prompts``: the prompt strings the model was trained on, and parsing of its answers.
+- ``tiny_checkpoint``: :func:`write_tiny_checkpoint`, random weights in the real checkpoint layout (tests).
+
+See models/README.md for presets, memory plans and weights.
+"""
+
+from .backend import JoyAIImageBackend, check_checkpoint
+from .tiny_checkpoint import write_tiny_checkpoint
+
+__all__ = ["JoyAIImageBackend", "check_checkpoint", "write_tiny_checkpoint"]
