@@ -27,7 +27,7 @@ import msgpack
 import numpy as np
 
 from ... import errors
-from ...errors import RemoteError, SceneExpiredError
+from ...errors import RemoteError
 from ...types import (Answer, CameraMove, CameraPose, ImaginedView, MoveObject, Observation, Relation, RotateObject,
                      SceneObject, MAX_IMAGE_SIDE)
 
@@ -256,47 +256,15 @@ def peek_request_id(frames: Sequence[Any]) -> str | None:
 # -- errors -----------------------------------------------------------------------------------------------
 
 def error_to_wire(exc: BaseException) -> dict[str, Any]:
-    """The ``error`` map of a reply for ``exc``, keeping what the client needs to re-raise the same type."""
-    info: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    """The ``error`` map of a reply: :func:`errors.error_to_fields`, plus ``code`` for protocol errors."""
+    info = errors.error_to_fields(exc)
     if isinstance(exc, WireError):
         info["code"] = exc.code
-    if isinstance(exc, errors.InvalidInputError):
-        info.update(field=exc.field, expected=exc.expected, got=_plain(exc.got))
-    elif isinstance(exc, errors.UnknownObjectError):
-        info.update(name=exc.name, known=list(exc.known))
-    elif isinstance(exc, errors.AmbiguousObjectError):
-        info.update(name=exc.name, candidates=list(exc.candidates))
-    elif isinstance(exc, SceneExpiredError):
-        info.update(handle=exc.handle)
     return info
 
 
-def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, float, str)) for v in value):
-        return list(value)
-    return str(value)
-
-
 def error_from_wire(info: Any, address: str = "") -> Exception:
-    """Rebuilds the exception described by a reply's ``error`` map (the same type where the core has one)."""
-    if not isinstance(info, dict):
-        return RemoteError(f"model server {address} sent a malformed error reply")
-    kind, message = str(info.get("type", "")), str(info.get("message", "unknown error"))
-    if kind in ("InvalidInputError", "ImpossibleCameraMoveError") and "field" in info:
-        cls = getattr(errors, kind)
-        return cls(str(info["field"]), str(info.get("expected", "")), info.get("got", ""))
-    if kind == "UnknownObjectError" and "name" in info:
-        return errors.UnknownObjectError(str(info["name"]), [str(k) for k in info.get("known", [])])
-    if kind == "AmbiguousObjectError" and "name" in info:
-        return errors.AmbiguousObjectError(str(info["name"]), [str(k) for k in info.get("candidates", [])])
-    if kind == "SceneExpiredError":
-        return SceneExpiredError(str(info.get("handle", "")), message)
-    if kind == "ServerBusyError":
-        return errors.ServerBusyError(message)
-    if kind in ("BackendUnavailableError", "CheckpointError"):
-        return getattr(errors, kind)(message)
-    if kind == "WireError":
-        return WireError(str(info.get("code", "malformed")), message)
-    return RemoteError(f"model server {address} failed: {kind}: {message}".replace("  ", " "))
+    """Rebuilds the exception of a reply's ``error`` map (:func:`errors.error_from_fields`; protocol errors too)."""
+    if isinstance(info, dict) and info.get("type") == "WireError":
+        return WireError(str(info.get("code", "malformed")), str(info.get("message", "")))
+    return errors.error_from_fields(info, f"model server {address}".strip())
