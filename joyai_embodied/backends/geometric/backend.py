@@ -11,18 +11,18 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any
 
-import numpy as np
-
-from ...camera import orbit
+from ...config import resolve_config
 from ...errors import InvalidInputError
+from ...spatial import orbit_scene, scene_pivot
 from ...types import (Answer, CameraMove, CameraPose, Edit, ImaginedView, MoveObject, Observation, Relation,
                       RotateObject, Scene, SceneObject)
 from ..base import Backend, Frame
 from . import questions, reasoning
 from .cloud import SceneCloud
 from .colors import COLOR_WORDS
+from .configuration_geometric import GeometricConfig
 from .perception import fit_objects, lift_observation
 from .reasoning import Viewer
 from .shapes import SHAPE_WORDS
@@ -37,34 +37,23 @@ class GeometricBackend(Backend):
     """The geometric world model (CPU, no weights): see the package README for the details.
 
     Args:
-        voxel_size_m: when > 0, the scene cloud keeps one point per voxel of this size (lighter imagine/edit).
-        hole_fill_px: radius of holes filled in imagined views (0 disables filling).
-        relation_margin_m: differences at or under this along an axis are neither left nor right
-            (in front nor behind).
-        cameras: named camera poses for questions such as "from the side camera, is A left of B?".
+        config: the options (:class:`GeometricConfig`: voxel_size_m, hole_fill_px, relation_margin_m,
+            cameras); or give them as keywords, ``GeometricBackend(hole_fill_px=3)``.
 
     Raises:
-        InvalidInputError: an option is out of range.
+        InvalidInputError: an unknown, wrongly typed or out-of-range option.
     """
 
     name = "geometric"
+    config_class = GeometricConfig
 
-    def __init__(self, voxel_size_m: float = 0.0, hole_fill_px: int = 2,
-                 relation_margin_m: float = reasoning.RELATION_MARGIN_M,
-                 cameras: Mapping[str, CameraPose] | None = None):
-        if isinstance(voxel_size_m, bool) or not isinstance(voxel_size_m, (int, float)) \
-                or not 0 <= voxel_size_m <= 0.1:
-            raise InvalidInputError("voxel_size_m", "a size in metres in [0, 0.1]", voxel_size_m)
-        if isinstance(hole_fill_px, bool) or not isinstance(hole_fill_px, int) or not 0 <= hole_fill_px <= 16:
-            raise InvalidInputError("hole_fill_px", "an integer in [0, 16]", hole_fill_px)
-        if isinstance(relation_margin_m, bool) or not isinstance(relation_margin_m, (int, float)) \
-                or not 0 <= relation_margin_m <= 0.5:
-            raise InvalidInputError("relation_margin_m", "a margin in metres in [0, 0.5]", relation_margin_m)
-        self.voxel_size_m = float(voxel_size_m)
-        self.hole_fill_px = int(hole_fill_px)
-        self.relation_margin_m = float(relation_margin_m)
+    def __init__(self, config: GeometricConfig | None = None, **options: Any):
+        self.config = resolve_config(GeometricConfig, config, options, "geometric backend")
+        self.voxel_size_m = self.config.voxel_size_m
+        self.hole_fill_px = self.config.hole_fill_px
+        self.relation_margin_m = self.config.relation_margin_m
         self.cameras: dict[str, CameraPose] = {}
-        for camera_name, pose in (cameras or {}).items():
+        for camera_name, pose in (self.config.cameras or {}).items():
             self.register_camera(camera_name, pose)
 
     def register_camera(self, name: str, pose: CameraPose) -> None:
@@ -80,15 +69,17 @@ class GeometricBackend(Backend):
         """Lifts the observation into a point cloud and fitted objects.
 
         Returns:
-            Scene with ``data`` = the SceneCloud and ``pivot`` = the centre of the objects' boxes (or
-            where the optical axis meets the support plane when there are no objects).
+            Scene with ``data`` = the SceneCloud and ``pivot`` = :func:`joyai_embodied.spatial.scene_pivot`
+            (the centre of the objects' boxes, or where the optical axis meets the support plane when there
+            are no objects).
 
         Raises:
-            InvalidInputError: the observation has no depth.
+            InvalidInputError: the observation has no depth, or (without segmentation) its depth shows no
+                support plane to segment objects on (field ``depth``).
         """
         cloud, objects = lift_observation(observation, self.voxel_size_m)
-        return Scene(observation=observation, objects=objects, pivot=_pivot(objects, cloud), backend=self.name,
-                     data=cloud)
+        pivot = scene_pivot(objects, observation.cam_to_world, plane=cloud.plane, depth=observation.depth)
+        return Scene(observation=observation, objects=objects, pivot=pivot, backend=self.name, data=cloud)
 
     def relation(self, scene: Scene, subject: str, reference: str, frame: Frame = "camera") -> Relation:
         """Relation of ``subject`` to ``reference``; semantics in :mod:`.reasoning`.
@@ -119,12 +110,16 @@ class GeometricBackend(Backend):
 
     # -- imagination -------------------------------------------------------------------------------
     def camera_for(self, scene: Scene, move: CameraMove | CameraPose) -> CameraPose:
-        """The camera a move leads to: the scene camera orbited about the pivot, same intrinsics and size."""
+        """The camera a move leads to: the scene camera orbited about the pivot, same intrinsics and size.
+
+        Raises:
+            ImpossibleCameraMoveError: the move takes the camera below the support plane or inside an
+                object (:func:`joyai_embodied.spatial.orbit_scene`), or over the vertical.
+        """
         if isinstance(move, CameraPose):
             return move
-        pose = orbit(scene.observation.cam_to_world, scene.pivot, move)
-        obs = scene.observation
-        return CameraPose(pose, obs.intrinsics, obs.width, obs.height)
+        plane = scene.data.plane if isinstance(scene.data, SceneCloud) else None
+        return orbit_scene(scene, move, plane=plane)
 
     def imagine(self, scene: Scene, move: CameraMove | CameraPose, seed: int | None = None) -> ImaginedView:
         """Forward-warps the scene cloud into the moved camera (``seed`` is unused: this is deterministic)."""
@@ -206,20 +201,6 @@ def _cloud(scene: Scene) -> SceneCloud:
     if not isinstance(scene.data, SceneCloud):
         raise InvalidInputError("scene", "a Scene built by the geometric backend", f"backend {scene.backend!r}")
     return scene.data
-
-
-def _pivot(objects: list[SceneObject], cloud: SceneCloud) -> np.ndarray:
-    """Centre of the objects' boxes; without objects, where the optical axis meets the support plane."""
-    if objects:
-        corners = np.concatenate([[o.centroid - o.extent / 2, o.centroid + o.extent / 2] for o in objects])
-        return (corners.min(axis=0) + corners.max(axis=0)) / 2
-    pose = cloud.source.cam_to_world
-    origin, axis = pose[:3, 3], pose[:3, 2]
-    if cloud.plane is not None and abs(cloud.plane[:3] @ axis) > 1e-6:
-        t = -(cloud.plane[:3] @ origin + cloud.plane[3]) / (cloud.plane[:3] @ axis)
-        if t > 0:
-            return origin + t * axis
-    return origin + 0.8 * axis
 
 
 def _mentioned_objects(scene: Scene, text: str) -> list[SceneObject]:

@@ -28,11 +28,13 @@ import torch
 from PIL import Image, ImageDraw
 
 from ...camera import orbit, project
+from ...config import resolve_config
 from ...errors import BackendUnavailableError, CheckpointError, ImpossibleCameraMoveError, InvalidInputError
 from ...types import (Answer, CameraMove, CameraPose, Edit, ImaginedView, MoveObject, Observation, Relation,
                      Scene, SceneObject)
 from . import prompts
 from ..base import Backend, Frame
+from .configuration_joyai_image import JoyAIImageConfig
 from .tiny_checkpoint import write_tiny_checkpoint
 
 __all__ = ["JoyAIImageBackend", "write_tiny_checkpoint", "check_checkpoint", "resolve_checkpoint"]
@@ -153,6 +155,7 @@ class JoyAIImageBackend(Backend):
     """Understanding with the Qwen3-VL MLLM, imagination with the JoyAI-Image edit pipeline.
 
     Args:
+        config: the options (:class:`JoyAIImageConfig`, fields below); or give them as keywords.
         path: checkpoint folder in the diffusers layout, or a hub id already in the local cache.
         device: ``"cuda"``, ``"cuda:1"``, ``"cpu"`` or ``"auto"`` (CUDA when available).
         dtype: ``"bfloat16"`` (GPU default), ``"float16"`` or ``"float32"``.
@@ -169,29 +172,25 @@ class JoyAIImageBackend(Backend):
 
     Raises:
         CheckpointError: missing/partial checkpoint or a hub id with no local copy.
-        InvalidInputError: an option outside its allowed values (the message names it).
+        InvalidInputError: an unknown option, or one of the wrong type or outside its allowed values
+            (the message names it).
     """
 
     name = "joyai-image"
 
-    def __init__(self, path: str | os.PathLike | None = None, device: str = "auto", dtype: str = "bfloat16",
-                 offload: str = "none", attention: str = "auto", steps: int = 40, guidance: float = 4.0,
-                 seed: int = 0, resolution: int = 1024, max_new_tokens: int = 2048, temperature: float = 0.7,
-                 top_p: float = 0.8):
+    config_class = JoyAIImageConfig
+
+    def __init__(self, config: JoyAIImageConfig | None = None, **options: Any):
+        # Types, choices and ranges are checked by the config; what is left needs torch or the filesystem.
+        self.config = resolve_config(JoyAIImageConfig, config, options, "joyai-image backend")
+        path, device, dtype, offload = self.config.path, self.config.device, self.config.dtype, self.config.offload
+        attention, steps, resolution = self.config.attention, self.config.steps, self.config.resolution
+        guidance, seed, max_new_tokens = self.config.guidance, self.config.seed, self.config.max_new_tokens
+        temperature, top_p = self.config.temperature, self.config.top_p
         if path is None:
             path = os.environ.get("JOYAI_IMAGE_PATH")
             if not path:
                 raise CheckpointError("no checkpoint given: pass path= or set JOYAI_IMAGE_PATH")
-        if dtype not in DTYPES:
-            raise InvalidInputError("dtype", f"one of {', '.join(DTYPES)}", dtype)
-        if offload not in OFFLOAD_MODES:
-            raise InvalidInputError("offload", f"one of {', '.join(OFFLOAD_MODES)}", offload)
-        if attention not in ("auto", "flash_attention_2", "sdpa"):
-            raise InvalidInputError("attention", "'auto', 'flash_attention_2' or 'sdpa'", attention)
-        if not isinstance(steps, int) or steps < 1:
-            raise InvalidInputError("steps", "a positive integer", steps)
-        if not isinstance(resolution, int) or not 64 <= resolution <= 2048:
-            raise InvalidInputError("resolution", "an integer in [64, 2048]", resolution)
         device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else str(device)
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise BackendUnavailableError(f"device={device!r} but torch sees no CUDA device; use device='cpu'")

@@ -16,15 +16,16 @@ Example:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
+from ...config import resolve_config
 from ...errors import InvalidInputError, RemoteError
 from ...types import Answer, CameraMove, CameraPose, Edit, ImaginedView, Observation, Relation, Scene, SceneObject
 from ..base import Backend, Frame
+from .configuration_remote import RemoteConfig
 
 
 @dataclass(frozen=True)
@@ -46,27 +47,23 @@ class RemoteBackend(Backend):
     """A backend that forwards every call to ``joyai-embodied serve-model``.
 
     Args:
-        address: the server's ZMQ endpoint.
-        timeout_s: seconds to wait for each attempt's reply (imagination on a large model can take minutes).
-        retries: further attempts after a timeout; safe for edits (the server never runs one id twice).
-        server_key: the server's CURVE public key file or Z85 text; required when the server uses ``--keys``.
-        client_key: this client's ``.key_secret`` file; required with ``server_key``.
-        device: ignored (the server's preset picks its device); accepted so presets can be swapped freely.
+        config: the options (:class:`RemoteConfig`: address, timeout_s, retries, server_key, client_key);
+            or give them as keywords. There is no ``device``: the server's preset picks its device.
 
     Raises:
-        InvalidInputError: a bad address, timeout, retry count or key option.
+        InvalidInputError: an unknown option, a bad address, timeout, retry count or key option.
     """
 
     name = "remote"
+    config_class = RemoteConfig
 
-    def __init__(self, address: str = "tcp://127.0.0.1:5555", timeout_s: float = 60.0, retries: int = 2,
-                 server_key: str | os.PathLike | None = None, client_key: str | os.PathLike | None = None,
-                 device: str | None = None):
+    def __init__(self, config: RemoteConfig | None = None, **options: Any):
         from .client import ModelClient  # zmq is only needed once a remote backend is made
 
-        self.client = ModelClient(address, timeout_s=timeout_s, retries=retries, server_key=server_key,
-                                  client_key=client_key)
-        self.address = address
+        self.config = resolve_config(RemoteConfig, config, options, "remote backend")
+        self.client = ModelClient(self.config.address, timeout_s=self.config.timeout_s, retries=self.config.retries,
+                                  server_key=self.config.server_key, client_key=self.config.client_key)
+        self.address = self.config.address
 
     # -- scenes -------------------------------------------------------------------------------------
     def observe(self, observation: Observation) -> Scene:
