@@ -17,4 +17,8 @@ ENV_ID = "joyai/TabletopSpatial-v0"
 if ENV_ID not in gym.registry:
     gym.register(id=ENV_ID, entry_point="sim_envs.tabletop:TabletopSpatialEnv", max_episode_steps=200)
 
-__all__ = ["COLORS", "ENV_ID", "SHAPES", "TABLE_HEIGHT"]
+LIBERO_ENV_ID = "joyai/LIBERO-v0"
+if LIBERO_ENV_ID not in gym.registry:  # LIBERO itself is imported only when this env is made
+    gym.register(id=LIBERO_ENV_ID, entry_point="sim_envs.libero.env:LiberoEnv")
+
+__all__ = ["COLORS", "ENV_ID", "LIBERO_ENV_ID", "SHAPES", "TABLE_HEIGHT"]
