@@ -1,0 +1,142 @@
+"""Closed-loop Cartesian control of LIBERO's Panda through robosuite's OSC_POSE deltas.
+
+The env's ``control(action)`` steps without rendering and returns ``robot_state`` (end-effector position,
+quaternion x y z w, finger positions); everything here is proprioception, never object poses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: OSC_POSE scales a unit position action to this many metres (robosuite's output_max).
+POSITION_SCALE_M = 0.05
+#: ...and a unit rotation action to this many radians.
+ROTATION_SCALE_RAD = 0.5
+#: Position gain on the error (per unit action): >1 overcomes the controller's lag near the target.
+POSITION_GAIN = 1.5
+#: A move is done when the end effector is this close to its target.
+REACHED_M = 0.008
+#: Fingers this far apart (m) or less after closing means they met: nothing is between them.
+EMPTY_GRIP_M = 0.004
+#: The fingers stopped moving when their width changes less than this per step.
+FINGERS_STILL_M = 0.0005
+GRIPPER_MIN_STEPS = 6
+GRIPPER_MAX_STEPS = 25
+OPEN, CLOSE = -1.0, 1.0
+
+
+class StepBudgetExceeded(Exception):
+    """The episode's control-step budget ran out."""
+
+
+def quat_to_matrix(quat_xyzw: np.ndarray) -> np.ndarray:
+    """3x3 rotation of a unit quaternion given as (x, y, z, w)."""
+    x, y, z, w = np.asarray(quat_xyzw, dtype=np.float64) / np.linalg.norm(quat_xyzw)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def rotation_error(current: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Axis-angle vector (world frame) that rotates ``current`` onto ``target`` (both 3x3)."""
+    delta = target @ current.T
+    angle = np.arccos(np.clip((np.trace(delta) - 1.0) / 2.0, -1.0, 1.0))
+    if angle < 1e-6:
+        return np.zeros(3)
+    axis = np.array([delta[2, 1] - delta[1, 2], delta[0, 2] - delta[2, 0], delta[1, 0] - delta[0, 1]])
+    return axis / (2.0 * np.sin(angle)) * angle
+
+
+def yaw_rotation(yaw_rad: float) -> np.ndarray:
+    c, s = np.cos(yaw_rad), np.sin(yaw_rad)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+class Arm:
+    """The Panda seen through ``env.control``: moves, gripper, and a step budget.
+
+    Args:
+        env: a ``joyai/LIBERO-v0`` env (its ``unwrapped``: ``control``, ``observe``, ``robot_state``).
+        max_steps: control steps allowed for the episode (LIBERO's protocol budget).
+    """
+
+    def __init__(self, env: Any, max_steps: int):
+        self.env = env
+        self.max_steps = max_steps
+        self.steps = 0
+        self.state = env.robot_state()
+        self.home = self.position.copy()
+        # The grasp orientation: the gripper pointing down as LIBERO starts it; skills only change its yaw.
+        self.down = quat_to_matrix(self.state[3:7])
+        self.target_rotation = self.down
+        self.gripper = OPEN
+
+    @property
+    def position(self) -> np.ndarray:
+        return self.state[:3].astype(np.float64)
+
+    @property
+    def finger_width(self) -> float:
+        return float(self.state[7] - self.state[8])
+
+    @property
+    def closing_axis(self) -> np.ndarray:
+        """World direction along which the fingers close (the gripper frame's y axis)."""
+        axis = quat_to_matrix(self.state[3:7])[:, 1]
+        axis[2] = 0.0
+        return axis / max(np.linalg.norm(axis), 1e-9)
+
+    def step(self, delta_position: np.ndarray) -> None:
+        if self.steps >= self.max_steps:
+            raise StepBudgetExceeded(f"{self.steps} control steps used")
+        action = np.zeros(7)
+        action[:3] = np.clip(delta_position * POSITION_GAIN / POSITION_SCALE_M, -1.0, 1.0)
+        rotation = rotation_error(quat_to_matrix(self.state[3:7]), self.target_rotation)
+        action[3:6] = np.clip(rotation / ROTATION_SCALE_RAD, -1.0, 1.0)
+        action[6] = self.gripper
+        self.state = self.env.control(action)
+        self.steps += 1
+
+    def move_to(self, target: np.ndarray, tolerance_m: float = REACHED_M, max_steps: int = 60) -> bool:
+        """Servoes the end effector to ``target`` (world m); True when it got within ``tolerance_m``."""
+        target = np.asarray(target, dtype=np.float64)
+        for _ in range(max_steps):
+            error = target - self.position
+            if np.linalg.norm(error) < tolerance_m:
+                return True
+            self.step(error)
+        return bool(np.linalg.norm(target - self.position) < tolerance_m * 2)
+
+    def hold(self, steps: int) -> None:
+        """Keeps the current position for ``steps`` steps (lets the gripper or the scene settle)."""
+        target = self.position.copy()
+        for _ in range(steps):
+            self.step(target - self.position)
+
+    def set_gripper(self, command: float) -> float:
+        """Opens (-1) or closes (+1) the fingers and waits until they stop; returns their width (m)."""
+        self.gripper = command
+        target = self.position.copy()
+        previous = self.finger_width
+        for i in range(GRIPPER_MAX_STEPS):
+            self.step(target - self.position)
+            width = self.finger_width
+            if i >= GRIPPER_MIN_STEPS and abs(width - previous) < FINGERS_STILL_M:
+                break
+            previous = width
+        return self.finger_width
+
+    def holding(self) -> bool:
+        """Gripper feedback: closed fingers that did not meet hold something."""
+        return self.gripper == CLOSE and self.finger_width > EMPTY_GRIP_M
+
+    def rotate_to_yaw(self, yaw_rad: float, max_steps: int = 25) -> None:
+        """Turns the downward gripper about world z to ``yaw_rad`` relative to its start orientation."""
+        self.target_rotation = yaw_rotation(yaw_rad) @ self.down
+        target = self.position.copy()
+        for _ in range(max_steps):
+            if np.linalg.norm(rotation_error(quat_to_matrix(self.state[3:7]), self.target_rotation)) < 0.03:
+                return
+            self.step(target - self.position)

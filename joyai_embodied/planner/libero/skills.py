@@ -1,0 +1,134 @@
+"""Pick and place for LIBERO's Panda, from the world model's geometry of the objects.
+
+Every target comes from a :class:`~joyai_embodied.types.SceneObject` the world model built from the
+observation (centroid, extent, top): a rim grasp for bowls, a top grasp across the narrow side for
+boxes and bottles. A grasp is checked twice: by the fingers (closed fingers that met hold nothing) and
+by observing again (the object must have risen).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ...types import SceneObject
+from .control import CLOSE, OPEN, Arm
+
+#: The fingers close this far inside a bowl's outer radius: the middle of a ~1-2 cm rim wall.
+RIM_INSET_M = 0.012
+#: Fingertips reach this far below a rim to pinch the wall (a LIBERO bowl is ~5 cm tall).
+RIM_GRASP_DEPTH_M = 0.022
+#: Fingertips go this far below the top of a box-like object, never more than half its height.
+TOP_GRASP_DEPTH_M = 0.035
+#: Hover this far above the grasp before descending (clears neighbouring rims and box tops).
+APPROACH_M = 0.10
+#: Carry objects with their bottom this far above the tallest thing they pass over.
+CARRY_CLEARANCE_M = 0.06
+#: Release with the object's bottom this far above the support's top surface.
+PLACE_CLEARANCE_M = 0.015
+#: An object that rose less than this after a lift was not picked.
+LIFTED_M = 0.03
+#: Words of categories that get a rim grasp.
+RIM_GRASP_WORDS = ("bowl", "ramekin", "plate", "basket")
+
+
+@dataclass
+class Grasp:
+    """Where the end effector closed, relative to the object it holds."""
+
+    position: np.ndarray      # end-effector position at closing (world m)
+    offset: np.ndarray        # end-effector minus object centroid at closing (world m)
+    below_eef_m: float        # how far the object's bottom hangs below the end effector
+    kind: str                 # "rim" or "top"
+
+
+def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject]) -> tuple[np.ndarray, float, str]:
+    """Grasp point (world m), yaw of the gripper (rad, about its start) and the kind of grasp."""
+    name = obj.name.lower()
+    centre = np.asarray(obj.centroid, dtype=np.float64)
+    if any(word in name for word in RIM_GRASP_WORDS):
+        radius = float(min(obj.extent[0], obj.extent[1])) / 2.0
+        axis = arm.closing_axis
+        sides = [centre + sign * (radius - RIM_INSET_M) * axis for sign in (1.0, -1.0)]
+        # Take the rim side with the most room: the other fingertip must not land on a neighbour.
+        point = max(sides, key=lambda p: _clearance(p, obstacles))
+        point[2] = obj.top_z - RIM_GRASP_DEPTH_M
+        return point, 0.0, "rim"
+    # Box-like: fingers close across the narrower horizontal side of the object's oriented box.
+    axes = np.asarray(obj.obb_rotation, dtype=np.float64)
+    narrow = axes[:, 0] if obj.extent[0] <= obj.extent[1] else axes[:, 1]
+    yaw = _wrap_half_turn(np.arctan2(narrow[1], narrow[0]) - np.arctan2(arm.closing_axis[1], arm.closing_axis[0]))
+    point = centre.copy()
+    point[2] = obj.top_z - min(TOP_GRASP_DEPTH_M, float(obj.extent[2]) / 2.0)
+    return point, yaw, "top"
+
+
+def pick(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject]) -> Grasp | None:
+    """Grasps ``obj`` and lifts it; None when the fingers closed on nothing.
+
+    Args:
+        arm: the arm.
+        obj: the object, as the world model sees it now.
+        obstacles: the other objects (to pick a free rim side and a safe hover height).
+    """
+    point, yaw, kind = plan_grasp(arm, obj, obstacles)
+    hover = point + np.array([0.0, 0.0, APPROACH_M])
+    arm.set_gripper(OPEN)
+    _travel(arm, hover, obstacles)
+    arm.rotate_to_yaw(yaw)
+    arm.move_to(point, max_steps=40)
+    arm.set_gripper(CLOSE)
+    grasp = Grasp(position=arm.position.copy(), offset=arm.position - np.asarray(obj.centroid),
+                  below_eef_m=float(arm.position[2] - obj.bottom_z), kind=kind)
+    if not arm.holding():
+        arm.set_gripper(OPEN)
+        arm.move_to(hover, max_steps=30)
+        return None
+    arm.move_to(hover, max_steps=40)
+    return grasp
+
+
+def place_on(arm: Arm, grasp: Grasp, support: SceneObject, obstacles: Sequence[SceneObject],
+             held_height_m: float | None = None) -> np.ndarray:
+    """Carries the held object over ``support`` and releases it just above the support's top.
+
+    Args:
+        held_height_m: the held object's height, when measured again after the lift (else from the grasp).
+
+    Returns:
+        Where the object's centroid was aimed (world m).
+    """
+    below = grasp.below_eef_m if held_height_m is None else held_height_m
+    aim = np.asarray(support.centroid, dtype=np.float64).copy()
+    release = aim + grasp.offset
+    release[2] = support.top_z + below + PLACE_CLEARANCE_M
+    _travel(arm, release + np.array([0.0, 0.0, APPROACH_M / 2]), obstacles, hanging_m=below)
+    arm.move_to(release, max_steps=40)
+    arm.set_gripper(OPEN)
+    arm.move_to(release + np.array([0.0, 0.0, APPROACH_M]), max_steps=30)
+    aim[2] = support.top_z
+    return aim
+
+
+def _travel(arm: Arm, goal: np.ndarray, obstacles: Sequence[SceneObject], hanging_m: float = 0.0) -> None:
+    """Rises to a safe height, moves across, then goes to ``goal``."""
+    tops = [o.top_z for o in obstacles] or [float(goal[2])]
+    safe = max(float(goal[2]), arm.position[2], max(tops) + CARRY_CLEARANCE_M + hanging_m)
+    safe = min(safe, float(goal[2]) + 0.25)   # never climb more than needed to reach the goal's hover
+    if arm.position[2] < safe - 0.01:
+        arm.move_to(np.array([*arm.position[:2], safe]), tolerance_m=0.02, max_steps=30)
+    arm.move_to(np.array([goal[0], goal[1], max(safe, goal[2])]), tolerance_m=0.015, max_steps=60)
+    arm.move_to(goal, max_steps=40)
+
+
+def _clearance(point: np.ndarray, obstacles: Sequence[SceneObject]) -> float:
+    gaps = [np.linalg.norm(point[:2] - np.asarray(o.centroid)[:2]) - max(o.extent[0], o.extent[1]) / 2
+            for o in obstacles]
+    return min(gaps) if gaps else np.inf
+
+
+def _wrap_half_turn(angle: float) -> float:
+    """Parallel fingers are symmetric: fold a yaw into [-pi/2, pi/2)."""
+    return float((angle + np.pi / 2) % np.pi - np.pi / 2)
