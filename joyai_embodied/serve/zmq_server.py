@@ -2,42 +2,54 @@
 
 Two threads share the work. The I/O thread owns the ROUTER socket: it decodes requests, answers
 ``info``/``health``, malformed and over-limit requests at once, answers "busy" when the bounded queue is
-full, re-sends cached replies to retried requests, and routes finished replies. The worker thread owns the
-model: it takes requests in arrival order and runs them, batching queued ``imagine`` requests on the same
-scene (and seed) into one ``imagine_batch`` call.
+full, re-sends kept replies to retried requests, and routes finished replies. The worker thread owns the
+model (through the :class:`~joyai_embodied.service.ModelService`): it runs requests in arrival order, batching
+queued ``imagine`` requests on the same scene (and seed) into one ``imagine_batch`` call.
 
-A retried request (same request id) is never run twice: while it runs, the retry only updates where the
-reply goes; once answered, the reply comes from a bounded cache. This is what makes retrying an ``edit``
-safe.
+Requests are keyed by (client routing id, request id). A retried request is never run twice: while it runs
+the retry waits for the same reply; once answered, the reply comes from a bounded store. This is what makes
+retrying an ``edit`` safe. Stopping (SIGTERM/SIGINT or :meth:`ModelServer.stop`) drains: new requests are
+refused with a reply, queued ones too, the running one finishes and its reply is sent; then the threads are
+joined and only then the ZMQ context is terminated. See README.md for every limit and guarantee.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import signal
 import sys
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import zmq
 
 from .. import __version__
-from ..errors import InvalidInputError, JoyAIError, ServerBusyError
+from ..errors import InvalidInputError, JoyAIError, RemoteError, ServerBusyError
+from ..types import CameraPose
 from ..world_model import WorldModel
 from ..backends.remote import wire
 from ..service import WORKER_METHODS, ModelService
+from .endpoint import check_bind, is_loopback
+from .replies import ReplyKey, ReplyStore, frames_size
 
 DIRECT_METHODS = ("info", "health")
 _RESULTS_ENDPOINT = "inproc://joyai-results-{}"
+#: Replies queued in ZMQ per client before ZMQ drops more (the byte budget in ReplyStore is the real bound).
+SEND_HWM = 64
+#: How long closing the ROUTER waits for the last replies (the drained ones) to reach their clients, ms.
+DRAIN_LINGER_MS = 500
+#: Connections whose peer answers no heartbeat for this long are dropped (frees what ZMQ queued for them), s.
+HEARTBEAT_TIMEOUT_S = 30.0
 
 
 @dataclass
 class _Job:
-    request_id: str
+    key: ReplyKey
     method: str
     params: dict[str, Any]
     received: float = field(default_factory=time.monotonic)
@@ -47,42 +59,6 @@ class _Job:
         if self.method != "imagine" or not isinstance(self.params.get("scene"), str):
             return None
         return self.params["scene"], self.params.get("seed")
-
-
-class ReplyCache:
-    """Recent replies by request id, bounded in count and bytes, oldest dropped first."""
-
-    def __init__(self, max_entries: int = 1024, max_bytes: int = 256 * 1024 * 1024):
-        self.max_entries, self.max_bytes = max_entries, max_bytes
-        self._replies: OrderedDict[str, list[bytes]] = OrderedDict()
-        self._bytes = 0
-
-    def __contains__(self, request_id: str) -> bool:
-        return request_id in self._replies
-
-    def get(self, request_id: str) -> list[bytes]:
-        return self._replies[request_id]
-
-    def put(self, request_id: str, frames: list[bytes]) -> None:
-        size = sum(len(f) for f in frames)
-        if size > self.max_bytes:
-            return  # a reply bigger than the whole cache is not kept; its retry would run again
-        self._replies[request_id] = frames
-        self._bytes += size
-        while len(self._replies) > self.max_entries or self._bytes > self.max_bytes:
-            _, dropped = self._replies.popitem(last=False)
-            self._bytes -= sum(len(f) for f in dropped)
-
-
-def is_loopback(endpoint: str) -> bool:
-    """True when ``endpoint`` can only be reached from this machine (loopback TCP, ipc, inproc)."""
-    scheme, _, rest = endpoint.partition("://")
-    if scheme in ("ipc", "inproc"):
-        return True
-    if scheme != "tcp":
-        return False
-    host = urlsplit(f"tcp://{rest}").hostname or ""
-    return host == "localhost" or host == "::1" or host.startswith("127.")
 
 
 class ModelServer:
@@ -95,43 +71,48 @@ class ModelServer:
         max_scenes: scenes kept for clients (least recently used evicted first).
         max_batch: most ``imagine`` requests merged into one backend call.
         max_payload_bytes: largest request accepted; larger ones get a ``too_large`` error reply.
-        reply_cache_bytes: memory for replies kept to answer retried requests.
+        reply_cache_bytes: memory for every reply held: kept for retries, or not yet read by its client.
+        max_unread_bytes: unread reply bytes one client may have before its replies are held back and its new
+            requests refused (default: a quarter of ``reply_cache_bytes``).
         keys_dir: CURVE keys made by :func:`~joyai_embodied.backends.remote.keys.generate_keys`; required for a
             non-loopback ``bind`` unless ``insecure``.
         insecure: allow a non-loopback ``bind`` without encryption or authentication.
         preset: preset name reported by ``info``.
+        heartbeat_timeout_s: a connection silent to heartbeats this long is dropped.
 
     Raises:
-        InvalidInputError: a bound is out of range, or a non-loopback bind has neither keys nor ``insecure``.
+        InvalidInputError: a bound is out of range, a malformed ``bind``, or a non-loopback bind without keys.
     """
 
     def __init__(self, world_model: WorldModel, bind: str = "tcp://127.0.0.1:5555", *, max_queue: int = 64,
                  max_scenes: int = 64, max_batch: int = 8, max_payload_bytes: int = wire.MAX_PAYLOAD_BYTES,
-                 reply_cache_bytes: int = 256 * 1024 * 1024, keys_dir: str | None = None, insecure: bool = False,
-                 preset: str = ""):
+                 reply_cache_bytes: int = 256 * 1024 * 1024, max_unread_bytes: int | None = None,
+                 keys_dir: str | None = None, insecure: bool = False, preset: str = "",
+                 heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S):
         for name, value in (("max_queue", max_queue), ("max_batch", max_batch),
-                            ("max_payload_bytes", max_payload_bytes)):
+                            ("max_payload_bytes", max_payload_bytes), ("reply_cache_bytes", reply_cache_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInputError(name, "an integer >= 1", value)
-        if not is_loopback(bind) and not keys_dir and not insecure:
-            raise InvalidInputError(
-                "bind", "a loopback address (tcp://127.0.0.1:PORT), or CURVE keys (--keys DIR) to serve beyond this "
-                "machine, or an explicit --insecure", bind)
+        self.bind = check_bind(bind, keys_dir, insecure)
         self.world_model = world_model
         self.service = ModelService(world_model, max_scenes)
-        self.bind, self.keys_dir, self.insecure, self.preset = bind, keys_dir, insecure, preset
+        self.keys_dir, self.insecure, self.preset = keys_dir, insecure, preset
         self.max_queue, self.max_batch, self.max_payload_bytes = max_queue, max_batch, max_payload_bytes
+        self.heartbeat_timeout_s = heartbeat_timeout_s
         self.address = ""
-        self._cache = ReplyCache(max_bytes=reply_cache_bytes)
+        self._replies = ReplyStore(reply_cache_bytes, max_unread_bytes or max(reply_cache_bytes // 4, 1))
         self._queue: deque[_Job] = deque()
         self._queue_ready = threading.Condition()
-        self._inflight: dict[str, bytes] = {}  # request id -> identity the reply goes to (latest retry wins)
+        self._inflight: set[ReplyKey] = set()  # queued or running, by (client routing id, request id)
         self._stats = {"requests": 0, "busy": 0, "errors": 0, "batches": 0, "batched_requests": 0,
-                       "largest_batch": 0, "duplicates": 0, "failed": 0}
-        self._stop = threading.Event()
+                       "largest_batch": 0, "duplicates": 0, "failed": 0, "held_back": 0, "refused_stopping": 0}
+        self._draining = threading.Event()  # stop taking requests, answer what is in flight, then exit
+        self._worker_stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._context: zmq.Context | None = None
         self._authenticator = None
+        self.drained_cleanly = True
+        self._drain_deadline = math.inf
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def start(self) -> "ModelServer":
@@ -142,11 +123,21 @@ class ModelServer:
         # Frames far over the limit drop the connection instead of being buffered; those just over it
         # still arrive and get a readable "too_large" reply.
         router.setsockopt(zmq.MAXMSGSIZE, 2 * self.max_payload_bytes + wire.MAX_HEADER_BYTES)
-        if self.keys_dir:
-            from ..backends.remote.keys import configure_server
+        router.setsockopt(zmq.SNDHWM, SEND_HWM)
+        router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client's reconnect (same routing id) takes its replies over
+        ivl_ms = int(max(self.heartbeat_timeout_s / 3, 0.1) * 1000)
+        router.setsockopt(zmq.HEARTBEAT_IVL, ivl_ms)
+        router.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(self.heartbeat_timeout_s * 1000))
+        try:
+            if self.keys_dir:
+                from ..backends.remote.keys import configure_server
 
-            self._authenticator = configure_server(self._context, router, self.keys_dir)
-        router.bind(self.bind)
+                self._authenticator = configure_server(self._context, router, self.keys_dir)
+            router.bind(self.bind)
+        except BaseException:
+            router.close(linger=0)
+            self._close_context()
+            raise
         self.address = router.getsockopt_string(zmq.LAST_ENDPOINT)
         results = self._context.socket(zmq.PULL)
         results_endpoint = _RESULTS_ENDPOINT.format(id(self))
@@ -160,26 +151,49 @@ class ModelServer:
             thread.start()
         return self
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stops serving; a request being run is finished first (up to ``timeout_s``)."""
-        self._stop.set()
-        with self._queue_ready:
-            self._queue_ready.notify_all()
-        for thread in self._threads:
-            thread.join(timeout_s)
+    def request_stop(self) -> None:
+        """Starts a graceful stop and returns at once (safe in a signal handler): see :meth:`stop`."""
+        self._draining.set()
+
+    def stop(self, timeout_s: float = 60.0) -> bool:
+        """Stops serving: refuses new and queued requests with a reply, finishes the running one and sends
+        its reply, then joins both threads and terminates the ZMQ context.
+
+        Args:
+            timeout_s: longest wait for the running request.
+
+        Returns:
+            True when everything finished; False when the running request outlived ``timeout_s`` (its client
+            got an error reply; the context is then left to process exit rather than closed under the worker).
+        """
+        self._draining.set()
+        self._drain_deadline = time.monotonic() + timeout_s
+        io_thread, worker = (self._threads + [None, None])[:2]
+        if io_thread is not None:
+            io_thread.join(timeout_s + 5)
+        if worker is not None:
+            worker.join(max(self._drain_deadline - time.monotonic(), 0) + 1)
+            if worker.is_alive():
+                self.drained_cleanly = False
+                return False
+        self._close_context()
+        return self.drained_cleanly
+
+    def _close_context(self) -> None:
         if self._authenticator is not None:
             self._authenticator.stop()
+            self._authenticator = None
         if self._context is not None:
-            self._context.destroy(linger=0)
+            self._context.term()  # every socket is closed by its own thread by now
             self._context = None
 
-    def serve_forever(self) -> None:
-        """Serves until :meth:`stop` is called (from a signal handler or another thread)."""
+    def serve_forever(self, drain_timeout_s: float = 60.0) -> bool:
+        """Serves until :meth:`request_stop` (a signal handler) or :meth:`stop`; returns as :meth:`stop`."""
         if not self._threads:
             self.start()
-        while not self._stop.wait(0.5):
+        while not self._draining.wait(0.1):
             pass
-        self.stop()
+        return self.stop(drain_timeout_s)
 
     def __enter__(self) -> "ModelServer":
         return self.start()
@@ -190,44 +204,96 @@ class ModelServer:
     def info(self) -> dict[str, Any]:
         """What the ``info``/``health`` request answers: backend, device, queue depth, versions, counters."""
         backend_info = self.world_model.info()
-        return {"status": "ok", "version": __version__, "protocol_version": wire.PROTOCOL_VERSION,
-                "preset": self.preset, "backend": backend_info.get("backend", self.world_model.backend.name),
+        return {"status": "stopping" if self._draining.is_set() else "ok", "version": __version__,
+                "protocol_version": wire.PROTOCOL_VERSION, "preset": self.preset,
+                "backend": backend_info.get("backend", self.world_model.backend.name),
                 "device": str(backend_info.get("device", "cpu")), "backend_info": backend_info,
                 "queue_depth": len(self._queue), "max_queue": self.max_queue, "in_flight": len(self._inflight),
-                "scenes": len(self.service.scenes), "max_scenes": self.service.scenes.max_scenes,
-                "scenes_evicted": self.service.scenes.evicted, "max_batch": self.max_batch,
-                "max_payload_bytes": self.max_payload_bytes, "secure": bool(self.keys_dir), **self._stats}
+                **self.service.stats(), "max_batch": self.max_batch, "max_batch_views": wire.MAX_BATCH_VIEWS,
+                "max_payload_bytes": self.max_payload_bytes, "secure": bool(self.keys_dir),
+                **self._replies.stats(), **self._stats}
 
     # -- I/O thread ---------------------------------------------------------------------------------------
     def _io_loop(self, router: zmq.Socket, results: zmq.Socket) -> None:
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(results, zmq.POLLIN)
-        while not self._stop.is_set():
-            events = dict(poller.poll(100))
-            if results in events:
-                self._route_results(router, results)
-            if router in events:
-                for _ in range(256):  # bounded so replies are routed even under a flood of requests
-                    try:
-                        parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
-                    except zmq.Again:
+        refused_queue = False
+        try:
+            while True:
+                if self._draining.is_set():
+                    if not refused_queue:
+                        self._refuse_queued(router)
+                        refused_queue = True
+                    if not self._inflight:
                         break
-                    self._on_request(router, parts)
-        router.close(linger=0)
-        results.close(linger=0)
+                    if time.monotonic() > self._drain_deadline:
+                        self._abandon_inflight(router)
+                        break
+                events = dict(poller.poll(50))
+                if results in events:
+                    self._route_results(router, results)
+                if router in events:
+                    for _ in range(256):  # bounded so replies are routed even under a flood of requests
+                        try:
+                            parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self._on_request(router, parts)
+        finally:
+            self._worker_stop.set()
+            with self._queue_ready:
+                self._queue_ready.notify_all()
+            # The drained replies are queued in ZMQ: give them a moment to reach their clients.
+            router.close(linger=DRAIN_LINGER_MS if self._draining.is_set() else 0)
+            results.close(linger=0)
+
+    def _refuse_queued(self, router: zmq.Socket) -> None:
+        with self._queue_ready:
+            queued = list(self._queue)
+            self._queue.clear()
+        for job in queued:
+            self._inflight.discard(job.key)
+            self._stats["refused_stopping"] += 1
+            self._reply_error(router, job.key, _stopping_error())
+
+    def _abandon_inflight(self, router: zmq.Socket) -> None:
+        self.drained_cleanly = False
+        for key in list(self._inflight):
+            self._inflight.discard(key)
+            self._reply_error(router, key, RemoteError(
+                "the model server stopped before this request finished (it outlived the drain timeout); it may "
+                "or may not have been applied"))
 
     def _route_results(self, router: zmq.Socket, results: zmq.Socket) -> None:
         while True:
             try:
-                request_id, *frames = results.recv_multipart(zmq.NOBLOCK)
+                identity, request_id, *frames = results.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            key = request_id.decode()
-            identity = self._inflight.pop(key, None)
-            self._cache.put(key, frames)
-            if identity is not None:
-                router.send_multipart([identity, b"", *frames], copy=False)
+            key = (identity, request_id.decode())
+            self._inflight.discard(key)
+            self._replies.keep(key, frames)
+            self._send(router, key, frames)
+
+    def _send(self, router: zmq.Socket, key: ReplyKey, frames: list) -> None:
+        """Sends a reply unless its client (or the server) is over the unread-reply budget."""
+        size = frames_size(frames)
+        reason = self._replies.may_send(key, size)
+        if reason is not None:
+            self._stats["held_back"] += 1  # kept (if it fits): the client's retry of this id gets it
+            return
+        # Large frames go zero-copy with a tracker each, so the store knows when ZMQ has let go of them;
+        # small ones are copied by ZMQ anyway.
+        parts = [zmq.Frame(f, track=True) if len(f) >= zmq.COPY_THRESHOLD else f for f in frames]
+        tracked = [p for p in parts if isinstance(p, zmq.Frame)]
+        try:
+            router.send_multipart([key[0], b"", *parts], zmq.NOBLOCK, copy=False)
+        except zmq.Again:  # the client's ZMQ queue is full: same as held back
+            self._stats["held_back"] += 1
+            return
+        if tracked:
+            self._replies.sent(key, size, zmq.MessageTracker(*tracked))
 
     def _on_request(self, router: zmq.Socket, parts: list) -> None:
         identity, frames = parts[0].bytes, parts[1:]
@@ -238,36 +304,50 @@ class ModelServer:
             header = wire.decode(frames, self.max_payload_bytes).header
             request_id, method, params = _check_request(header)
         except Exception as exc:  # whatever a sender put in the frames, it gets an error reply, not a crash
-            self._reply_error(router, identity, wire.peek_request_id(frames), exc)
+            self._reply_error(router, (identity, wire.peek_request_id(frames)), exc)
             return
-        if request_id in self._cache:  # a retry of an answered request: same reply, not run again
+        key = (identity, request_id)
+        kept = self._replies.cached(key)
+        if kept is not None:  # a retry of an answered request: same reply, not run again
             self._stats["duplicates"] += 1
-            router.send_multipart([identity, b"", *self._cache.get(request_id)], copy=False)
-        elif request_id in self._inflight:  # a retry of a running request: its reply goes to the retry
+            self._send(router, key, kept)
+        elif key in self._inflight:  # a retry of a queued or running request: it gets that request's reply
             self._stats["duplicates"] += 1
-            self._inflight[request_id] = identity
         elif method in DIRECT_METHODS:
-            self._reply(router, identity, {"v": wire.PROTOCOL_VERSION, "id": request_id, "ok": True,
-                                           "result": self.info()})
+            self._reply(router, key, {"ok": True, "result": self.info()})
+        elif self._draining.is_set():
+            self._stats["refused_stopping"] += 1
+            self._reply_error(router, key, _stopping_error())
+        elif self._replies.unread_bytes(identity) >= self._replies.max_unread_per_client:
+            self._stats["busy"] += 1
+            self._reply_error(router, key, ServerBusyError(
+                f"this client has {self._replies.unread_bytes(identity)} bytes of unread replies (limit "
+                f"{self._replies.max_unread_per_client}); read them before sending more requests"))
+        elif method == "imagine_batch" and isinstance(params.get("moves"), list) \
+                and len(params["moves"]) > wire.MAX_BATCH_VIEWS:  # refused before any work is done
+            self._reply_error(router, key, _batch_too_large(len(params["moves"])))
         else:
             with self._queue_ready:
                 full = len(self._queue) >= self.max_queue
                 if not full:
-                    self._inflight[request_id] = identity
-                    self._queue.append(_Job(request_id, method, params))
+                    self._inflight.add(key)
+                    self._queue.append(_Job(key, method, params))
                     self._queue_ready.notify()
             if full:
                 self._stats["busy"] += 1
-                self._reply_error(router, identity, request_id, ServerBusyError(
+                self._reply_error(router, key, ServerBusyError(
                     f"model server queue is full ({self.max_queue} requests waiting); retry later"))
 
-    def _reply(self, router: zmq.Socket, identity: bytes, header: dict[str, Any]) -> None:
-        router.send_multipart([identity, b"", *wire.encode(header)], copy=False)
+    def _reply(self, router: zmq.Socket, key: tuple[bytes, str | None], body: dict[str, Any]) -> None:
+        frames = wire.encode({"v": wire.PROTOCOL_VERSION, "id": key[1], **body})
+        try:
+            router.send_multipart([key[0], b"", *frames], zmq.NOBLOCK, copy=False)
+        except zmq.Again:  # a client that does not read loses its small error replies, not our memory
+            self._stats["held_back"] += 1
 
-    def _reply_error(self, router: zmq.Socket, identity: bytes, request_id: str | None, exc: Exception) -> None:
+    def _reply_error(self, router: zmq.Socket, key: tuple[bytes, str | None], exc: Exception) -> None:
         self._stats["errors"] += 1
-        self._reply(router, identity, {"v": wire.PROTOCOL_VERSION, "id": request_id, "ok": False,
-                                       "error": wire.error_to_wire(exc)})
+        self._reply(router, key, {"ok": False, "error": wire.error_to_wire(exc)})
 
     # -- worker thread -------------------------------------------------------------------------------------
     def _work_loop(self, results_endpoint: str) -> None:
@@ -280,17 +360,17 @@ class ModelServer:
                 if batch is None:
                     return
                 for job, outcome in zip(batch, self._run_batch(batch)):
-                    results.send_multipart([job.request_id.encode(), *self._encode_outcome(job, outcome)],
+                    results.send_multipart([job.key[0], job.key[1].encode(), *self._encode_outcome(job, outcome)],
                                            copy=False)
         finally:
-            results.close(linger=0)
+            results.close(linger=0)  # this thread's socket, closed by this thread
 
     def _next_batch(self) -> list[_Job] | None:
         with self._queue_ready:
             while not self._queue:
-                if self._stop.is_set():
+                if self._worker_stop.is_set():
                     return None
-                self._queue_ready.wait(0.5)
+                self._queue_ready.wait(0.2)
             first = self._queue.popleft()
             batch = [first]
             key = first.batch_key()
@@ -312,19 +392,35 @@ class ModelServer:
             try:
                 moves = [job.params.get("move") for job in batch]
                 scene, seed = batch[0].batch_key()
-                return list(self.service.imagine_many(scene, moves, seed))
+                return list(self.service.imagine_batch(scene, moves, seed))
             except Exception:  # e.g. one impossible move: run them one by one so each gets its own answer
                 pass
         outcomes = []
         for job in batch:
             try:
+                if job.method == "imagine_batch":
+                    self._check_batch_reply_size(job.params)
                 outcomes.append(self.service.run(job.method, job.params))
             except Exception as exc:  # every failure becomes that request's error reply; the server keeps serving
                 outcomes.append(exc)
         return outcomes
 
+    def _check_batch_reply_size(self, params: dict[str, Any]) -> None:
+        """Refuses, before any view is computed, an imagine_batch whose reply would exceed what a client reads."""
+        moves, handle = params.get("moves"), params.get("scene")
+        if not isinstance(moves, list) or not isinstance(handle, str):
+            return  # the service names the bad parameter
+        height, width = self.service.scene(handle).observation.rgb.shape[:2]
+        size = 0
+        for move in moves:
+            w, h = (move.width, move.height) if isinstance(move, CameraPose) else (width, height)
+            size += w * h * wire.VIEW_BYTES_PER_PIXEL
+        if size > wire.MAX_REPLY_BYTES:
+            raise InvalidInputError("params.moves", f"views totalling at most {wire.MAX_REPLY_BYTES} bytes per "
+                                    "imagine_batch reply; split the batch", f"{len(moves)} views, {size} bytes")
+
     def _encode_outcome(self, job: _Job, outcome: Any) -> list:
-        header: dict[str, Any] = {"v": wire.PROTOCOL_VERSION, "id": job.request_id}
+        header: dict[str, Any] = {"v": wire.PROTOCOL_VERSION, "id": job.key[1]}
         if not isinstance(outcome, BaseException):
             try:
                 return wire.encode({**header, "ok": True, "result": outcome})
@@ -335,6 +431,16 @@ class ModelServer:
             print(f"joyai-embodied serve-model: {job.method} failed: {type(outcome).__name__}: {outcome}",
                   file=sys.stderr)
         return wire.encode({**header, "ok": False, "error": wire.error_to_wire(outcome)})
+
+
+def _stopping_error() -> ServerBusyError:
+    return ServerBusyError("model server is shutting down; this request was not run (retry once it is back)")
+
+
+def _batch_too_large(count: int) -> InvalidInputError:
+    return InvalidInputError("params.moves", f"at most {wire.MAX_BATCH_VIEWS} moves per imagine_batch request "
+                             f"(its reply must fit in {wire.MAX_ARRAYS} array frames); split the batch",
+                             f"{count} moves")
 
 
 def _check_request(header: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
@@ -351,6 +457,39 @@ def _check_request(header: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
 
 # -- command line -------------------------------------------------------------------------------------------
 
+def _megabytes(text: str) -> float:
+    """argparse ``type=`` for a size in MiB: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size in MiB (a number > 0), got {text!r}") from None
+    if not math.isfinite(value) or value <= 0 or value * 2**20 > 2**62:
+        raise argparse.ArgumentTypeError(f"expected a finite size in MiB > 0, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    """argparse ``type=`` for a count: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """argparse ``type=`` for a duration: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds (a number > 0), got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``joyai-embodied serve-model``."""
     parser.add_argument("--preset", "--backend", dest="preset", default="geometric",
@@ -366,13 +505,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clients", nargs="+", default=["client"], metavar="NAME",
                         help="client key pairs to create with --generate-keys (default: client)")
     parser.add_argument("--device", help="override the preset's device (e.g. cuda:0)")
-    parser.add_argument("--max-queue", type=int, default=64, help="requests that may wait; more get 'busy'")
-    parser.add_argument("--max-scenes", type=int, default=64, help="scenes kept for clients (LRU)")
-    parser.add_argument("--max-batch", type=int, default=8, help="imagine requests merged into one batch")
-    parser.add_argument("--max-payload-mb", type=float, default=wire.MAX_PAYLOAD_BYTES / 2**20,
+    parser.add_argument("--max-queue", type=_count, default=64, help="requests that may wait; more get 'busy'")
+    parser.add_argument("--max-scenes", type=_count, default=64, help="scenes kept for clients (LRU)")
+    parser.add_argument("--max-batch", type=_count, default=8, help="imagine requests merged into one batch")
+    parser.add_argument("--max-payload-mb", type=_megabytes, default=wire.MAX_PAYLOAD_BYTES / 2**20,
                         help="largest request accepted, MiB (default 64)")
-    parser.add_argument("--reply-cache-mb", type=float, default=256,
-                        help="memory for replies kept to answer retried requests, MiB (default 256)")
+    parser.add_argument("--reply-cache-mb", type=_megabytes, default=256,
+                        help="memory for every reply held (kept for retries or not yet read), MiB (default 256)")
+    parser.add_argument("--drain-timeout", type=_seconds, default=60.0, metavar="S",
+                        help="on SIGTERM/SIGINT, longest wait for the running request, s (default 60)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -387,28 +528,38 @@ def run(args: argparse.Namespace) -> int:
             print(f"client {name!r} key pair: {secret} (give to that client as client_key)")
         print(f"authorized client public keys: {paths.authorized_dir}")
         return 0
-    if not is_loopback(args.bind) and not args.keys and not args.insecure:
-        # Refused before loading the model, which may take minutes on a large checkpoint.
-        print(f"joyai-embodied serve-model: refusing to serve on {args.bind} without CURVE keys; pass --keys DIR "
-              "(make them with --generate-keys DIR) or, on a trusted network only, --insecure", file=sys.stderr)
-        return 2
+    check_bind(args.bind, args.keys, args.insecure)  # before loading a model, which may take minutes
+    overrides = {"device": args.device} if args.device else {}
+    world_model = WorldModel.load(args.preset, **overrides)
     try:
-        overrides = {"device": args.device} if args.device else {}
-        world_model = WorldModel.load(args.preset, **overrides)
         server = ModelServer(world_model, args.bind, max_queue=args.max_queue, max_scenes=args.max_scenes,
                              max_batch=args.max_batch, max_payload_bytes=int(args.max_payload_mb * 2**20),
                              reply_cache_bytes=int(args.reply_cache_mb * 2**20), keys_dir=args.keys,
                              insecure=args.insecure, preset=str(args.preset))
         server.start()
-    except (JoyAIError, zmq.ZMQError) as exc:
-        print(f"joyai-embodied serve-model: {exc}", file=sys.stderr)
+    except zmq.ZMQError as exc:
+        world_model.close()
+        print(f"joyai-embodied serve-model: cannot serve on {args.bind}: {exc}", file=sys.stderr)
         return 2
     if args.insecure and not is_loopback(args.bind):
         print("warning: serving without encryption or authentication beyond this machine (--insecure)",
               file=sys.stderr)
+    signals = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        signals.append(signum)
+        if len(signals) > 1:  # a second signal: the user does not want to wait for the running request
+            os.write(2, b"joyai-embodied serve-model: second signal, exiting without finishing\n")
+            os._exit(128 + signum)
+        server.request_stop()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: server._stop.set())
+        signal.signal(signum, on_signal)
     print(f"serving {args.preset!s} ({world_model.backend.name}) on {server.address}", flush=True)
-    server.serve_forever()
+    clean = server.serve_forever(drain_timeout_s=args.drain_timeout)
+    if not clean:
+        print("joyai-embodied serve-model: stopped before the running request finished (--drain-timeout)",
+              file=sys.stderr)
+        os._exit(1)  # the worker still runs inside the model: do not tear the interpreter down under it
     world_model.close()
     return 0

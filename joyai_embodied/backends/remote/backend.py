@@ -102,6 +102,12 @@ class RemoteBackend(Backend):
 
     def imagine_batch(self, scene: Scene, moves: Sequence[CameraMove | CameraPose],
                       seed: int | None = None) -> list[ImaginedView]:
+        from . import wire
+
+        if len(moves) > wire.MAX_BATCH_VIEWS:  # refused before sending, as the server would refuse it
+            raise InvalidInputError("moves", f"at most {wire.MAX_BATCH_VIEWS} moves per remote imagine_batch (its "
+                                    f"reply must fit in {wire.MAX_ARRAYS} array frames); split the batch",
+                                    f"{len(moves)} moves")
         views = self.client.call("imagine_batch", {"scene": self._handle(scene), "moves": list(moves),
                                                    "seed": seed})
         if not isinstance(views, list) or len(views) != len(moves):

@@ -1,9 +1,12 @@
 """A blocking client of the model server: one request, one reply, with timeouts and safe retries.
 
 It uses a DEALER socket rather than REQ, because a REQ socket whose reply never comes is stuck for good.
-Every request carries an id; a retry re-sends the *same* id, so the server answers it from its reply cache
-(or routes the running request's reply to it) instead of running it again: an edit is never applied twice.
+Every request carries an id, and the client a routing id of its own that it keeps across reconnects; the
+server keys requests by both. A retry re-sends the *same* request id, so the server answers it from its reply
+store (or with the running request's reply) instead of running it again: an edit is never applied twice.
 After a timeout the socket is closed and a new one connects, which also recovers from a server restart.
+A socket monitor watches the connection's security handshake: CURVE keys that do not match the server's are
+reported as :class:`~joyai_embodied.errors.HandshakeError` at once, not as a timeout after every retry.
 """
 
 from __future__ import annotations
@@ -16,11 +19,15 @@ from typing import Any, Mapping
 
 import zmq
 
-from ...errors import InvalidInputError, RemoteError, RequestTimeoutError
+from zmq.utils.monitor import recv_monitor_message
+
+from ...errors import HandshakeError, InvalidInputError, RemoteError, RequestTimeoutError
 from . import wire
 
 #: Largest reply accepted by default: an ``imagine_batch`` of 16 full-HD views fits.
-MAX_REPLY_BYTES = 1024 * 1024 * 1024
+MAX_REPLY_BYTES = wire.MAX_REPLY_BYTES
+_HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+                     zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 
 
 class ModelClient:
@@ -62,6 +69,10 @@ class ModelClient:
             self._curve = (load_public_key(server_key), load_key_pair(client_key))
         self._context = zmq.Context()
         self._socket: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None
+        # Kept across reconnects: the server keys requests by (routing id, request id), so a retry on a
+        # fresh socket still finds the first attempt's reply. Never starts with a zero byte (reserved by ZMQ).
+        self.routing_id = b"jc" + uuid.uuid4().hex.encode()
         self._lock = threading.Lock()
 
     def call(self, method: str, params: Mapping[str, Any] | None = None, timeout_s: float | None = None) -> Any:
@@ -77,6 +88,7 @@ class ModelClient:
 
         Raises:
             RequestTimeoutError: no reply after every attempt.
+            HandshakeError: the CURVE handshake failed (keys that do not match the server's), reported at once.
             ServerBusyError: the server's queue was full.
             InvalidInputError, UnknownObjectError, ...: the server raised it (same type as in-process).
             SceneExpiredError: the scene handle is no longer held by the server; observe again.
@@ -86,8 +98,10 @@ class ModelClient:
         frames = wire.encode({"v": wire.PROTOCOL_VERSION, "id": request_id, "method": method,
                               "params": dict(params or {})})
         size = sum(len(f) for f in frames)
-        if size > self.max_request_bytes:
-            raise InvalidInputError("request", f"at most {self.max_request_bytes} bytes on the wire",
+        if size > self.max_request_bytes:  # refused here: the server would drop it or answer too_large
+            side = wire.largest_square_image(self.max_request_bytes)
+            raise InvalidInputError("request", f"at most {self.max_request_bytes} bytes on the wire (an observation "
+                                    f"with rgb, depth and segmentation fits up to about {side}x{side} pixels)",
                                     f"{size} bytes for {method}")
         timeout = self.timeout_s if timeout_s is None else float(timeout_s)
         with self._lock:
@@ -115,7 +129,8 @@ class ModelClient:
         """Closes the socket; pending replies are dropped."""
         with self._lock:
             self._drop_socket()
-            self._context.term()
+            if not self._context.closed:
+                self._context.term()
 
     def __enter__(self) -> "ModelClient":
         return self
@@ -129,26 +144,59 @@ class ModelClient:
             socket = self._context.socket(zmq.DEALER)
             socket.setsockopt(zmq.LINGER, 0)
             socket.setsockopt(zmq.MAXMSGSIZE, MAX_REPLY_BYTES)
+            socket.setsockopt(zmq.ROUTING_ID, self.routing_id)
             if self._curve is not None:
                 from .keys import configure_client
 
                 configure_client(socket, *self._curve)
+            self._monitor = socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                                                      | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                                      | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
             socket.connect(self.address)
             self._socket = socket
         return self._socket
 
     def _drop_socket(self) -> None:
         if self._socket is not None:
+            self._socket.disable_monitor()
+            self._monitor.close(linger=0)
             self._socket.close(linger=0)
-            self._socket = None
+            self._socket, self._monitor = None, None
+
+    def _check_handshake(self) -> None:
+        """Raises HandshakeError if the monitor saw the security handshake fail."""
+        while self._monitor is not None and self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)
+            if event["event"] in _HANDSHAKE_FAILED:
+                self._drop_socket()
+                raise HandshakeError(self._handshake_cause(event["event"]))
+
+    def _handshake_cause(self, event: int) -> str:
+        where = f"the model server at {self.address}"
+        if self._curve is None:
+            return (f"{where} refused the connection's handshake: it requires CURVE keys (it runs with --keys); "
+                    "pass server_key and client_key")
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            return (f"{where} refused this client's key: its public key is not in the server's "
+                    "authorized_clients/ folder (wrong client_key, or the client was revoked)")
+        return (f"the CURVE handshake with {where} failed: server_key is not that server's public key, or the "
+                "server runs without --keys")
 
     def _wait_for(self, socket: zmq.Socket, request_id: str, timeout_s: float) -> dict[str, Any] | None:
         """The reply header to ``request_id``, or None on timeout. Replies to earlier, abandoned ids are dropped."""
         deadline = time.monotonic() + timeout_s
+        poller = zmq.Poller()
+        poller.register(socket, zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
         while True:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
-            if remaining_ms <= 0 or not socket.poll(remaining_ms, zmq.POLLIN):
+            if remaining_ms <= 0:
                 return None
+            events = dict(poller.poll(remaining_ms))
+            if self._monitor in events:
+                self._check_handshake()
+            if socket not in events:
+                continue
             parts = socket.recv_multipart(copy=False)
             if parts and len(parts[0]) == 0:
                 parts = parts[1:]

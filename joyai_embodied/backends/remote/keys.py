@@ -53,10 +53,17 @@ def generate_keys(directory: str | os.PathLike, clients: Iterable[str] = ("clien
         The paths written.
 
     Raises:
-        InvalidInputError: a client name is empty, contains a path separator, or is ``"server"``.
+        InvalidInputError: a client name is empty, contains a path separator, or is ``"server"``; or
+            ``directory`` cannot be created or written (field ``directory``, with the system's reason).
     """
-    root = Path(directory)
-    names = list(clients)
+    try:
+        return _generate_keys(Path(directory), list(clients))
+    except OSError as exc:  # e.g. /proc/x, a read-only disk, a file where the folder should be
+        raise InvalidInputError("directory", "a folder that can be created and written",
+                                f"{os.fspath(directory)!r} ({exc.strerror or exc})") from exc
+
+
+def _generate_keys(root: Path, names: list[str]) -> KeyPaths:
     for name in names:
         if not name or "/" in name or os.sep in name or name.startswith(".") or name == SERVER_NAME:
             raise InvalidInputError("clients", "plain names without path separators (not 'server')", repr(name))

@@ -40,8 +40,18 @@ MAX_HEADER_BYTES = 1024 * 1024
 #: Most elements in one array: a full-size RGB image at the largest side the core accepts.
 MAX_ARRAY_ELEMENTS = MAX_IMAGE_SIDE * MAX_IMAGE_SIDE * 3
 MAX_ARRAY_DIMS = 4
-#: Most array frames in one message (an imagine_batch reply of 16 views carries 16 x 4 arrays).
+#: Most array frames in one message (an imagine_batch reply of 16 views carries 16 x 6 arrays).
 MAX_ARRAYS = 128
+#: Arrays in one ImaginedView on the wire: rgb, depth, segmentation, valid_mask, intrinsics, cam_to_world.
+ARRAYS_PER_VIEW = 6
+#: Most views one imagine_batch request may ask for, so that its reply fits in MAX_ARRAYS frames.
+MAX_BATCH_VIEWS = 16  # 16 x ARRAYS_PER_VIEW = 96 <= MAX_ARRAYS
+#: Largest reply a client accepts by default: an imagine_batch of 16 full-HD views fits.
+MAX_REPLY_BYTES = 1024 * 1024 * 1024
+#: Bytes per pixel of an observation with everything: rgb (3) + float32 depth (4) + int32 segmentation (4).
+OBSERVATION_BYTES_PER_PIXEL = 11
+#: Bytes per pixel of an imagined view on the wire: rgb 3 + depth 4 + segmentation 4 + valid mask 1.
+VIEW_BYTES_PER_PIXEL = 12
 #: Deepest nesting of lists/maps accepted in a header (guards the decoder's recursion).
 MAX_NESTING = 16
 MAX_REQUEST_ID_CHARS = 64
@@ -52,6 +62,19 @@ ALLOWED_DTYPES = frozenset({"bool", "uint8", "int8", "uint16", "int16", "uint32"
 #: Core value types that may cross the wire, by the name used in the ``__t__`` tag.
 WIRE_TYPES: dict[str, type] = {cls.__name__: cls for cls in (
     Answer, CameraMove, CameraPose, ImaginedView, MoveObject, Observation, Relation, RotateObject, SceneObject)}
+
+
+def largest_square_image(max_bytes: int, bytes_per_pixel: int = OBSERVATION_BYTES_PER_PIXEL) -> int:
+    """Side of the largest square image (with depth and segmentation by default) that fits in ``max_bytes``."""
+    return int((max(max_bytes - MAX_HEADER_BYTES, 0) / bytes_per_pixel) ** 0.5)
+
+
+def too_large_message(size: int, max_bytes: int, what: str = "message") -> str:
+    """The text of a ``too_large`` refusal: the sizes, and the largest image that would fit."""
+    side = largest_square_image(max_bytes)
+    return (f"{what} of {size} bytes exceeds the limit of {max_bytes} bytes ({max_bytes / 2**20:g} MiB, "
+            f"serve-model --max-payload-mb); an observation with rgb, depth and segmentation fits up to about "
+            f"{side}x{side} pixels")
 
 
 class WireError(RemoteError):
@@ -152,7 +175,7 @@ def decode(frames: Sequence[Any], max_payload_bytes: int = MAX_PAYLOAD_BYTES) ->
         raise WireError("malformed", "empty message: expected a msgpack header frame")
     total = sum(len(b) for b in buffers)
     if total > max_payload_bytes:
-        raise WireError("too_large", f"message of {total} bytes exceeds the limit of {max_payload_bytes} bytes")
+        raise WireError("too_large", too_large_message(total, max_payload_bytes))
     if len(buffers[0]) > MAX_HEADER_BYTES:
         raise WireError("too_large", f"header of {len(buffers[0])} bytes exceeds {MAX_HEADER_BYTES} bytes")
     if len(buffers) - 1 > MAX_ARRAYS:
