@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import ImpossibleCameraMoveError
-from .types import CameraMove
+from .types import CameraMove, CameraPose
 
 
 def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, 0.0, 1.0])) -> np.ndarray:
@@ -29,34 +29,89 @@ def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0,
     return pose
 
 
-def project(points_world: np.ndarray, intrinsics: np.ndarray, cam_to_world: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Projects (N, 3) world points; returns pixel coordinates (N, 2) as (u, v) and camera depth (N,)."""
-    points = np.asarray(points_world, dtype=np.float64).reshape(-1, 3)
-    world_to_cam = np.linalg.inv(cam_to_world)
-    cam = points @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
-    z = cam[:, 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = intrinsics[0, 0] * cam[:, 0] / z + intrinsics[0, 2]
-        v = intrinsics[1, 1] * cam[:, 1] / z + intrinsics[1, 2]
-    return np.stack([u, v], axis=1), z
+def world_to_camera(cam_to_world: np.ndarray) -> np.ndarray:
+    """The 4x4 world-to-camera transform of a rigid ``cam_to_world`` (the closed-form inverse)."""
+    pose = np.asarray(cam_to_world, dtype=np.float64)
+    rotation_t = pose[:3, :3].T
+    result = np.eye(4)
+    result[:3, :3] = rotation_t
+    result[:3, 3] = -rotation_t @ pose[:3, 3]
+    return result
 
 
 def to_camera(points_world: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
-    """World points (N, 3) expressed in the camera frame."""
-    world_to_cam = np.linalg.inv(cam_to_world)
+    """World points (N, 3) expressed in the camera frame (OpenCV axes), float64."""
+    world_to_cam = world_to_camera(cam_to_world)
     return np.asarray(points_world, dtype=np.float64).reshape(-1, 3) @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
+
+
+def projection_matrix(intrinsics: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
+    """3x4 ``K [R | t]``: homogeneous world points -> ``(u z, v z, z)`` (pixel coordinates times depth)."""
+    return np.asarray(intrinsics, dtype=np.float64) @ world_to_camera(cam_to_world)[:3]
+
+
+def project(points_world: np.ndarray, intrinsics: np.ndarray, cam_to_world: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Projects (N, 3) world points; returns pixel coordinates (N, 2) as (u, v) and camera depth (N,).
+
+    Points at or behind the camera centre get non-finite or meaningless (u, v); callers mask on depth.
+    """
+    cam = to_camera(points_world, cam_to_world)
+    return pixels_of(cam, intrinsics), cam[:, 2]
+
+
+def pixels_of(points_camera: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+    """(N, 2) pixel coordinates (u, v) of camera-frame points (N, 3); not finite where z is 0."""
+    cam = np.asarray(points_camera, dtype=np.float64).reshape(-1, 3)
+    k = np.asarray(intrinsics, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = k[0, 0] * cam[:, 0] / cam[:, 2] + k[0, 2]
+        v = k[1, 1] * cam[:, 1] / cam[:, 2] + k[1, 2]
+    return np.stack([u, v], axis=1)
+
+
+def image_pixels(points_world: np.ndarray, camera: CameraPose, near_m: float = 1e-3
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The pixel each world point falls on in ``camera`` (rounded to the nearest), for z-buffers and lookups.
+
+    Args:
+        points_world: (N, 3) world points.
+        camera: the camera (pose, intrinsics, image size).
+        near_m: points at or nearer than this camera depth (metres) count as not in the image.
+
+    Returns:
+        ``(rows, cols, z, inside)``: (N,) int64 pixel row and column (0 where not ``inside``), (N,) camera
+        depth, and (N,) bool: in front of the camera (z > ``near_m``) and inside the image.
+    """
+    cam = to_camera(points_world, camera.cam_to_world)
+    z = cam[:, 2]
+    inside = z > near_m
+    uv = np.zeros((len(z), 2))
+    uv[inside] = np.round(pixels_of(cam[inside], camera.intrinsics))
+    inside &= (uv[:, 0] >= 0) & (uv[:, 0] < camera.width) & (uv[:, 1] >= 0) & (uv[:, 1] < camera.height)
+    uv[~inside] = 0
+    return uv[:, 1].astype(np.int64), uv[:, 0].astype(np.int64), z, inside
+
+
+def pixel_rays(rows: np.ndarray, cols: np.ndarray, intrinsics: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
+    """World directions (N, 3) of the rays through pixels (``rows``, ``cols``), scaled so camera z = 1.
+
+    A pixel at z-depth ``d`` is then the world point ``camera position + d * ray``.
+    """
+    k = np.asarray(intrinsics, dtype=np.float64)
+    rows = np.asarray(rows, dtype=np.float64).reshape(-1)
+    cols = np.asarray(cols, dtype=np.float64).reshape(-1)
+    rays_cam = np.stack([(cols - k[0, 2]) / k[0, 0], (rows - k[1, 2]) / k[1, 1], np.ones(rows.shape)], axis=1)
+    return rays_cam @ np.asarray(cam_to_world, dtype=np.float64)[:3, :3].T
 
 
 def unproject(depth: np.ndarray, intrinsics: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
     """Lifts an HxW z-depth image to HxWx3 world points (NaN where depth is invalid)."""
     height, width = depth.shape
-    u, v = np.meshgrid(np.arange(width, dtype=np.float64) + 0.0, np.arange(height, dtype=np.float64))
-    z = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float64)
-    x = (u - intrinsics[0, 2]) * z / intrinsics[0, 0]
-    y = (v - intrinsics[1, 2]) * z / intrinsics[1, 1]
-    cam = np.stack([x, y, z], axis=-1)
-    return cam @ cam_to_world[:3, :3].T + cam_to_world[:3, 3]
+    rows, cols = np.divmod(np.arange(height * width), width)
+    z = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float64).reshape(-1, 1)
+    points = pixel_rays(rows, cols, intrinsics, cam_to_world) * z + np.asarray(cam_to_world, np.float64)[:3, 3]
+    return points.reshape(height, width, 3)
 
 
 def _rotation(axis: np.ndarray, angle_rad: float) -> np.ndarray:

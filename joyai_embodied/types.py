@@ -15,7 +15,9 @@ import numpy as np
 
 from .errors import InvalidInputError
 
-#: Largest image accepted anywhere (pixels per side); larger frames are refused, not resized silently.
+#: Largest image accepted anywhere (pixels per side; every Observation, CameraPose and so every transport):
+#: larger frames are refused with this limit in the message, not resized silently. The geometric backend's
+#: cost grows with the pixel count (see README "Measured": observe time at 640x480 and at this side).
 MAX_IMAGE_SIDE = 4096
 #: Depth beyond this many metres is taken as a unit mistake (millimetres passed as metres).
 MAX_DEPTH_M = 50.0
@@ -109,7 +111,38 @@ class CameraPose:
 
     @property
     def world_to_cam(self) -> np.ndarray:
-        return np.linalg.inv(self.cam_to_world)
+        from .camera import world_to_camera
+
+        return world_to_camera(self.cam_to_world)
+
+    def to_camera(self, points_world: np.ndarray) -> np.ndarray:
+        """World points (N, 3) in this camera's frame (OpenCV axes); see :func:`joyai_embodied.camera.to_camera`."""
+        from .camera import to_camera
+
+        return to_camera(points_world, self.cam_to_world)
+
+    def project(self, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel coordinates (N, 2) as (u, v) and camera depth (N,) of world points (N, 3)."""
+        from .camera import project
+
+        return project(points_world, self.intrinsics, self.cam_to_world)
+
+
+def _label_id(key: Any) -> int:
+    """A labels key as an instance id: an integer, or a string of one (wire formats stringify map keys)."""
+    if isinstance(key, (bool, np.bool_)):
+        raise InvalidInputError("labels", "integer instance ids as keys", f"key {key!r}")
+    if isinstance(key, (int, np.integer)):
+        return int(key)
+    if isinstance(key, str) and key.strip().lstrip("+-").isdigit():
+        return int(key)
+    raise InvalidInputError("labels", "integer instance ids as keys", f"key {key!r}")
+
+
+def _label_name(key: Any, name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError(f"labels[{key}]", "a non-empty name", repr(name))
+    return name.strip()
 
 
 @dataclass(frozen=True)
@@ -182,9 +215,7 @@ class Observation:
                 raise InvalidInputError("labels", "a mapping {instance id: name}", type(self.labels).__name__)
             labels = {}
             for key, name in self.labels.items():
-                if not isinstance(name, str) or not name.strip():
-                    raise InvalidInputError(f"labels[{key}]", "a non-empty name", repr(name))
-                labels[int(key)] = name.strip()
+                labels[_label_id(key)] = _label_name(key, name)
             object.__setattr__(self, "labels", labels)
 
     @property
@@ -296,6 +327,15 @@ class Relation:
     ``frame`` says which frame the directions use: ``"camera"`` (left/right along the camera's x,
     in front/behind by distance from the camera, above/below along world z), ``"world"``
     (left/right along world -y/+y... see the backend docs), or ``"camera:<name>"`` for another viewpoint.
+
+    The signed offsets are subject minus reference between the two objects' centres, in metres, in the
+    same frame as the booleans; NaN when the backend does not know them (no depth):
+
+    - ``lateral_m``: along the viewer's x axis, positive = subject to the right of the reference;
+    - ``depth_m``: along the viewer's optical axis, positive = subject farther from the viewer;
+    - ``vertical_m``: along world z, positive = subject higher.
+
+    :func:`joyai_embodied.spatial.direction_offset` turns them into "how far left of" and the like.
     """
 
     subject: str
@@ -311,6 +351,9 @@ class Relation:
     confidence: float = 1.0
     on_top_of: bool = False
     raw_text: str | None = None
+    lateral_m: float = float("nan")
+    depth_m: float = float("nan")
+    vertical_m: float = float("nan")
 
 
 @dataclass(frozen=True)

@@ -140,8 +140,15 @@ class WorldModel:
 
     def imagine_batch(self, scene: Scene, moves: Sequence[CameraMove | CameraPose],
                       seed: int | None = None) -> list[ImaginedView]:
-        """Imagines several views in one call (batched on the accelerator by learned backends)."""
+        """Imagines several views in one call (batched on the accelerator by learned backends).
+
+        Raises:
+            InvalidInputError: ``moves`` is not a list or tuple of CameraMove / CameraPose (field ``moves``
+                or ``moves[i]``), or a move the backend cannot render.
+        """
         _check_scene(scene)
+        if not isinstance(moves, (list, tuple)):
+            raise InvalidInputError("moves", "a list of CameraMove or CameraPose", type(moves).__name__)
         for i, move in enumerate(moves):
             if not isinstance(move, (CameraMove, CameraPose)):
                 raise InvalidInputError(f"moves[{i}]", "a CameraMove or CameraPose", type(move).__name__)

@@ -22,9 +22,14 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .relations import DIRECTIONAL, directional_offset
+from joyai_embodied.spatial import DIRECTION_WORDS
 
+from .relations import directional_offset
+
+#: An answer must win by this much (metres): far beyond any world model's estimation error, so a task
+#: always has exactly one right answer.
 UNIQUE_MARGIN_M = 0.04
+#: Distance superlatives of template 4.
 SUPERLATIVES = ("closest to", "farthest from")
 
 
@@ -99,7 +104,7 @@ def generate_instruction(rng: np.random.Generator, objects: Sequence[Mapping], o
             pick = movable[int(rng.integers(len(movable)))]
             return f"put the {pick['name']} on the {place['name']}", target(pick, 1)
         if template in (2, 3):
-            found = directional(template, observation_camera, list(DIRECTIONAL))
+            found = directional(template, observation_camera, list(DIRECTION_WORDS))
             if found:
                 pick, relation, reference, pool = found
                 subject = "object" if template == 2 else pick["shape"]
@@ -114,7 +119,7 @@ def generate_instruction(rng: np.random.Generator, objects: Sequence[Mapping], o
                                 target(pick, 4, relation, reference))
         if template == 5:
             for viewpoint in shuffled([c for c in sorted(camera_poses) if c != observation_camera]):
-                relations = ["left of", "right of"] if viewpoint == "top" else list(DIRECTIONAL)
+                relations = ["left of", "right of"] if viewpoint == "top" else list(DIRECTION_WORDS)
                 found = directional(5, viewpoint, relations)
                 if found:
                     pick, relation, reference, _ = found

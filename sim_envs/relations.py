@@ -1,7 +1,8 @@
 """Ground-truth spatial relations, with the semantics the world model uses.
 
 Left/right compare object centres along the camera's x axis, in front of/behind along its optical axis
-(depth), each with a margin; above/below use world z (A's bottom at or above B's top, 1 cm tolerance);
+(depth), each with a margin (the direction table is :data:`joyai_embodied.spatial.DIRECTIONS`, the one the
+world model and the planner use); above/below use world z (A's bottom at or above B's top, 1 cm tolerance);
 on top of is above plus A's centre inside B's footprint.
 """
 
@@ -12,28 +13,24 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from joyai_embodied.errors import InvalidInputError
+from joyai_embodied.spatial import DIRECTION_WORDS, direction_offset, offsets_in_view
 
-#: Relation words of instructions -> (camera axis index, sign): A rel B iff sign * (A - B)[axis] > margin.
-DIRECTIONAL = {"left of": (0, -1.0), "right of": (0, 1.0), "in front of": (2, -1.0), "behind": (2, 1.0)}
+#: Stacking tolerance (metres): a resting object's bottom touches its support's top, within contact noise.
 STACK_TOLERANCE_M = 0.01
-
-
-def camera_coordinates(positions: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
-    """(N, 3) world points expressed in the camera frame (OpenCV axes)."""
-    world_to_camera = np.linalg.inv(np.asarray(cam_to_world, dtype=np.float64))
-    points = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
-    return points @ world_to_camera[:3, :3].T + world_to_camera[:3, 3]
+#: The vertical relations, beside the directional ones of :data:`joyai_embodied.spatial.DIRECTION_WORDS`.
+VERTICAL = ("above", "below", "on top of")
 
 
 def directional_offset(relation: str, a_world: Sequence[float], b_world: Sequence[float],
                        cam_to_world: np.ndarray) -> float:
     """Signed distance (m) by which A is on the ``relation`` side of B as seen from the camera.
 
-    ``relation`` holds with margin m iff the offset is greater than m.
+    ``relation`` is a phrase of :data:`~joyai_embodied.spatial.DIRECTION_WORDS` ("left of", ...) or a
+    :data:`~joyai_embodied.spatial.DIRECTIONS` key; it holds with margin m iff the offset is greater than m.
     """
-    axis, sign = DIRECTIONAL[relation]
-    a_cam, b_cam = camera_coordinates(np.array([a_world, b_world]), cam_to_world)
-    return float(sign * (a_cam[axis] - b_cam[axis]))
+    lateral, depth, _ = offsets_in_view(np.asarray(a_world, dtype=np.float64),
+                                        np.asarray(b_world, dtype=np.float64), cam_to_world)
+    return direction_offset(relation, lateral, depth)
 
 
 def holds(relation: str, a: Mapping, b: Mapping, cam_to_world: np.ndarray, margin: float = 0.02) -> bool:
@@ -52,7 +49,7 @@ def holds(relation: str, a: Mapping, b: Mapping, cam_to_world: np.ndarray, margi
     Raises:
         InvalidInputError: an unknown relation word.
     """
-    if relation in DIRECTIONAL:
+    if relation in DIRECTION_WORDS:
         return directional_offset(relation, a["position"], b["position"], cam_to_world) > margin
     a_bottom = a["position"][2] - a["size"][2] / 2
     a_top = a["position"][2] + a["size"][2] / 2
@@ -64,7 +61,7 @@ def holds(relation: str, a: Mapping, b: Mapping, cam_to_world: np.ndarray, margi
         return b_bottom >= a_top - STACK_TOLERANCE_M
     if relation == "on top of":
         return a_bottom >= b_top - STACK_TOLERANCE_M and inside_footprint(a["position"], b)
-    raise InvalidInputError("relation", f"one of {[*DIRECTIONAL, 'above', 'below', 'on top of']}", repr(relation))
+    raise InvalidInputError("relation", f"one of {[*DIRECTION_WORDS, *VERTICAL]}", repr(relation))
 
 
 def inside_footprint(point: Sequence[float], obj: Mapping) -> bool:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..camera import look_at
+from ..camera import look_at, pixel_rays
 from ..types import CameraPose, Observation
 
 if TYPE_CHECKING:
@@ -85,10 +85,9 @@ def front_camera(width: int = 320, height: int = 240, yaw_deg: float = 0.0) -> C
 def raycast(camera: CameraPose, boxes: list[Box]) -> dict[str, np.ndarray]:
     """Renders the tabletop exactly: ``{"rgb", "depth", "segmentation"}`` like a simulator observation."""
     height, width = camera.height, camera.width
-    k, pose = camera.intrinsics, camera.cam_to_world
-    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
-    rays_cam = np.stack([(u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1], np.ones_like(u)], axis=-1)
-    rays = rays_cam.reshape(-1, 3) @ pose[:3, :3].T  # world directions; camera z component is 1
+    pose = camera.cam_to_world
+    rows, cols = np.divmod(np.arange(height * width), width)
+    rays = pixel_rays(rows, cols, camera.intrinsics, pose)  # world directions; camera z component is 1
     origin = pose[:3, 3]
 
     t_best = np.full(rays.shape[0], np.inf)
@@ -129,7 +128,7 @@ def raycast(camera: CameraPose, boxes: list[Box]) -> dict[str, np.ndarray]:
         t_best[hit], ids[hit] = t_near[hit], box.id
         rgb[hit] = np.clip(np.asarray(box.color)[None, :] * shade[hit, None], 0, 255).astype(np.uint8)
 
-    depth = (t_best * rays_cam.reshape(-1, 3)[:, 2]).astype(np.float32)  # ray z is 1 in camera: t = z-depth
+    depth = t_best.astype(np.float32)  # rays have camera z = 1, so the ray parameter t is the z-depth
     return {"rgb": rgb.reshape(height, width, 3), "depth": depth.reshape(height, width),
             "segmentation": ids.reshape(height, width)}
 

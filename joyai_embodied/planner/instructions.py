@@ -18,9 +18,11 @@ import re
 from dataclasses import dataclass
 
 from ..errors import JoyAIError
+from ..spatial import DIRECTION_WORDS
 
-#: Directional relations in instructions, mapped to the attribute of :class:`~joyai_embodied.Relation`.
-RELATIONS = {"left of": "left_of", "right of": "right_of", "in front of": "in_front_of", "behind": "behind"}
+#: Directional relations in instructions, mapped to the attribute of :class:`~joyai_embodied.Relation`
+#: (the one direction vocabulary, :data:`joyai_embodied.spatial.DIRECTION_WORDS`).
+RELATIONS = DIRECTION_WORDS
 #: Distance superlatives (template 4), mapped to the relation key the planner uses.
 SUPERLATIVES = {"closest to": "closest", "farthest from": "farthest"}
 #: Cameras an instruction may take the perspective of (template 5).

@@ -24,9 +24,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..camera import to_camera
 from ..errors import AmbiguousObjectError, JoyAIError
-from ..types import CameraMove, CameraPose, MoveObject, Scene, SceneObject
+from ..spatial import direction_offset
+from ..types import CameraMove, CameraPose, MoveObject, Relation, Scene, SceneObject
 from ..world_model import WorldModel
 from .instructions import Goal, InstructionError, parse_instruction
 from .records import ActResult, Episode, ImaginationRecord, Plan, Query, Verification
@@ -139,6 +139,9 @@ class Planner:
         if not _is_plate(plan.place) and _shape_of(plan.place) not in UNKNOWN_SHAPES:
             raise _CannotPlan(f"the place {goal.place!r} is not a plate")
         plan.place_position = np.array([plan.place.centroid[0], plan.place.centroid[1], plan.place.top_z])
+        if not np.all(np.isfinite(plan.place_position)):
+            raise _CannotPlan(f"the world model does not locate the {plan.place.name} in 3D (no depth), so "
+                              "there is nowhere to place the object")
 
         if goal.target is not None:
             plan.pick = self._locate(plan, scene, goal.target)
@@ -263,25 +266,31 @@ class Planner:
                             reference: SceneObject, frame: str | CameraPose, frame_name: str
                             ) -> tuple[SceneObject, str]:
         words = goal.relation.replace("_", " ")
-        holding = []
+        holding, offsets = [], {}
         for candidate in candidates:
             relation = self.wm.relation(scene, candidate.name, reference.name, frame=frame)
             holds = bool(getattr(relation, goal.relation))
+            offsets[candidate.id] = _offset_along(relation, goal.relation)
             plan.queries.append(Query(
                 "relation", f"Is the {candidate.name} {words} the {reference.name}?", "yes" if holds else "no",
                 frame=frame_name, detail={"left_of": relation.left_of, "right_of": relation.right_of,
                                           "in_front_of": relation.in_front_of, "behind": relation.behind,
-                                          "distance_m": round(float(relation.distance_m), 4),
+                                          "distance_m": _metres(relation.distance_m),
+                                          "lateral_m": _metres(relation.lateral_m),
+                                          "depth_m": _metres(relation.depth_m),
                                           "confidence": round(float(relation.confidence), 3)}))
             if holds:
                 holding.append(candidate)
         if len(holding) == 1:
             return holding[0], f"the world model says only the {holding[0].name} is {words} the {reference.name}"
-        # Several (or no) candidates qualify: take the one furthest along the asked direction, judged
-        # from the world model's own object estimates in the same camera.
-        pose = frame if isinstance(frame, CameraPose) else scene.observation.camera
+        # Several (or no) candidates qualify: take the one furthest along the asked direction, by the
+        # signed offsets the world model reported with each relation (in the same frame).
         pool = holding or candidates
-        scores = {o.id: _directional_offset(o, reference, goal.relation, pose) for o in pool}
+        if not all(np.isfinite(offsets[o.id]) for o in pool):
+            said = (f"{len(holding)} objects are {words}" if holding else f"no object is clearly {words}")
+            raise _CannotPlan(f"cannot decide: the world model says {said} the {reference.name} and gives no "
+                              "offsets to tell them apart (no depth)")
+        scores = {o.id: offsets[o.id] for o in pool}
         best = max(pool, key=lambda o: scores[o.id])
         if holding:
             return best, (f"{len(holding)} objects are {words} the {reference.name}; the {best.name} is the "
@@ -297,7 +306,10 @@ class Planner:
             distances[candidate.id] = float(relation.distance_m)
             plan.queries.append(Query("distance", f"How far is the {candidate.name} from the {reference.name}?",
                                       f"{relation.distance_m:.3f} m", frame=relation.frame,
-                                      detail={"distance_m": round(float(relation.distance_m), 4)}))
+                                      detail={"distance_m": _metres(relation.distance_m)}))
+        if not all(np.isfinite(d) for d in distances.values()):
+            raise _CannotPlan(f"cannot decide which object is the {goal.relation}: the world model gives no "
+                              f"distances to the {reference.name} (no depth)")
         pick = (min if goal.relation == "closest" else max)(candidates, key=lambda o: distances[o.id])
         return pick, (f"the {pick.name} is the {goal.relation} to the {reference.name} "
                       f"({distances[pick.id]:.3f} m)")
@@ -453,22 +465,27 @@ def _find_by_colour(scene: Scene, name: str) -> SceneObject | None:
 
 
 def _colour_of(obj: SceneObject) -> str:
-    return obj.color or (obj.name.split()[0] if obj.name else "")
+    """The colour word the world model gave the object ("" when it gave none); names are never parsed."""
+    return obj.color
 
 
 def _shape_of(obj: SceneObject) -> str:
-    return obj.shape or (obj.name.split()[-1] if obj.name else "")
+    """The shape word the world model gave the object ("" when it gave none); names are never parsed."""
+    return obj.shape
 
 
 def _is_plate(obj: SceneObject) -> bool:
     return _shape_of(obj) == "plate"
 
 
-def _directional_offset(obj: SceneObject, reference: SceneObject, relation: str, camera: CameraPose) -> float:
-    """How far (m) ``obj``'s centre lies in the asked direction from the reference's, in ``camera``'s frame."""
-    obj_cam, ref_cam = to_camera(np.stack([obj.centroid, reference.centroid]), camera.cam_to_world)
-    axis, sign = {"left_of": (0, -1.0), "right_of": (0, 1.0), "in_front_of": (2, -1.0), "behind": (2, 1.0)}[relation]
-    return float(sign * (obj_cam[axis] - ref_cam[axis]))
+def _offset_along(relation: Relation, direction: str) -> float:
+    """Signed metres by which the relation's subject lies in ``direction`` of its reference (NaN: unknown)."""
+    return direction_offset(direction, relation.lateral_m, relation.depth_m)
+
+
+def _metres(value: float) -> float | None:
+    """A distance for a report's JSON: rounded to 0.1 mm, None when the world model did not give one."""
+    return round(float(value), 4) if np.isfinite(value) else None
 
 
 def _where(obj: SceneObject) -> str:

@@ -21,6 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ...camera import pixel_rays
 from ...errors import InvalidInputError
 from ...types import Edit, MoveObject, RotateObject, Scene, SceneObject
 from .cloud import SceneCloud
@@ -154,9 +155,8 @@ def _uncovered_plane(cloud: SceneCloud, obj: SceneObject, objects: list[SceneObj
     rows, cols = cloud.pixels[observed, 0], cloud.pixels[observed, 1]
 
     source = cloud.source
-    k, pose = source.intrinsics, source.cam_to_world
-    rays_cam = np.stack([(cols - k[0, 2]) / k[0, 0], (rows - k[1, 2]) / k[1, 1], np.ones(rows.shape)], axis=1)
-    rays = rays_cam @ pose[:3, :3].T
+    pose = source.cam_to_world
+    rays = pixel_rays(rows, cols, source.intrinsics, pose)
     normal, offset = cloud.plane[:3], cloud.plane[3]
     with np.errstate(divide="ignore", invalid="ignore"):
         t = -(normal @ pose[:3, 3] + offset) / (rays @ normal)

@@ -42,6 +42,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ...camera import orbit
+from ...spatial import DIRECTIONS
 from ...types import Answer, CameraMove, CameraPose, Scene, SceneObject
 from . import reasoning
 from .reasoning import Viewer
@@ -57,7 +58,7 @@ _REL = "|".join(re.escape(phrase) for phrase, _ in _RELATIONS)
 _REL_FIELD = dict(_RELATIONS)
 _REL_WORDS = {"left_of": "left of", "right_of": "right of", "in_front_of": "in front of", "behind": "behind",
               "above": "above", "below": "below", "on_top_of": "on top of"}
-_DIRECTIONAL = {"left_of", "right_of", "in_front_of", "behind"}
+_DIRECTIONAL = frozenset(DIRECTIONS)
 _THE = r"(?:the )?"
 
 _PATTERNS: tuple[tuple[str, re.Pattern], ...] = tuple((kind, re.compile(pattern)) for kind, pattern in (

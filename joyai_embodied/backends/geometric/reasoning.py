@@ -11,7 +11,10 @@ Semantics (shared with the simulator's ground truth, ``sim_envs``):
   ``behind`` = larger x.
 - ``above``/``below`` (every frame) use world z: A is above B when A's bottom is at or over B's top
   (less a 1 cm tolerance). ``on_top_of`` = above and A's centre lies inside B's footprint.
-- ``distance_m`` is the distance between the two box centres.
+- ``distance_m`` is the distance between the two box centres; ``lateral_m``, ``depth_m`` and ``vertical_m``
+  are the signed centre offsets (subject minus reference) the booleans are judged from, in the same frame.
+- The direction table and the viewer coordinates are :mod:`joyai_embodied.spatial`'s, shared with the
+  simulator's ground truth and the planner.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...spatial import DIRECTIONS, direction_holds, lateral_and_depth, offsets_in_view
 from ...types import CameraPose, Relation, Scene, SceneObject
 
 #: Default margin (metres) for left/right/in front/behind: closer than this on the axis is neither.
@@ -54,12 +58,7 @@ class Viewer:
 
     def lateral_and_depth(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rightward, away-from-viewer) coordinates of world points (N, 3)."""
-        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        if self.cam_to_world is None:
-            return -points[:, 1], points[:, 0]
-        world_to_cam = np.linalg.inv(self.cam_to_world)
-        cam = points @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
-        return cam[:, 0], cam[:, 2]
+        return lateral_and_depth(points, self.cam_to_world)
 
 
 def footprint_contains(obj: SceneObject, point: np.ndarray, tolerance: float = 0.0) -> bool:
@@ -80,21 +79,21 @@ def relation(scene: Scene, subject: SceneObject, reference: SceneObject, viewer:
         margin_m: differences on an axis at or under this are neither left nor right (front nor behind).
 
     Returns:
-        Relation with every boolean, the centre distance, the frame label and a confidence that falls
-        with how little of either object was seen.
+        Relation with every boolean, the signed centre offsets (lateral, depth, vertical) in the viewer's
+        frame, the centre distance, the frame label and a confidence that falls with how little of either
+        object was seen.
     """
-    lateral, depth = viewer.lateral_and_depth(np.stack([subject.centroid, reference.centroid]))
+    lateral_m, depth_m, vertical_m = offsets_in_view(subject.centroid, reference.centroid, viewer.cam_to_world)
+    directions = {key: direction_holds(key, lateral_m, depth_m, margin_m) for key in DIRECTIONS}
     above = subject.bottom_z >= reference.top_z - ABOVE_TOLERANCE_M
     below = reference.bottom_z >= subject.top_z - ABOVE_TOLERANCE_M
     visibility = min(subject.visible_fraction, reference.visible_fraction)
     return Relation(
-        subject=subject.name, reference=reference.name,
-        left_of=bool(lateral[0] < lateral[1] - margin_m), right_of=bool(lateral[0] > lateral[1] + margin_m),
-        in_front_of=bool(depth[0] < depth[1] - margin_m), behind=bool(depth[0] > depth[1] + margin_m),
-        above=bool(above), below=bool(below),
+        subject=subject.name, reference=reference.name, **directions, above=bool(above), below=bool(below),
         distance_m=float(np.linalg.norm(subject.centroid - reference.centroid)),
         frame=viewer.label, confidence=round(0.5 + 0.5 * float(np.clip(visibility, 0.0, 1.0)), 3),
-        on_top_of=bool(above and footprint_contains(reference, subject.centroid)))
+        on_top_of=bool(above and footprint_contains(reference, subject.centroid)),
+        lateral_m=lateral_m, depth_m=depth_m, vertical_m=vertical_m)
 
 
 def holds(rel: Relation, name: str) -> bool:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...camera import projection_matrix, world_to_camera
 from ...errors import InvalidInputError
 from ...types import CameraPose, ImaginedView
 from .cloud import SceneCloud
@@ -118,9 +119,8 @@ def _points_by_axis(cloud: SceneCloud) -> np.ndarray:
 
 def _source_depth(cloud: SceneCloud) -> np.ndarray:
     """(N,) float32 depth of every point in the source camera, at least NEAR_M (the splat size's numerator)."""
-    world_to_source = np.linalg.inv(cloud.source.cam_to_world).astype(np.float32)
-    r, t = world_to_source[2, :3], world_to_source[2, 3]
-    z = _transform(np.append(r, t)[None], cloud.derived("points_by_axis", _points_by_axis))[0]
+    depth_row = world_to_camera(cloud.source.cam_to_world)[2:3].astype(np.float32)  # camera z of a world point
+    z = _transform(depth_row, cloud.derived("points_by_axis", _points_by_axis))[0]
     return np.maximum(z, NEAR_M, out=z)
 
 
@@ -249,9 +249,8 @@ def _transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 def _projection(camera: CameraPose) -> np.ndarray:
     """3x4 float32 matrix taking homogeneous world points to ((u + 0.5) z, (v + 0.5) z, z)."""
-    world_to_cam = np.linalg.inv(camera.cam_to_world)[:3]
     shift = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
-    return (shift @ camera.intrinsics @ world_to_cam).astype(np.float32)
+    return (shift @ projection_matrix(camera.intrinsics, camera.cam_to_world)).astype(np.float32)
 
 
 def _footprint_px(cloud: SceneCloud, camera: CameraPose, inv_z_target: np.ndarray) -> np.ndarray:
