@@ -61,5 +61,9 @@ setup(
     ],
     install_requires=["numpy>=1.26", "pyyaml>=6"],
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["joyai-embodied = joyai_embodied.cli:main"]},
+    entry_points={
+        "console_scripts": ["joyai-embodied = joyai_embodied.commands:main"],
+        # Backends of other packages: name = "module:BackendClass" (joyai_embodied/backends/base.py finds them).
+        "joyai_embodied.backends": [],
+    },
 )

@@ -1,25 +1,17 @@
-"""`joyai-embodied sim-episode`: a scripted pick-and-place from the ground-truth target, saved as PNG frames.
+"""A scripted pick-and-place from the ground-truth target, saved as PNG frames (``joyai-embodied sim-episode``).
 
 It shows the simulator working end to end (no world model involved): reset, pick ``info["target"]``'s
 object with a primitive action, place it on the target plate, and write the observation after each step
-plus a side-by-side view of rgb, depth and segmentation.
+plus a side-by-side view of rgb, depth and segmentation. The command line is
+``joyai_embodied/commands/sim_episode.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the subcommand's options to ``parser``."""
-    parser.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
-    parser.add_argument("--out", type=Path, default=Path("out/sim-episode"), help="folder for the PNG frames")
-    parser.add_argument("--width", type=int, default=640, help="image width in pixels")
-    parser.add_argument("--height", type=int, default=480, help="image height in pixels")
-    parser.add_argument("--camera", default="front", help="observation camera: front, side or top")
 
 
 def _depth_to_gray(depth: np.ndarray) -> np.ndarray:
@@ -38,26 +30,38 @@ def _segmentation_to_rgb(segmentation: np.ndarray, objects: list[dict]) -> np.nd
     return palette[segmentation]
 
 
-def run(args: argparse.Namespace) -> int:
-    """Runs the episode; returns 0 when the object ends on the plate, 1 otherwise.
+def run_scripted_episode(seed: int = 0, out: str | Path = "out/sim-episode", width: int = 640, height: int = 480,
+                         camera: str = "front", log: Callable[[str], None] = print) -> bool:
+    """Runs one scripted episode and writes its frames into ``out``.
+
+    Args:
+        seed: the episode seed (>= 0).
+        out: folder for the PNG frames (created).
+        width: image width in pixels.
+        height: image height in pixels.
+        camera: observation camera: front, side or top.
+        log: where progress lines go.
+
+    Returns:
+        True when the object ends on the plate.
 
     Raises:
         InvalidInputError: a bad size or camera name.
+        OSError: ``out`` cannot be created or written.
     """
     import gymnasium as gym
     from PIL import Image
 
     import sim_envs
 
-    out = Path(args.out)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    env = gym.make(sim_envs.ENV_ID, width=args.width, height=args.height, camera=args.camera,
-                   action_mode="primitive")
+    env = gym.make(sim_envs.ENV_ID, width=width, height=height, camera=camera, action_mode="primitive")
     try:
-        obs, info = env.reset(seed=args.seed)
+        obs, info = env.reset(seed=seed)
         target = info["target"]
-        print(f"seed {args.seed}: {info['instruction']!r} -> pick {target['pick_name']} (id {target['pick_id']}),"
-              f" place on {target['place_name']} (id {target['place_id']})")
+        log(f"seed {seed}: {info['instruction']!r} -> pick {target['pick_name']} (id {target['pick_id']}),"
+            f" place on {target['place_name']} (id {target['place_id']})")
         plate = next(o for o in info["objects"] if o["id"] == target["place_id"])
         on_plate = np.array(plate["position"]) + [0.0, 0.0, plate["size"][2] / 2]
         actions = [
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         frames = [("reset", obs, info)]
         for name, action in actions:
             obs, reward, terminated, truncated, info = env.step(action)
-            print(f"  {name}: reward {reward:.0f}, success {info['success']}, error {info['action_error']}")
+            log(f"  {name}: reward {reward:.0f}, success {info['success']}, error {info['action_error']}")
             frames.append((name, obs, info))
         for index, (name, frame_obs, frame_info) in enumerate(frames):
             path = out / f"frame_{index:02d}_{name}.png"
@@ -75,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
             panel = np.concatenate([frame_obs["rgb"], _depth_to_gray(frame_obs["depth"]),
                                     _segmentation_to_rgb(frame_obs["segmentation"], frame_info["objects"])], axis=1)
             Image.fromarray(panel).save(out / f"frame_{index:02d}_{name}_rgb_depth_seg.png")
-            print(f"  wrote {path}")
+            log(f"  wrote {path}")
         success = bool(info["success"])
-        print("success" if success else "failed: the object is not on the plate")
-        return 0 if success else 1
+        log("success" if success else "failed: the object is not on the plate")
+        return success
     finally:
         env.close()

@@ -43,6 +43,46 @@ def summarise(episodes: Sequence[Episode]) -> dict[str, Any]:
     }
 
 
+def progress_line(index: int, total: int, episode: Episode) -> str:
+    """One line per finished episode: instruction, what was picked, outcome and verification."""
+    plan = episode.plan
+    head = f"[{index + 1}/{total}] seed {episode.seed}: {plan.instruction!r}"
+    if not plan.ok:
+        return f"{head} -> {plan.error}"
+    return (f"{head} -> pick {plan.pick.name} (id {plan.pick.id}): {episode.status}, "
+            f"verified {_verified(episode)}, {len(plan.queries)} queries, {len(plan.imagined)} imagined, "
+            f"{episode.seconds:.1f} s")
+
+
+def summary_table(episodes: Sequence[Episode]) -> str:
+    """A fixed-width table of the episodes (seed, template, pick, intended pick, outcome, verified, time)."""
+    header = ("seed", "tpl", "picked", "intended", "result", "verified", "s")
+    rows = []
+    for episode in episodes:
+        plan = episode.plan
+        target = episode.target or {}
+        rows.append((str(episode.seed), str(plan.goal.template) if plan.goal else "-",
+                     plan.pick.name if plan.pick else "-", str(target.get("pick_name", "-")), episode.status,
+                     _verified(episode), f"{episode.seconds:.1f}"))
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+def summary_line(episodes: Sequence[Episode]) -> str:
+    """Success rate and how often the planner's own verification agreed with the simulator."""
+    summary = summarise(episodes)
+    agreement = summary["verification_agreement"]
+    return (f"success {summary['success_rate']:.0%} ({sum(e.success for e in episodes)}/{len(episodes)}), "
+            f"verification agrees with the simulator in {'-' if agreement is None else f'{agreement:.0%}'} "
+            f"of executed episodes")
+
+
+def _verified(episode: Episode) -> str:
+    return "-" if episode.verification is None else ("yes" if episode.verification.verified else "no")
+
+
 def write_report(episodes: Sequence[Episode], out_dir: str | Path,
                  meta: Mapping[str, Any] | None = None) -> dict[str, Path]:
     """Writes ``report.json``, ``report.html`` and the PNGs they refer to into ``out_dir``.

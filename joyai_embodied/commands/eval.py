@@ -14,17 +14,19 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
-from ..cli import positive_int, run_as_script
+from . import positive_int, run_as_script, seed_int
 
 BENCHMARKS = ("spatial", "imagination", "planner")
+#: ``--small``: enough seeds to catch a broken benchmark, small enough for CI.
+SMALL_SEEDS, SMALL_SIZE = 3, (320, 240)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declares the ``eval`` options on ``parser``."""
     parser.add_argument("--seeds", type=positive_int, default=10, help="number of seeds (default 10)")
-    parser.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
+    parser.add_argument("--first-seed", type=seed_int, default=0, help="first seed (default 0)")
     parser.add_argument("--backend", default="geometric", help="world-model preset or backend (default geometric)")
     parser.add_argument("--address", default=None, help="model server address for --backend remote")
     parser.add_argument("--out", default="out/eval", help="folder for the tables (default out/eval)")
@@ -33,29 +35,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--planner", action="store_true", help="also run the planner benchmark (slower)")
     parser.add_argument("--width", type=positive_int, default=640, help="image width (default 640)")
     parser.add_argument("--height", type=positive_int, default=480, help="image height (default 480)")
-    parser.add_argument("--small", action="store_true", help="3 seeds at 320x240")
+    parser.add_argument("--small", action="store_true",
+                        help=f"{SMALL_SEEDS} seeds at {SMALL_SIZE[0]}x{SMALL_SIZE[1]}")
 
 
 def run(args: argparse.Namespace) -> int:
     """Runs the chosen benchmarks and writes their tables.
 
     Returns:
-        0 when every benchmark ran, 1 when the world model could not be loaded or a benchmark failed.
+        0 when every benchmark ran, 1 when one failed (the others still run).
+
+    Raises:
+        JoyAIError: the world model could not be loaded (bad option, unavailable backend).
+        OSError: the output folder cannot be written.
     """
+    from ..envs import load_world_model
     from ..errors import JoyAIError
-    from ..planner.cli import load_world_model
+    from ..evaluation.tables import format_table, plain
 
     if args.small:
-        args.seeds, args.width, args.height = min(args.seeds, 3), 320, 240
+        args.seeds, (args.width, args.height) = min(args.seeds, SMALL_SEEDS), SMALL_SIZE
     chosen = args.only or (["spatial", "imagination"] + (["planner"] if args.planner else []))
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        wm = load_world_model(args.backend, address=args.address)
-    except JoyAIError as exc:
-        print(f"joyai-embodied eval: {exc}", file=sys.stderr)
-        return 1
+    wm = load_world_model(args.backend, address=args.address)
     status = 0
     try:
         for name in chosen:
@@ -68,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
                 status = 1
                 continue
             figures = {"benchmark": name, "backend": args.backend, "seeds": seeds,
-                       "seconds": round(time.perf_counter() - start, 1), "result": _plain(result)}
+                       "seconds": round(time.perf_counter() - start, 1), "result": plain(result)}
             table = format_table(name, figures["result"])
             (out / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")
             (out / f"{name}.md").write_text(f"# {name} ({args.backend}, seeds {seeds[0]}-{seeds[-1]})\n\n{table}\n",
@@ -82,23 +86,23 @@ def run(args: argparse.Namespace) -> int:
 
 # -- the benchmarks ----------------------------------------------------------------------------------
 def _run_spatial(wm: Any, seeds: Sequence[int], args: argparse.Namespace) -> Any:
-    from .spatial import evaluate_spatial
+    from ..evaluation.spatial import evaluate_spatial
 
     return evaluate_spatial(seeds, width=args.width, height=args.height, world_model=wm, progress=True)
 
 
 def _run_imagination(wm: Any, seeds: Sequence[int], args: argparse.Namespace) -> Any:
-    from .imagination import evaluate_imagination
+    from ..evaluation.imagination import evaluate_imagination
 
     return evaluate_imagination(wm, seeds=seeds, width=args.width, height=args.height,
                                 out_png=str(Path(args.out) / "imagination.png"), progress=print)
 
 
 def _run_planner(wm: Any, seeds: Sequence[int], args: argparse.Namespace) -> Any:
-    from ..planner.cli import make_env
-    from .planner import evaluate_planner
+    from ..envs import make_env
+    from ..evaluation.planner import evaluate_planner
 
-    env = make_env(args.width, args.height)
+    env = make_env(width=args.width, height=args.height)
     try:
         scores = evaluate_planner(wm, env, seeds)
     finally:
@@ -108,64 +112,6 @@ def _run_planner(wm: Any, seeds: Sequence[int], args: argparse.Namespace) -> Any
 
 RUNNERS: dict[str, Callable[[Any, Sequence[int], argparse.Namespace], Any]] = {
     "spatial": _run_spatial, "imagination": _run_imagination, "planner": _run_planner}
-
-
-# -- tables ------------------------------------------------------------------------------------------
-def format_table(name: str, result: Any) -> str:
-    """A Markdown table of a benchmark result's figures.
-
-    A mapping of mappings becomes one row per key (``{"world model": {...}, "baseline": {...}}``); any
-    other mapping becomes one ``metric | value`` row per scalar, nested mappings flattened to dotted keys
-    (``relation_accuracy.left_of.accuracy``). Lists are left to the JSON.
-    """
-    if isinstance(result, Mapping) and result and all(isinstance(v, Mapping) for v in result.values()):
-        columns = [k for k in next(iter(result.values())) if _is_scalar(next(iter(result.values()))[k])]
-        lines = ["| " + " | ".join([name, *columns]) + " |", "|" + "---|" * (len(columns) + 1)]
-        for row, values in result.items():
-            lines.append("| " + " | ".join([str(row), *(_cell(values.get(c)) for c in columns)]) + " |")
-        return "\n".join(lines)
-    if isinstance(result, Mapping):
-        lines = ["| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {_cell(v)} |" for k, v in _flatten(result)]
-        return "\n".join(lines)
-    return str(result)
-
-
-def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    rows = []
-    for key, value in mapping.items():
-        if isinstance(value, Mapping):
-            rows += _flatten(value, f"{prefix}{key}.")
-        elif _is_scalar(value):
-            rows.append((f"{prefix}{key}", value))
-    return rows
-
-
-def _plain(result: Any) -> Any:
-    """A result as JSON-ready data (dataclasses and objects with ``to_dict`` included)."""
-    import dataclasses
-
-    if hasattr(result, "to_dict"):
-        return _plain(result.to_dict())
-    if dataclasses.is_dataclass(result) and not isinstance(result, type):
-        return _plain(dataclasses.asdict(result))
-    if isinstance(result, Mapping):
-        return {str(k): _plain(v) for k, v in result.items()}
-    if isinstance(result, (list, tuple)):
-        return [_plain(v) for v in result]
-    if hasattr(result, "item") and callable(result.item):  # numpy scalars
-        return result.item()
-    return result
-
-
-def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, (bool, int, float, str))
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,12 +23,15 @@ import argparse
 import json
 import sys
 import time
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from .cli import run_as_script
+from ..errors import InvalidInputError
+from . import run_as_script, seed_int
 
 #: Largest number of steps in one rollout (each writes a PNG).
 MAX_STEPS = 200
@@ -44,6 +47,7 @@ class _StepAction(argparse.Action):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declares the ``rollout`` options on ``parser``."""
     parser.add_argument("observation", help=".npz with rgb, depth, intrinsics, cam_to_world "
                                             "[, segmentation, labels] (see save_observation)")
     parser.add_argument("--steps-file", "--steps", dest="steps_file", metavar="FILE",
@@ -58,32 +62,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="world model preset or backend (default geometric)")
     parser.add_argument("--out", default="out/rollout", help="output folder (default out/rollout)")
     parser.add_argument("--frame-ms", type=int, default=500, help="GIF frame duration in ms (default 500)")
-    parser.add_argument("--seed", type=int, default=0, help="seed passed to the rollout env (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed passed to the rollout env (default 0)")
     parser.set_defaults(steps=[])
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs the rollout; returns 0 on success, 1 when a step was refused, 2 on bad input."""
-    from .errors import JoyAIError
-    from .rollout import WorldModelEnv, load_observation
-    from .world_model import WorldModel
+    """Runs the rollout.
 
-    try:
-        steps = _read_steps_file(args.steps_file) if args.steps_file else []
-        steps += [_parse_flag(kind, text) for kind, text in args.steps]
-        if not steps:
-            raise ValueError("no steps: give --camera/--move/--rotate flags or --steps FILE")
-        if len(steps) > MAX_STEPS:
-            raise ValueError(f"at most {MAX_STEPS} steps, got {len(steps)}")
-        observation = load_observation(args.observation)
-        wm = WorldModel.load(args.preset)
-    except (JoyAIError, ValueError, OSError) as error:
-        print(f"joyai-embodied rollout: {error}", file=sys.stderr)
-        return 2
+    Returns:
+        0 on success, 1 when a step was refused (the others still run and are written).
 
+    Raises:
+        InvalidInputError: bad steps, an unreadable observation file, or a bad preset option.
+        OSError: the output folder cannot be written.
+    """
+    from ..errors import JoyAIError
+    from ..world_model import WorldModel
+
+    steps = _read_steps_file(args.steps_file) if args.steps_file else []
+    steps += [_parse_flag(kind, text) for kind, text in args.steps]
+    if not steps:
+        raise InvalidInputError("steps", "at least one: give --camera/--move/--rotate flags or --steps FILE",
+                                "no steps")
+    if len(steps) > MAX_STEPS:
+        raise InvalidInputError("steps", f"at most {MAX_STEPS}", len(steps))
+    observation = read_observation(args.observation)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)  # before the model loads: an unwritable --out fails at once
+    wm = WorldModel.load(args.preset)
     with wm:
+        from ..rollout import WorldModelEnv
+
         env = WorldModelEnv(wm, observation, max_episode_steps=len(steps) + 1)
         frame, _ = env.reset(seed=args.seed)
         frames, records, refused = [frame["rgb"]], [], 0
@@ -121,25 +130,44 @@ def run(args: argparse.Namespace) -> int:
 
 
 # -- steps ---------------------------------------------------------------------------------------
+def read_observation(path: str) -> Any:
+    """The observation saved at ``path``; an empty or truncated archive is bad input, not a crash.
+
+    Raises:
+        InvalidInputError: missing, empty, truncated or malformed file (field ``observation file``).
+    """
+    from ..rollout import load_observation
+
+    try:
+        return load_observation(path)
+    except (EOFError, zipfile.BadZipFile, zlib.error) as error:  # np.load's errors on a cut-off archive
+        raise InvalidInputError("observation file", "a complete .npz archive (see save_observation)",
+                                f"{path}: {type(error).__name__}: {error or 'empty file'}") from error
+
+
 def _read_steps_file(path: str) -> list[dict[str, Any]]:
     import yaml  # JSON is YAML too
 
     with open(path, encoding="utf-8") as handle:
-        data = yaml.safe_load(handle)
+        try:
+            data = yaml.safe_load(handle)
+        except yaml.YAMLError as error:
+            raise InvalidInputError("--steps", "a YAML or JSON list of steps", f"{path}: {error}") from error
     if isinstance(data, dict) and "steps" in data:
         data = data["steps"]
     if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a list of steps (camera / move / rotate), got {type(data).__name__}")
+        raise InvalidInputError("--steps", "a list of steps (camera / move / rotate)",
+                                f"{path}: {type(data).__name__}")
     return [_parse_mapping(item, f"{path}: step {i + 1}") for i, item in enumerate(data)]
 
 
 def _parse_mapping(item: Any, where: str) -> dict[str, Any]:
     if not isinstance(item, dict) or len(item) != 1:
-        raise ValueError(f"{where}: expected one of {{camera: ...}}, {{move: ...}}, {{rotate: ...}}, got {item!r}")
+        raise InvalidInputError(where, "one of {camera: ...}, {move: ...}, {rotate: ...}", repr(item))
     (kind, body), = item.items()
     body = body or {}
     if not isinstance(body, dict):
-        raise ValueError(f"{where}: '{kind}' needs a mapping of its fields, got {body!r}")
+        raise InvalidInputError(where, f"a mapping of the fields of '{kind}'", repr(body))
     try:
         if kind == "camera":
             unknown = set(body) - {"yaw", "pitch", "zoom"}
@@ -155,14 +183,13 @@ def _parse_mapping(item: Any, where: str) -> dict[str, Any]:
         if kind == "rotate":
             return {"kind": "rotate", "object": str(body["object"]), "yaw": float(body["yaw"])}
     except KeyError as missing:
-        raise ValueError(f"{where}: '{kind}' needs the field {missing}") from None
+        raise InvalidInputError(where, f"the field {missing} in '{kind}'", "none") from None
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{where}: {error}") from None
-    raise ValueError(f"{where}: unknown step kind {kind!r} (expected camera, move or rotate)")
+        raise InvalidInputError(where, f"valid fields of '{kind}'", str(error)) from None
+    raise InvalidInputError(where, "a step kind camera, move or rotate", repr(kind))
 
 
 def _parse_flag(kind: str, text: str) -> dict[str, Any]:
-    flag = f"--{kind} {text!r}"
     try:
         if kind == "camera":
             values = [float(v) for v in text.split(",")]
@@ -181,7 +208,7 @@ def _parse_flag(kind: str, text: str) -> dict[str, Any]:
         return {"kind": "rotate", "object": name.strip(), "yaw": float(value)}
     except ValueError:
         expected = {"camera": "YAW[,PITCH[,ZOOM]]", "move": "NAME=X,Y,Z", "rotate": "NAME=DEG"}[kind]
-        raise ValueError(f"{flag}: expected {expected}") from None
+        raise InvalidInputError(f"--{kind}", expected, repr(text)) from None
 
 
 def _to_action(env, step: dict[str, Any]) -> dict:

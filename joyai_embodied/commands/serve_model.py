@@ -1,0 +1,36 @@
+"""``joyai-embodied serve-model``: the ZMQ model server. Its options and its loop live with the server
+(:mod:`joyai_embodied.serve.zmq_server`); this module only hooks them into the command line.
+
+    joyai-embodied serve-model --preset joyai-image --bind tcp://127.0.0.1:5555
+    joyai-embodied serve-model --generate-keys keys/      # CURVE key pairs, then exit
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from . import run_as_script
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declares the ``serve-model`` options (the server's own ``add_arguments``)."""
+    from ..serve import zmq_server  # pyzmq is needed from here on
+
+    zmq_server.add_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serves until SIGINT/SIGTERM (see the server's ``run`` for the exit codes)."""
+    from ..serve import zmq_server
+
+    return zmq_server.run(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_as_script("serve-model", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
