@@ -1,0 +1,66 @@
+"""Parses LIBERO pick-and-place instructions into a subject, a referring clause and a target.
+
+Only the language is read: "pick up the black bowl between the plate and the ramekin and place it on
+the plate" -> subject "black bowl", clause ("between", ["plate", "ramekin"]), target "plate", "on".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ...errors import InvalidInputError
+
+#: Referring clauses after the subject's category, tried in order; each names its reference objects.
+CLAUSES = (
+    ("between", re.compile(r"^between the (?P<a>.+?) and the (?P<b>.+)$")),
+    ("next_to", re.compile(r"^(?:next to|beside|near) the (?P<a>.+)$")),
+    ("in_drawer", re.compile(r"^in the (?:top |middle |bottom )?drawer of the (?P<a>.+)$")),
+    ("on", re.compile(r"^(?:on top of|on) the (?P<a>.+)$")),
+    ("table_center", re.compile(r"^(?:from|at|in|on) (?:the )?(?:table center|center of the table)$")),
+)
+_PICK_PLACE = re.compile(
+    r"^(?:pick up|pick|put|place|move) the (?P<subject>.+?) and (?:place|put) it (?P<prep>on top of|on|in|into|inside) "
+    r"the (?P<target>.+)$")
+_PUT = re.compile(r"^(?:put|place|move) the (?P<subject>.+?) (?P<prep>on top of|on|in|into|inside) the (?P<target>.+)$")
+#: Category words a subject phrase may start with; the rest of the phrase is its referring clause.
+_CLAUSE_START = re.compile(r"\s+(?=(?:between|next to|beside|near|in the|on top of|on the|from|at the|at table)\b)")
+
+
+@dataclass(frozen=True)
+class PickPlaceGoal:
+    """What to move where, in the instruction's own words."""
+
+    instruction: str
+    subject: str                        # category words, e.g. "black bowl"
+    clause: str | None = None           # "between", "next_to", "on", "in_drawer", "table_center" or None
+    references: tuple[str, ...] = field(default_factory=tuple)
+    target: str = ""
+    preposition: str = "on"             # "on" or "in"
+
+
+def parse_pick_place(instruction: str) -> PickPlaceGoal:
+    """Parses a LIBERO pick-and-place instruction.
+
+    Raises:
+        InvalidInputError: (field "instruction") the sentence is not a pick-and-place this parser knows.
+    """
+    if not isinstance(instruction, str) or not instruction.strip():
+        raise InvalidInputError("instruction", "a non-empty sentence", repr(instruction))
+    text = " ".join(instruction.lower().strip().rstrip(".").split())
+    match = _PICK_PLACE.match(text) or _PUT.match(text)
+    if not match:
+        raise InvalidInputError("instruction", "'pick up the X [clause] and place it on|in the Y'", repr(instruction))
+    phrase = match["subject"]
+    parts = _CLAUSE_START.split(phrase, maxsplit=1)
+    subject, clause, references = parts[0], None, ()
+    if len(parts) == 2:
+        for name, pattern in CLAUSES:
+            found = pattern.match(parts[1])
+            if found:
+                clause, references = name, tuple(v for v in found.groupdict().values() if v)
+                break
+        else:
+            raise InvalidInputError("instruction", "a referring clause such as 'next to the plate'", repr(parts[1]))
+    preposition = "in" if match["prep"] in ("in", "into", "inside") else "on"
+    return PickPlaceGoal(instruction, subject, clause, references, match["target"], preposition)
