@@ -135,7 +135,7 @@ class BagReader:
             self.typestore = self._any.typestore
             for connection in self._any.connections:
                 self.topics[connection.topic] = connection.msgtype
-                if connection.msgdef.data:
+                if connection.msgdef.data and connection.msgdef.format.name == "MSG":  # IDL is regenerated
                     self.msgdefs[connection.topic] = connection.msgdef.data
             return self
         if self.path.suffix != ".mcap" or not self.path.is_file():
@@ -181,6 +181,16 @@ class BagReader:
         for schema, channel, message in self._mcap.iter_messages(topics=sorted(wanted), log_time_order=True):
             if channel.topic in self.topics:
                 yield BagMessage(channel.topic, schema.name, int(message.log_time), message.data)
+
+    def message_count(self, topic: str) -> int:
+        """Messages on ``topic`` from the bag's index (0 when the bag does not say)."""
+        if self._any is not None:
+            return sum(c.msgcount for c in self._any.connections if c.topic == topic)
+        summary = self._mcap.get_summary()
+        if summary is None or summary.statistics is None:
+            return 0
+        return sum(summary.statistics.channel_message_counts.get(cid, 0)
+                   for cid, channel in summary.channels.items() if channel.topic == topic)
 
     def deserialize(self, message: BagMessage) -> Any:
         """The message as a ``rosbags`` object.

@@ -163,10 +163,11 @@ def image(array: np.ndarray, ns: int, frame_id: str, encoding: str | None = None
                     step=int(array.strides[0]), data=array.reshape(-1).view(np.uint8))
 
 
-def image_to_array(msg: Any, topic: str) -> np.ndarray:
-    """numpy view of a sensor_msgs/Image: HxWx3 uint8 RGB for colour encodings, HxW for single channels.
+def image_to_array(msg: Any, topic: str, millimetres: bool = True) -> np.ndarray:
+    """numpy array of a sensor_msgs/Image: HxWx3 uint8 RGB for colour encodings, HxW for single channels.
 
-    16-bit depth (``16UC1``/``mono16``) is millimetres, as ROS drivers write it: returned as float32 metres.
+    With ``millimetres``, 16-bit images (``16UC1``/``mono16``) are depth in millimetres, as ROS drivers write
+    it, and come back as float32 metres; without, they are returned as they are (instance ids).
 
     Raises:
         InvalidInputError: an unknown encoding, big-endian data or a data size that does not match
@@ -191,7 +192,7 @@ def image_to_array(msg: Any, topic: str) -> np.ndarray:
         array = array[..., 2::-1]
     elif encoding == "rgba8":
         array = array[..., :3]
-    if encoding in ("16UC1", "mono16"):
+    if millimetres and encoding in ("16UC1", "mono16"):
         array = array.astype(np.float32) / 1000.0
     return np.ascontiguousarray(array)
 
