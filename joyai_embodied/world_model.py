@@ -131,16 +131,28 @@ class WorldModel:
         return self.backend.ask(scene, question, frame=_check_frame(frame))
 
     # -- imagination ---------------------------------------------------------------------------
-    def imagine(self, scene: Scene, move: CameraMove | CameraPose, seed: int | None = None) -> ImaginedView:
-        """Imagines the scene from a camera orbited about the scene pivot, or from a given CameraPose."""
+    def imagine(self, scene: Scene, move: CameraMove | CameraPose, seed: int | None = None,
+                init: str | None = None, strength: float | None = None) -> ImaginedView:
+        """Imagines the scene from a camera orbited about the scene pivot, or from a given CameraPose.
+
+        ``init`` / ``strength`` (learned backends that take them, e.g. joyai-image): start the diffusion
+        from ``init="geometric"`` (the geometric warp) and run ``ceil(strength * steps)`` steps.
+
+        Raises:
+            InvalidInputError: ``init`` / ``strength`` given to a backend without them, or out of range.
+        """
         _check_scene(scene)
         if not isinstance(move, (CameraMove, CameraPose)):
             raise InvalidInputError("move", "a CameraMove or CameraPose", type(move).__name__)
-        return self.backend.imagine(scene, move, seed=seed)
+        return self.backend.imagine(scene, move, seed=seed,
+                                    **_imagine_options(self.backend, "imagine", init, strength))
 
     def imagine_batch(self, scene: Scene, moves: Sequence[CameraMove | CameraPose],
-                      seed: int | None = None) -> list[ImaginedView]:
+                      seed: int | None = None, init: str | None = None,
+                      strength: float | None = None) -> list[ImaginedView]:
         """Imagines several views in one call (batched on the accelerator by learned backends).
+
+        ``init`` / ``strength``: as in :meth:`imagine`.
 
         Raises:
             InvalidInputError: ``moves`` is not a list or tuple of CameraMove / CameraPose (field ``moves``
@@ -152,7 +164,8 @@ class WorldModel:
         for i, move in enumerate(moves):
             if not isinstance(move, (CameraMove, CameraPose)):
                 raise InvalidInputError(f"moves[{i}]", "a CameraMove or CameraPose", type(move).__name__)
-        return self.backend.imagine_batch(scene, list(moves), seed=seed)
+        return self.backend.imagine_batch(scene, list(moves), seed=seed,
+                                          **_imagine_options(self.backend, "imagine_batch", init, strength))
 
     def edit(self, scene: Scene, edit: Edit, seed: int | None = None) -> Scene:
         """Returns the scene after moving or rotating an object; the result answers questions as edited."""
@@ -184,6 +197,24 @@ class WorldModel:
 
     def __repr__(self) -> str:
         return f"WorldModel(backend={self.backend.name!r})"
+
+
+def _imagine_options(backend: Backend, method: str, init: Any, strength: Any) -> dict[str, Any]:
+    """The ``init`` / ``strength`` keywords to pass on: only those given, only to a backend taking them."""
+    import inspect
+
+    given = {k: v for k, v in (("init", init), ("strength", strength)) if v is not None}
+    if "init" in given and (not isinstance(init, str) or not init.strip()):
+        raise InvalidInputError("init", "an init mode name such as 'noise' or 'geometric'", repr(init))
+    if "strength" in given and (isinstance(strength, bool) or not isinstance(strength, (int, float))
+                                or not 0.0 < strength <= 1.0):
+        raise InvalidInputError("strength", "a number in (0, 1]", strength)
+    accepted = inspect.signature(getattr(backend, method)).parameters
+    for name in given:
+        if name not in accepted:
+            raise InvalidInputError(name, f"no {name!r}: the {backend.name} backend does not take it "
+                                    "(joyai-image does)", given[name])
+    return given
 
 
 def _check_scene(scene: Any) -> None:

@@ -169,7 +169,10 @@ def test_imagine_to_a_camera_pose_uses_its_size(wm, scene):
     assert recovered.yaw_deg == pytest.approx(-40, abs=2.0) and recovered.pitch_deg == pytest.approx(15, abs=2.0)
     view = wm.imagine(scene, pose)
     assert view.rgb.shape == (60, 80, 3)
-    np.testing.assert_allclose(view.intrinsics, intrinsics)
+    # Half size with pixel centres at integers: f / 2, (c + 0.5) / 2 - 0.5 (the 64x48 bucket crops nothing).
+    half = observed.intrinsics * np.array([[0.5], [0.5], [1.0]])
+    half[:2, 2] = (observed.intrinsics[:2, 2] + 0.5) / 2 - 0.5
+    np.testing.assert_allclose(view.intrinsics, half, atol=1e-9)
 
 
 def test_moves_beyond_the_trained_range_are_refused(wm, scene):
@@ -187,18 +190,20 @@ def test_seeds_give_identical_images(wm, scene):
     assert not np.array_equal(first, wm.imagine(scene, move, seed=8).rgb)
 
 
-def test_imagine_batch_is_one_pipeline_call(wm, scene):
+def test_imagine_batch_is_one_pipeline_call_per_prompt_length(wm, scene):
     calls = []
     handle = wm.backend.pipe.transformer.register_forward_hook(
         lambda module, args, kwargs, output: calls.append(kwargs["hidden_states"].shape[0]), with_kwargs=True)
     try:
+        # "Yaw 30°, Pitch 0°" and "Yaw 0°, Pitch 20°" tokenize to equal lengths; "Yaw -30°..." is one longer.
         moves = [CameraMove(yaw_deg=-30), CameraMove(yaw_deg=30), CameraMove(pitch_deg=20)]
         views = wm.imagine_batch(scene, moves, seed=3)
     finally:
         handle.remove()
     assert [v.prompt for v in views] == [prompts.camera_prompt(m) for m in moves]
-    # steps x (conditional + unconditional) transformer passes, each over the whole batch.
-    assert calls == [3] * (2 * wm.backend.steps)
+    # One call per equal-length group, in request order: steps x (conditional + unconditional) passes each.
+    steps = wm.backend.steps
+    assert calls == [1] * (2 * steps) + [2] * (2 * steps)
 
 
 def test_draw_target_box_marks_the_projected_target(scene, frame):

@@ -11,6 +11,8 @@ tokenizer, transformer, vae) holds both halves of the model:
 Structured questions (relations, distances, counts, yes/no) use prompts whose answers can be parsed
 (:mod:`.prompts`); off-format answers give low confidence, never an exception. Nothing is
 ever downloaded: ``path`` is a local folder, or a hub id already present in the local cache.
+Checkpoint checks live in :mod:`.checkpoint`, bucket/intrinsics geometry in :mod:`.geometry`, the
+img2img start (``init="geometric"``) in :mod:`.img2img`.
 """
 
 from __future__ import annotations
@@ -18,123 +20,32 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
 import time
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from ...camera import orbit, project
+from ...camera import orbit
 from ...config import resolve_config
-from ...errors import BackendUnavailableError, CheckpointError, ImpossibleCameraMoveError, InvalidInputError
+from ...errors import BackendUnavailableError, CheckpointError, InvalidInputError
+from ...spatial import scene_pivot
 from ...types import (Answer, CameraMove, CameraPose, Edit, ImaginedView, MoveObject, Observation, Relation,
-                     Scene, SceneObject)
+                      Scene, SceneObject)
 from . import prompts
 from ..base import Backend, Frame
+from .checkpoint import REQUIRED_FILES, check_checkpoint, image_only_processor, resolve_checkpoint
 from .configuration_joyai_image import JoyAIImageConfig
+from .geometry import Framing, bucket_processor, draw_target_box, framing_for, move_towards, moved, resize
+from .img2img import TailScheduler, check_init, fill_unknown, init_latents, steps_for_strength
 from .tiny_checkpoint import write_tiny_checkpoint
 
-__all__ = ["JoyAIImageBackend", "write_tiny_checkpoint", "check_checkpoint", "resolve_checkpoint"]
+__all__ = ["JoyAIImageBackend", "write_tiny_checkpoint", "check_checkpoint", "resolve_checkpoint",
+           "REQUIRED_FILES", "draw_target_box", "move_towards", "out_of_memory_hint"]
 
-#: Files that must exist in each component folder (weights are checked separately).
-REQUIRED_FILES = {
-    "processor": ("preprocessor_config.json",),
-    "scheduler": ("scheduler_config.json",),
-    "text_encoder": ("config.json",),
-    "tokenizer": ("tokenizer_config.json",),
-    "transformer": ("config.json",),
-    "vae": ("config.json",),
-}
-WEIGHTED = ("text_encoder", "transformer", "vae")
 OFFLOAD_MODES = ("none", "model", "group")
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-#: Spatial size granularity of the pipeline: VAE downsampling (8) x transformer patch (2).
-SIZE_MULTIPLE = 16
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-# -- checkpoint -------------------------------------------------------------------------------------
-
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """Turns ``path`` (a folder, or a hub id already in the local cache) into a checkpoint folder.
-
-    Raises:
-        CheckpointError: the folder does not exist, or ``path`` is a hub id with no local copy.
-    """
-    text = os.path.expandvars(os.path.expanduser(str(path)))
-    folder = Path(text)
-    if folder.is_dir():
-        return folder
-    if _HUB_ID.match(text) and not text.startswith((".", "/")):
-        try:
-            from huggingface_hub import snapshot_download
-
-            return Path(snapshot_download(text, local_files_only=True))  # cache lookup only, never fetches
-        except Exception as exc:
-            raise CheckpointError(
-                f"checkpoint {text!r} looks like a hub id, but no local copy was found. Weights are never "
-                f"downloaded at run time: download them first (see models/README.md) and pass the folder "
-                f"as path=") from exc
-    raise CheckpointError(f"checkpoint folder {text!r} does not exist (see models/README.md for the layout)")
-
-
-def check_checkpoint(folder: Path) -> None:
-    """Checks that ``folder`` holds every component of the diffusers layout.
-
-    Raises:
-        CheckpointError: listing every missing file or folder at once.
-    """
-    missing = [] if (folder / "model_index.json").is_file() else ["model_index.json"]
-    for component, files in REQUIRED_FILES.items():
-        if not (folder / component).is_dir():
-            missing.append(f"{component}/")
-            continue
-        missing += [f"{component}/{name}" for name in files if not (folder / component / name).is_file()]
-        if component in WEIGHTED and not any((folder / component).glob("*.safetensors")):
-            missing.append(f"{component}/*.safetensors (weights)")
-    if missing:
-        raise CheckpointError(f"checkpoint {str(folder)!r} is incomplete; missing: {', '.join(missing)}. "
-                              f"Expected the diffusers layout: model_index.json + {'/, '.join(REQUIRED_FILES)}/")
-
-
-def _image_only_processor(folder: Path):
-    """Qwen3-VL processor without its video part (that part needs torchvision, which is not required here)."""
-    from transformers import AutoTokenizer, Qwen3VLProcessor
-    from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
-
-    class ImageOnlyQwen3VLProcessor(Qwen3VLProcessor):
-        def check_argument_for_proper_class(self, argument_name, argument):
-            if argument_name == "video_processor" and argument is None:
-                return None
-            return super().check_argument_for_proper_class(argument_name, argument)
-
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    image_processor = Qwen2VLImageProcessorPil.from_pretrained(folder, local_files_only=True)
-    return ImageOnlyQwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=None,
-                                     chat_template=tokenizer.chat_template)
-
-
-def _bucket_processor(resolution: int, vae_scale_factor: int):
-    """The pipeline's resize-and-crop processor with its 1024-px aspect buckets scaled to ``resolution``.
-
-    diffusers only ships buckets for a 1024 base; the same aspect ratios scaled down keep small test
-    images (and faster 512-px runs) on sizes the VAE and the transformer patches divide.
-    """
-    from diffusers.pipelines.joyimage.image_processor import JoyImageEditImageProcessor
-
-    class ScaledBucketProcessor(JoyImageEditImageProcessor):
-        def get_default_height_width(self, image, height=None, width=None):
-            bucket = super().get_default_height_width(image, height, width)
-            scale = self.resolution / 1024.0
-            return tuple(max(SIZE_MULTIPLE, int(round(side * scale / SIZE_MULTIPLE)) * SIZE_MULTIPLE)
-                         for side in bucket)
-
-    processor = ScaledBucketProcessor(vae_scale_factor=vae_scale_factor)
-    processor.resolution = resolution
-    return processor
 
 
 @contextlib.contextmanager
@@ -169,6 +80,10 @@ class JoyAIImageBackend(Backend):
         max_new_tokens: longest free-text answer; structured answers are capped at 256 tokens.
         temperature: sampling temperature of free-text answers (0 = greedy); structured ones are greedy.
         top_p: nucleus sampling of free-text answers.
+        init: default start of imagination: ``"noise"`` (pure noise, every step) or ``"geometric"``
+            (the geometric backend's warped view, noised to ``strength``; needs a scene with depth).
+        strength: default img2img strength in (0, 1]: ``init="geometric"`` runs ``ceil(strength * steps)``
+            denoising steps; must be 1 with ``init="noise"``.
 
     Raises:
         CheckpointError: missing/partial checkpoint or a hub id with no local copy.
@@ -187,6 +102,7 @@ class JoyAIImageBackend(Backend):
         attention, steps, resolution = self.config.attention, self.config.steps, self.config.resolution
         guidance, seed, max_new_tokens = self.config.guidance, self.config.seed, self.config.max_new_tokens
         temperature, top_p = self.config.temperature, self.config.top_p
+        self.init, self.strength = _check_init_pair(self.config.init, self.config.strength)
         if path is None:
             path = os.environ.get("JOYAI_IMAGE_PATH")
             if not path:
@@ -214,7 +130,7 @@ class JoyAIImageBackend(Backend):
         from diffusers import JoyImageEditPipeline
         from transformers import Qwen3VLForConditionalGeneration
 
-        self.processor = _image_only_processor(self.folder / "processor")
+        self.processor = image_only_processor(self.folder / "processor")
         # The understanding model is the pipeline's text encoder: load it once, share it.
         self.mllm = Qwen3VLForConditionalGeneration.from_pretrained(
             self.folder / "text_encoder", dtype=self.dtype, attn_implementation=self.attention,
@@ -224,7 +140,9 @@ class JoyAIImageBackend(Backend):
             self.folder, text_encoder=self.mllm, processor=self.processor, tokenizer=tokenizer,
             dtype=self.dtype, local_files_only=True)
         self.pipe.set_progress_bar_config(disable=True)
-        self.pipe.vae_image_processor = _bucket_processor(self._resolution, self.pipe.vae_scale_factor_spatial)
+        self.pipe.vae_image_processor = bucket_processor(self._resolution, self.pipe.vae_scale_factor_spatial)
+        # Same schedule as the checkpoint's scheduler, plus the img2img tail (init="geometric").
+        self.pipe.scheduler = TailScheduler.from_config(self.pipe.scheduler.config)
         if self.attention == "flash_attention_2":
             self.pipe.transformer.set_attention_backend("flash")
         if self.offload == "model":
@@ -250,6 +168,7 @@ class JoyAIImageBackend(Backend):
         return {"backend": self.name, "path": str(self.folder), "device": self.device,
                 "dtype": str(self.dtype).replace("torch.", ""), "offload": self.offload,
                 "attention": self.attention, "steps": self.steps, "resolution": self.resolution,
+                "init": self.init, "strength": self.strength,
                 "load_seconds": round(self.load_seconds, 3)}
 
     def close(self) -> None:
@@ -260,18 +179,16 @@ class JoyAIImageBackend(Backend):
     # -- understanding ------------------------------------------------------------------------------
 
     def observe(self, observation: Observation) -> Scene:
-        """Keeps the image for the MLLM; with depth, also lifts objects to 3D (needed by MoveObject)."""
-        objects = _lift_objects(observation)
-        located = [o.centroid for o in objects if np.all(np.isfinite(o.centroid))]
-        if located:
-            pivot = np.mean(located, axis=0)
-        else:  # no geometry: orbit about a point on the optical axis (median depth, else 1 m away)
-            distance = 1.0
-            if observation.depth is not None:
-                valid = observation.depth[np.isfinite(observation.depth) & (observation.depth > 0)]
-                distance = float(np.median(valid))
-            pivot = observation.cam_to_world[:3, 3] + distance * observation.cam_to_world[:3, 2]
-        return Scene(observation=observation, objects=objects, pivot=pivot, backend=self.name)
+        """Keeps the image for the MLLM; with depth, also lifts objects and the coloured point cloud to 3D.
+
+        The cloud (``scene.data["cloud"]``) is what ``init="geometric"`` warps; the 3D boxes are what
+        MoveObject draws. The pivot is :func:`joyai_embodied.spatial.scene_pivot`, as in every backend.
+        """
+        cloud, objects = _lift(observation)
+        pivot = scene_pivot(objects, observation.cam_to_world, plane=getattr(cloud, "plane", None),
+                            depth=observation.depth)
+        return Scene(observation=observation, objects=objects, pivot=pivot, backend=self.name,
+                     data={"cloud": cloud} if cloud is not None else None)
 
     def generate_text(self, images: Sequence[np.ndarray], text: str, structured: bool) -> tuple[str, float]:
         """Runs the MLLM on ``images`` + ``text``; returns the answer and its mean token probability."""
@@ -347,16 +264,55 @@ class JoyAIImageBackend(Backend):
 
     # -- imagination ----------------------------------------------------------------------------------
 
-    def _generate(self, images: Sequence[np.ndarray], texts: Sequence[str], seed: int | None) -> list[np.ndarray]:
-        """One pipeline call for all requests; image ``i`` is edited by prompt ``i``."""
+    def _length_groups(self, images: Sequence[np.ndarray], texts: Sequence[str]) -> list[list[int]]:
+        """Request indices grouped so that each group's conditioning sequences have equal length.
+
+        The diffusers transformer attends to every text position and gets no padding mask, so a prompt
+        padded to a longer neighbour's length is conditioned differently than when run alone (measured
+        in models/README.md, 'Batching'). Images of one size give the same number of vision tokens and
+        each prompt sits between special tokens, so its token count decides the sequence length.
+        """
+        tokenizer = self.processor.tokenizer
+        groups: dict[tuple, list[int]] = {}
+        for i, (image, text) in enumerate(zip(images, texts)):
+            length = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+            groups.setdefault((image.shape, length), []).append(i)
+        return list(groups.values())
+
+    def _generate(self, images: Sequence[np.ndarray], texts: Sequence[str], seed: int | None,
+                  init_images: Sequence[np.ndarray] | None = None, strength: float = 1.0
+                  ) -> list[tuple[np.ndarray, Framing]]:
+        """Image ``i`` edited by prompt ``i``: one pipeline call per group of equal-length prompts.
+
+        Request ``i`` draws its noise from seed ``seed + i``; each call seeds the VAE's posterior sample
+        with ``seed`` + the first index of its group, so a request alone in its group gives exactly what
+        ``imagine(..., seed=seed + i)`` gives. With ``init_images`` the diffusion starts from them, noised
+        to ``strength``, and runs ``ceil(strength * steps)`` steps (:mod:`.img2img`).
+
+        Returns:
+            ``(image at the bucket size, its Framing)`` per request, in request order.
+        """
         seed = self.seed if seed is None else int(seed)
-        generators = [torch.Generator("cpu").manual_seed(seed + i) for i in range(len(texts))]
-        # The generators fix the initial noise; the VAE samples its posterior from the global RNG.
-        with out_of_memory_hint(self.offload), self._seeded(seed):
-            result = self.pipe(image=[Image.fromarray(i) for i in images], prompt=list(texts),
-                               num_inference_steps=self.steps, guidance_scale=self.guidance,
-                               generator=generators, output_type="np")
-        return [np.clip(np.rint(i * 255.0), 0, 255).astype(np.uint8) for i in result.images]
+        pil = [Image.fromarray(i) for i in images]
+        framings = [framing_for(self.pipe.vae_image_processor, p) for p in pil]
+        keep = None if init_images is None else steps_for_strength(self.steps, strength)
+        outputs: list[Any] = [None] * len(texts)
+        for group in self._length_groups(images, texts):
+            generators = [torch.Generator("cpu").manual_seed(seed + i) for i in group]
+            with out_of_memory_hint(self.offload), self._seeded(seed + group[0]), \
+                    self.pipe.scheduler.keeping(keep):
+                latents = None
+                if init_images is not None:
+                    framing = framings[group[0]]
+                    latents = init_latents(self.pipe, [Image.fromarray(init_images[i]) for i in group],
+                                           (framing.bucket_height, framing.bucket_width),
+                                           self.pipe.scheduler.start_sigma(self.steps, keep), generators)
+                result = self.pipe(image=[pil[i] for i in group], prompt=[texts[i] for i in group],
+                                   num_inference_steps=self.steps, guidance_scale=self.guidance,
+                                   generator=generators, latents=latents, output_type="np")
+            for i, image in zip(group, result.images):
+                outputs[i] = (np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8), framings[i])
+        return outputs
 
     def _camera_request(self, scene: Scene, move: CameraMove | CameraPose) -> tuple[str, CameraPose]:
         """The prompt for a view request and the camera the imagined view is meant to show."""
@@ -369,35 +325,74 @@ class JoyAIImageBackend(Backend):
         prompts.check_camera_move(move)
         return prompts.camera_prompt(move), target
 
-    def imagine(self, scene: Scene, move: CameraMove | CameraPose, seed: int | None = None) -> ImaginedView:
-        return self.imagine_batch(scene, [move], seed=seed)[0]
+    def imagine(self, scene: Scene, move: CameraMove | CameraPose, seed: int | None = None,
+                init: str | None = None, strength: float | None = None) -> ImaginedView:
+        """One view; see :meth:`imagine_batch` (``init`` / ``strength`` default to the preset's)."""
+        return self.imagine_batch(scene, [move], seed=seed, init=init, strength=strength)[0]
 
-    def imagine_batch(self, scene: Scene, moves: Sequence[CameraMove | CameraPose],
-                      seed: int | None = None) -> list[ImaginedView]:
-        """All views in one pipeline call. Moves beyond the trained range raise ImpossibleCameraMoveError.
+    def imagine_batch(self, scene: Scene, moves: Sequence[CameraMove | CameraPose], seed: int | None = None,
+                      init: str | None = None, strength: float | None = None) -> list[ImaginedView]:
+        """All views, batched by equal prompt length; moves beyond the trained range raise
+        ImpossibleCameraMoveError.
+
+        ``init="geometric"`` starts each view from the geometric backend's forward warp of the observed
+        RGB-D into its camera (unseen pixels filled with the mean colour) and runs only
+        ``ceil(strength * steps)`` steps; ``strength=1`` gives exactly the ``init="noise"`` result.
 
         ``depth`` and ``segmentation`` are None (the model predicts only colour); ``valid_mask`` is all
-        True because every pixel is generated content, none is known to be missing.
+        True because every pixel is generated content, none is known to be missing. ``intrinsics`` are
+        those of the returned image: the input camera through the bucket crop and the resizes
+        (:class:`.geometry.Framing`); the model keeps the input's field of view, so a CameraPose's own
+        intrinsics only set the output size.
+
+        Raises:
+            InvalidInputError: ``init``/``strength`` invalid, or ``init="geometric"`` on a scene without depth.
         """
+        init, strength = _check_init_pair(self.init if init is None else init,
+                                          self.strength if strength is None else strength)
         requests = [self._camera_request(scene, move) for move in moves]
         if not requests:
             return []
-        images = self._generate([scene.observation.rgb] * len(requests), [p for p, _ in requests], seed)
-        return [_view(image, camera, text, self.name) for image, (text, camera) in zip(images, requests)]
+        warped = self._warped_views(scene, [c for _, c in requests]) if init == "geometric" else None
+        images = self._generate([scene.observation.rgb] * len(requests), [p for p, _ in requests], seed,
+                                init_images=warped, strength=strength)
+        observed = scene.observation.intrinsics
+        return [_view(image, framing, observed, camera, text, self.name)
+                for (image, framing), (text, camera) in zip(images, requests)]
+
+    def _warped_views(self, scene: Scene, cameras: Sequence[CameraPose]) -> list[np.ndarray]:
+        """The geometric backend's forward warp of the scene cloud into each camera, holes filled."""
+        from ..geometric.render import render_cloud
+
+        cloud = scene.data.get("cloud") if isinstance(scene.data, dict) else None
+        if cloud is None:
+            raise InvalidInputError("init", "'noise' for a scene without depth ('geometric' warps the observed "
+                                    "RGB-D; edited scenes drop their depth)", "geometric")
+        observed = scene.observation
+        views = []
+        for camera in cameras:  # the model keeps the input's field of view: warp with the input intrinsics
+            view = render_cloud(cloud, CameraPose(camera.cam_to_world, observed.intrinsics, observed.width,
+                                                  observed.height))
+            views.append(fill_unknown(view.rgb, np.isfinite(view.depth)))
+        return views
 
     def edit(self, scene: Scene, edit: Edit, seed: int | None = None) -> Scene:
-        """Edits the image; the new scene's observation is the edited image (no depth: it would be stale)."""
+        """Edits the image; the new scene's observation is the edited image (no depth: it would be stale).
+
+        Its intrinsics are those of the edited image (the bucket crop accounted for, see ``imagine_batch``).
+        """
         rgb = scene.observation.rgb
         if isinstance(edit, MoveObject):
             obj = self._object_with_extent(scene, edit.object)
             text, rgb = prompts.move_prompt(obj.name), draw_target_box(scene.observation, obj, edit.to)
-            objects = [_moved(o, edit.to) if o.id == obj.id else o for o in scene.objects]
+            objects = [moved(o, edit.to) if o.id == obj.id else o for o in scene.objects]
         else:
             name = self._object_name(scene, edit.object, "edit.object")
             text, objects = prompts.rotate_prompt(name, edit.yaw_deg), list(scene.objects)
-        edited = self._generate([rgb], [text], seed)[0]
+        (edited, framing), = self._generate([rgb], [text], seed)
         size = (scene.observation.width, scene.observation.height)
-        observation = Observation(rgb=_resize(edited, size), intrinsics=scene.observation.intrinsics,
+        observation = Observation(rgb=resize(edited, size),
+                                  intrinsics=framing.generated_intrinsics(scene.observation.intrinsics, *size),
                                   cam_to_world=scene.observation.cam_to_world, labels=scene.observation.labels)
         return Scene(observation=observation, objects=objects, pivot=scene.pivot, backend=self.name,
                      data={"prompt": text}, edits=scene.edits + (edit,))
@@ -430,84 +425,32 @@ def _flash_attn_installed() -> bool:
     return importlib.util.find_spec("flash_attn") is not None
 
 
-def move_towards(observed: CameraPose, target: CameraPose, pivot: np.ndarray) -> CameraMove:
-    """The orbit (yaw, pitch, zoom about ``pivot``) that best takes ``observed`` to ``target``.
-
-    Yaw is the change of the camera's azimuth about the vertical through the pivot, pitch the change of
-    its elevation, zoom the ratio of distances. Roll and look-at offsets are not expressible in the
-    model's camera prompt and are ignored.
-    """
-    def polar(pose: CameraPose) -> tuple[float, float, float]:
-        offset = pose.position - pivot
-        distance = float(np.linalg.norm(offset))
-        if distance < 1e-6:
-            raise ImpossibleCameraMoveError("camera", "a camera away from the scene pivot", "at the pivot")
-        return (math.degrees(math.atan2(offset[1], offset[0])),
-                math.degrees(math.asin(np.clip(offset[2] / distance, -1, 1))), distance)
-
-    azimuth0, elevation0, distance0 = polar(observed)
-    azimuth1, elevation1, distance1 = polar(target)
-    yaw = (azimuth1 - azimuth0 + 180.0) % 360.0 - 180.0
-    pitch = float(np.clip(elevation1 - elevation0, -89.0, 89.0))
-    return CameraMove(yaw_deg=yaw, pitch_deg=pitch, zoom=float(np.clip(distance0 / distance1, 0.1, 10.0)))
+def _check_init_pair(init: str, strength: float) -> tuple[str, float]:
+    """:func:`.img2img.check_init`, plus: a strength below 1 needs an init image to start from."""
+    init, strength = check_init(init, strength)
+    if init == "noise" and strength != 1.0:
+        raise InvalidInputError("strength", "1.0 with init='noise' (strength < 1 needs init='geometric')",
+                                strength)
+    return init, strength
 
 
-def _box_corners(centre: np.ndarray, extent: np.ndarray, rotation: np.ndarray) -> np.ndarray:
-    signs = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
-    return centre + (signs * extent) @ np.asarray(rotation).T
-
-
-def draw_target_box(observation: Observation, obj: SceneObject, to: Sequence[float]) -> np.ndarray:
-    """The image with a red rectangle around where ``obj`` would appear with its base centre at ``to``.
-
-    Raises:
-        InvalidInputError: (``edit.to``) the target is behind the camera or its box leaves the image.
-    """
-    extent = np.asarray(obj.extent, dtype=np.float64)
-    centre = np.asarray(to, dtype=np.float64) + np.array([0.0, 0.0, extent[2] / 2])
-    pixels, depth = project(_box_corners(centre, extent, obj.obb_rotation), observation.intrinsics,
-                            observation.cam_to_world)
-    if np.any(depth <= 1e-3):
-        raise InvalidInputError("edit.to", "a target in front of the camera", list(to))
-    left, top = np.floor(pixels.min(axis=0)).astype(int)
-    right, bottom = np.ceil(pixels.max(axis=0)).astype(int)
-    if left < 0 or top < 0 or right >= observation.width or bottom >= observation.height:
-        raise InvalidInputError("edit.to", f"a target whose box projects inside the {observation.width}x"
-                                f"{observation.height} image", f"box ({left}, {top})-({right}, {bottom}) px")
-    image = Image.fromarray(observation.rgb.copy())
-    line = max(2, min(observation.width, observation.height) // 100)
-    ImageDraw.Draw(image).rectangle([left, top, right, bottom], outline=(255, 0, 0), width=line)
-    return np.asarray(image)
-
-
-def _moved(obj: SceneObject, to: Sequence[float]) -> SceneObject:
-    """``obj`` with its base centre at ``to`` (what the edit asked for, not what the model drew)."""
-    centroid = np.asarray(to, dtype=np.float64) + np.array([0.0, 0.0, obj.extent[2] / 2])
-    return SceneObject(id=obj.id, name=obj.name, centroid=centroid, extent=obj.extent,
-                       obb_rotation=obj.obb_rotation, pixel_count=obj.pixel_count,
-                       visible_fraction=obj.visible_fraction, color=obj.color, shape=obj.shape)
-
-
-def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    if (image.shape[1], image.shape[0]) == size:
-        return image
-    return np.asarray(Image.fromarray(image).resize(size, Image.BICUBIC))
-
-
-def _view(image: np.ndarray, camera: CameraPose, prompt: str, source: str) -> ImaginedView:
-    rgb = _resize(image, (camera.width, camera.height))
-    return ImaginedView(rgb=rgb, depth=None, segmentation=None, intrinsics=camera.intrinsics,
+def _view(image: np.ndarray, framing: Framing, observed_intrinsics: np.ndarray, camera: CameraPose,
+          prompt: str, source: str) -> ImaginedView:
+    rgb = resize(image, (camera.width, camera.height))
+    intrinsics = framing.generated_intrinsics(observed_intrinsics, camera.width, camera.height)
+    return ImaginedView(rgb=rgb, depth=None, segmentation=None, intrinsics=intrinsics,
                         cam_to_world=camera.cam_to_world, valid_mask=np.ones(rgb.shape[:2], dtype=bool),
                         source=source, prompt=prompt)
 
 
-def _lift_objects(observation: Observation) -> list[SceneObject]:
-    """3D objects from depth (+ segmentation/labels) via the geometric backend's perception, or names only."""
+def _lift(observation: Observation) -> tuple[Any, list[SceneObject]]:
+    """(cloud, objects) from depth (+ segmentation/labels) via the geometric perception, or names only."""
     if observation.depth is not None:
         from ..geometric.perception import lift_observation
 
-        return list(lift_observation(observation)[1])
+        cloud, objects = lift_observation(observation)
+        return cloud, list(objects)
     if observation.labels:  # names without geometry: relations and rotations work, MoveObject does not
-        return [SceneObject(id=i, name=name, centroid=np.full(3, np.nan), extent=np.zeros(3))
-                for i, name in sorted(observation.labels.items())]
-    return []
+        return None, [SceneObject(id=i, name=name, centroid=np.full(3, np.nan), extent=np.zeros(3))
+                      for i, name in sorted(observation.labels.items())]
+    return None, []

@@ -35,6 +35,10 @@ class JoyAIImageConfig(TypedConfig):
         max_new_tokens: longest free-text answer; structured answers are capped at 256 tokens.
         temperature: sampling temperature of free-text answers (0 = greedy); structured ones are greedy.
         top_p: nucleus sampling of free-text answers.
+        init: how imagination starts: ``"noise"`` (every step from pure noise) or ``"geometric"`` (from the
+            geometric backend's warped view; img2img).
+        strength: img2img strength in (0, 1]: ``init="geometric"`` runs ``ceil(strength * steps)`` steps;
+            must be 1 with ``init="noise"``.
 
     Raises:
         InvalidInputError: a wrongly typed or out-of-range option (the message names it).
@@ -52,6 +56,8 @@ class JoyAIImageConfig(TypedConfig):
     max_new_tokens: int = 2048
     temperature: float = 0.7
     top_p: float = 0.8
+    init: Literal["noise", "geometric"] = "noise"
+    strength: float = 1.0
 
     def check(self) -> None:
         if self.steps < 1:
@@ -67,5 +73,10 @@ class JoyAIImageConfig(TypedConfig):
             raise InvalidInputError("temperature", "a temperature >= 0 (0 = greedy)", self.temperature)
         if not 0 < self.top_p <= 1:
             raise InvalidInputError("top_p", "a probability in (0, 1]", self.top_p)
+        if not 0 < self.strength <= 1:
+            raise InvalidInputError("strength", "a number in (0, 1]", self.strength)
+        if self.init == "noise" and self.strength != 1:
+            raise InvalidInputError("strength", "1.0 with init='noise' (strength < 1 needs init='geometric')",
+                                    self.strength)
         if not self.device.strip():
             raise InvalidInputError("device", "'auto', 'cpu', 'cuda' or 'cuda:N'", repr(self.device))

@@ -50,12 +50,20 @@ def _tiny_tokenizer():
     return tokenizer
 
 
-def write_tiny_checkpoint(path: str | Path, seed: int = 0) -> Path:
+#: The two ways a processor folder stores its image settings (see ``checkpoint.REQUIRED_FILES``).
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
+
+
+def write_tiny_checkpoint(path: str | Path, seed: int = 0,
+                          processor_file: str = "preprocessor_config.json") -> Path:
     """Writes a random tiny JoyAI-Image checkpoint in the real diffusers layout.
 
     Args:
         path: folder to write (created; existing component files are overwritten).
         seed: seed of the random weights; the same seed writes the same weights.
+        processor_file: ``"preprocessor_config.json"`` (the Edit layout: flat image-processor settings) or
+            ``"processor_config.json"`` (the Edit-Plus layout: settings nested under ``"image_processor"``,
+            no preprocessor_config.json).
 
     Returns:
         The checkpoint folder, ready for ``WorldModel.load("joyai-image", path=..., device="cpu",
@@ -68,6 +76,8 @@ def write_tiny_checkpoint(path: str | Path, seed: int = 0) -> Path:
     from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
     from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
 
+    if processor_file not in PROCESSOR_FILES:
+        raise ValueError(f"processor_file: expected one of {PROCESSOR_FILES}, got {processor_file!r}")
     root = Path(path).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     tokenizer = _tiny_tokenizer()
@@ -95,6 +105,13 @@ def write_tiny_checkpoint(path: str | Path, seed: int = 0) -> Path:
     image_processor = Qwen2VLImageProcessorPil(patch_size=16, merge_size=2, temporal_patch_size=2,
                                                min_pixels=32 * 32, max_pixels=128 * 128)
     image_processor.save_pretrained(root / "processor")
+    if processor_file == "processor_config.json":
+        flat = root / "processor" / "preprocessor_config.json"
+        settings = json.loads(flat.read_text(encoding="utf-8"))
+        nested = {"image_processor": settings, "processor_class": "Qwen3VLProcessor"}
+        (root / "processor" / "processor_config.json").write_text(json.dumps(nested, indent=2) + "\n",
+                                                                  encoding="utf-8")
+        flat.unlink()
     tokenizer.save_pretrained(root / "processor")
     tokenizer.save_pretrained(root / "tokenizer")
 
