@@ -5,8 +5,10 @@ PYTHON ?= python3
 VENV ?= .venv
 # The CPU build of torch; override on a GPU host, e.g. `make test TORCH_SPEC='torch==2.14.1'`.
 TORCH_SPEC ?= torch==2.13.0
-# Debian packages: EGL/OSMesa for headless MuJoCo rendering, libusb for Open3D.
-APT_PACKAGES := libegl1 libegl-mesa0 libgbm1 libgl1-mesa-dri libopengl0 libglvnd0 libosmesa6 libusb-1.0-0 libgomp1
+# Debian packages: EGL/OSMesa for headless MuJoCo rendering, libusb for Open3D; the venv module, Python headers,
+# CMake and a compiler to build the ROS 2 interface wheel (ros_nodes/build_interfaces.sh) on a fresh machine.
+APT_PACKAGES := libegl1 libegl-mesa0 libgbm1 libgl1-mesa-dri libopengl0 libglvnd0 libosmesa6 libusb-1.0-0 libgomp1 \
+                python3-venv python3-dev cmake build-essential
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.joyai-installed
