@@ -64,6 +64,6 @@ setup(
     entry_points={
         "console_scripts": ["joyai-embodied = joyai_embodied.commands:main"],
         # Backends of other packages: name = "module:BackendClass" (joyai_embodied/backends/base.py finds them).
-        "joyai_embodied.backends": [],
+        "joyai_embodied.backends": ["ros = ros_nodes.clients.ros_backend:RosBackend"],
     },
 )
