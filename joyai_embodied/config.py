@@ -4,6 +4,8 @@ Each backend (and env) declares its options as a frozen dataclass derived from :
 (``backends/<name>/configuration_<name>.py``). Construction checks every field against its annotation
 (``int``, ``float``, ``str``, ``bool``, ``X | None``, ``Literal[...]``, ``Mapping``...), turns an ``int``
 given for a ``float`` into a float, and then runs the class's own range checks (:meth:`TypedConfig.check`).
+The command-line side of typed options is here too (:func:`positive_int`, :func:`seed_int` for argparse), so
+that the option parsers of the transports (``serve-model``, ``ros``) use them without importing the commands.
 :func:`config_from_options` builds one from a preset's mapping and refuses unknown keys, listing the
 accepted ones::
 
@@ -14,6 +16,7 @@ accepted ones::
 
 from __future__ import annotations
 
+import argparse
 import collections.abc
 import dataclasses
 import os
@@ -100,6 +103,28 @@ def resolve_config(cls: type[C], config: C | None, options: Mapping[str, Any], w
         raise InvalidInputError(sorted(options)[0], f"either a {cls.__name__} or keyword options, not both",
                                 "both")
     return config
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type=`` for counts and sizes: an integer greater than zero."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    """argparse ``type=`` for seeds: an integer in [0, 2**32 - 1] (what numpy's generators accept)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a seed (an integer >= 0), got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected a seed in [0, 2**32 - 1], got {text}")
+    return value
 
 
 def describe_type(annotation: Any) -> str:

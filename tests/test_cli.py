@@ -135,3 +135,37 @@ def test_positive_int_refuses(text):
 def test_seed_int_refuses(text):
     with pytest.raises(Exception, match="seed"):
         seed_int(text)
+
+
+# -- the env and model factory the commands build on ------------------------------------------------------
+def test_make_env_builds_the_tabletop_from_a_typed_config():
+    pytest.importorskip("mujoco")
+    from joyai_embodied.envs import EnvConfig, make_env
+
+    env = make_env(EnvConfig(width=48, height=32))
+    try:
+        obs, info = env.reset(seed=2)
+        assert obs["rgb"].shape == (32, 48, 3) and "instruction" in info
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("options, field", [({"suite": "nope"}, "suite"), ({"widht": 64}, "widht"),
+                                            ({"width": "64"}, "width"), ({"via": "carrier pigeon"}, "via")])
+def test_make_env_refuses_bad_options_by_name(options, field):
+    from joyai_embodied import InvalidInputError
+    from joyai_embodied.envs import make_env
+
+    with pytest.raises(InvalidInputError) as caught:
+        make_env(**options)
+    assert caught.value.field == field
+
+
+def test_load_world_model_in_process_and_bad_transport():
+    from joyai_embodied import InvalidInputError, WorldModel
+    from joyai_embodied.envs import load_world_model
+
+    wm = load_world_model("geometric", hole_fill_px=1)
+    assert isinstance(wm, WorldModel) and wm.backend.hole_fill_px == 1
+    with pytest.raises(InvalidInputError, match="via"):
+        load_world_model("geometric", via="zmq")

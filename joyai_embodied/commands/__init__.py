@@ -17,6 +17,10 @@ import importlib
 import sys
 from typing import NoReturn, Sequence
 
+from ..config import positive_int, seed_int
+
+__all__ = ["SUBCOMMANDS", "OneLineParser", "build_parser", "main", "positive_int", "run_as_script", "seed_int"]
+
 #: name -> (module, one-line help). The module is imported only when its subcommand is chosen, so that
 #: ``ros`` never needs torch and ``demo`` never needs rclpy.
 SUBCOMMANDS = {
@@ -38,28 +42,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-
-def positive_int(text: str) -> int:
-    """argparse ``type=`` for counts and sizes: an integer greater than zero."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def seed_int(text: str) -> int:
-    """argparse ``type=`` for seeds: an integer in [0, 2**32 - 1] (what numpy's generators accept)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a seed (an integer >= 0), got {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"expected a seed in [0, 2**32 - 1], got {text}")
-    return value
 
 
 def one_line(exc: BaseException) -> str:
