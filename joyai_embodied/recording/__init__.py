@@ -5,6 +5,7 @@ subcommand; :mod:`.replay` is ``joyai-embodied replay``; :mod:`.sim_bag` writes 
 See README.md in this folder. Heavy libraries (rerun-sdk, mcap, rosbags: the ``record`` extra) load on use.
 """
 
-from .base import Recorder, add_record_argument, lift_point_cloud, open_recorder
+from .base import Recorder, lift_point_cloud
+from .recorders import add_record_argument, open_recorder
 
 __all__ = ["Recorder", "add_record_argument", "lift_point_cloud", "open_recorder"]

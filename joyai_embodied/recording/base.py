@@ -3,12 +3,12 @@
 A recorder logs, on one timeline (``step`` plus a timestamp): observation images, depth, the lifted coloured
 point cloud, the scene's objects as named 3D boxes, the observing camera and imagined cameras as pinhole
 frusta with their images, edits as before/after boxes, query/answer text and robot/end-effector poses.
-``.rrd`` -> :class:`~.rerun_recorder.RerunRecorder`, ``.mcap`` -> :class:`~.mcap_recorder.McapRecorder`.
+``.rrd`` -> :class:`~.rerun_recorder.RerunRecorder`, ``.mcap`` -> :class:`~.mcap_recorder.McapRecorder`
+(:func:`~.recorders.open_recorder` picks one by suffix).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 from abc import ABC, abstractmethod
@@ -26,7 +26,6 @@ from ..types import ImaginedView, Observation, Scene, SceneObject
 CLOUD_STRIDE = 4
 #: Depth beyond this is background (the simulator reads 20 m for empty space): not drawn in the cloud.
 CLOUD_MAX_DEPTH_M = 5.0
-SUFFIXES = (".rrd", ".mcap")
 
 
 def lift_point_cloud(obs: Observation, stride: int = CLOUD_STRIDE) -> tuple[np.ndarray, np.ndarray]:
@@ -209,39 +208,3 @@ def _moved(obj: SceneObject, bottom_centre: np.ndarray) -> SceneObject:
     """``obj`` moved so that the centre of its base sits at ``bottom_centre`` (a MoveObject edit's result)."""
     centroid = bottom_centre + np.array([0.0, 0.0, obj.extent[2] / 2])
     return dataclasses.replace(obj, centroid=centroid)
-
-
-def open_recorder(path: str | Path, **options: Any) -> Recorder:
-    """The recorder for ``path``'s suffix: ``.rrd`` (Rerun) or ``.mcap`` (ROS 2 messages in MCAP).
-
-    Raises:
-        InvalidInputError: another suffix (field ``record``).
-        BackendUnavailableError: the ``record`` extra is not installed.
-    """
-    from ..errors import BackendUnavailableError
-
-    suffix = Path(path).suffix.lower()
-    if suffix not in SUFFIXES:
-        raise InvalidInputError("record", "a path ending in .rrd or .mcap", str(path))
-    try:
-        if suffix == ".rrd":
-            from .rerun_recorder import RerunRecorder as cls
-        else:
-            from .mcap_recorder import McapRecorder as cls
-    except ImportError as exc:
-        raise BackendUnavailableError(f"--record {suffix} needs the 'record' extra "
-                                      f"(pip install -e .[record]): {exc}") from None
-    return cls(path, **options)
-
-
-def _record_path(text: str) -> str:
-    if Path(text).suffix.lower() not in SUFFIXES:
-        raise argparse.ArgumentTypeError(f"expected a path ending in .rrd or .mcap, got {text!r}")
-    return text
-
-
-def add_record_argument(parser: argparse.ArgumentParser) -> None:
-    """Adds ``--record PATH.rrd|PATH.mcap`` (default None: no recording) to a subcommand's parser."""
-    parser.add_argument("--record", type=_record_path, default=None, metavar="PATH.rrd|PATH.mcap",
-                        help="record the run: .rrd opens with `rerun PATH.rrd`, .mcap (ROS 2 messages) "
-                             "with Foxglove or `ros2 bag play`")

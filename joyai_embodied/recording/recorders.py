@@ -1,0 +1,52 @@
+"""The recorder for a path, chosen by its suffix, and the ``--record`` option that commands add.
+
+``.rrd`` -> :class:`~.rerun_recorder.RerunRecorder` (``rerun PATH.rrd``); ``.mcap`` ->
+:class:`~.mcap_recorder.McapRecorder` (ROS 2 messages; Foxglove, ``ros2 bag play``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError
+from .base import Recorder
+
+SUFFIXES = (".rrd", ".mcap")
+
+
+def open_recorder(path: str | Path, **options: Any) -> Recorder:
+    """The recorder for ``path``'s suffix: ``.rrd`` (Rerun) or ``.mcap`` (ROS 2 messages in MCAP).
+
+    Raises:
+        InvalidInputError: another suffix (field ``record``).
+        BackendUnavailableError: the ``record`` extra is not installed.
+    """
+    from ..errors import BackendUnavailableError
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise InvalidInputError("record", "a path ending in .rrd or .mcap", str(path))
+    try:
+        if suffix == ".rrd":
+            from .rerun_recorder import RerunRecorder as cls
+        else:
+            from .mcap_recorder import McapRecorder as cls
+    except ImportError as exc:
+        raise BackendUnavailableError(f"--record {suffix} needs the 'record' extra "
+                                      f"(pip install -e .[record]): {exc}") from None
+    return cls(path, **options)
+
+
+def _record_path(text: str) -> str:
+    if Path(text).suffix.lower() not in SUFFIXES:
+        raise argparse.ArgumentTypeError(f"expected a path ending in .rrd or .mcap, got {text!r}")
+    return text
+
+
+def add_record_argument(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--record PATH.rrd|PATH.mcap`` (default None: no recording) to a subcommand's parser."""
+    parser.add_argument("--record", type=_record_path, default=None, metavar="PATH.rrd|PATH.mcap",
+                        help="record the run: .rrd opens with `rerun PATH.rrd`, .mcap (ROS 2 messages) "
+                             "with Foxglove or `ros2 bag play`")
