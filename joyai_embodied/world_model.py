@@ -87,10 +87,13 @@ class WorldModel:
     def load(cls, name_or_preset: str | os.PathLike = "geometric", **overrides: Any) -> "WorldModel":
         """Loads a backend from a preset name (``"geometric"``, ``"joyai-image"``, ``"remote"``) or YAML path.
 
-        Keyword overrides replace the preset's options (``path=``, ``device=``, ``address=``...).
+        Keyword overrides replace the preset's options (``path=``, ``device=``, ``address=``...); None values
+        are left out. The options are checked once by the backend's typed config (``config_class``).
 
         Raises:
             BackendUnavailableError: unknown preset/backend, or its optional dependencies are missing.
+            InvalidInputError: an option the backend does not take (the message lists those it does), or
+                one of the wrong type or out of range (the message names it).
             CheckpointError: (joyai-image) the checkpoint is missing or partial.
         """
         options = resolve_preset(name_or_preset)
