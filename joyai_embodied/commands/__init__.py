@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "sim-episode": ("joyai_embodied.commands.sim_episode", "run a scripted pick-and-place episode and write its frames"),
     "serve-model": ("joyai_embodied.commands.serve_model", "serve a world model over ZMQ"),
     "ros": ("joyai_embodied.commands.ros", "start the ROS 2 spatial-reasoning and imagination nodes"),
+    "replay": ("joyai_embodied.commands.replay", "run the world model over a recorded ROS 2 bag, write OUT.mcap"),
 }
 PROG = "joyai-embodied"
 #: Exit code of bad input or an unavailable dependency (argparse's own choice for usage errors).

@@ -68,6 +68,7 @@ class Recorder(ABC):
         self.step = 0
         self.stamp_ns = time.time_ns()
         self.closed = False
+        self._next_episode_step = 0
 
     # -- timeline --------------------------------------------------------------------------
     def set_time(self, step: int, stamp_ns: int | None = None) -> None:
@@ -107,14 +108,36 @@ class Recorder(ABC):
         for label, view in imagined:
             self.log_imagined(label, view)
 
-    def log_imagined(self, label: str, view: ImaginedView) -> None:
-        """Logs an imagined camera as a frustum with its imagined image (and depth when it has one)."""
-        self._log_camera(f"imagined/{_slug(label)}", view.rgb, view.depth, None, view.intrinsics, view.cam_to_world)
+    def log_imagined(self, label: str, view: ImaginedView | Mapping[str, Any]) -> None:
+        """Logs an imagined camera as a frustum with its imagined image (and depth when it has one).
+
+        Args:
+            label: the camera's name (``"side camera"``, ``"rollout"``...).
+            view: an ImaginedView, or a frame mapping with ``rgb``, ``intrinsics``, ``cam_to_world`` and
+                optionally ``depth`` (a :class:`~joyai_embodied.rollout.WorldModelEnv` observation).
+        """
+        if isinstance(view, Mapping):
+            missing = [k for k in ("rgb", "intrinsics", "cam_to_world") if k not in view]
+            if missing:
+                raise InvalidInputError("view", "rgb, intrinsics and cam_to_world", f"missing {missing}")
+            rgb, depth, k, pose = view["rgb"], view.get("depth"), view["intrinsics"], view["cam_to_world"]
+        else:
+            rgb, depth, k, pose = view.rgb, view.depth, view.intrinsics, view.cam_to_world
+        self._log_camera(f"imagined/{_slug(label)}", np.asarray(rgb), None if depth is None else np.asarray(depth),
+                         None, np.asarray(k, dtype=np.float64), np.asarray(pose, dtype=np.float64))
 
     def log_edit(self, label: str, before: Sequence[SceneObject], after: Sequence[SceneObject]) -> None:
         """Logs an edit as the boxes of the changed objects before and after it."""
         self._log_objects(f"edits/{_slug(label)}/before", list(before), alpha=0.25)
         self._log_objects(f"edits/{_slug(label)}/after", list(after), alpha=0.8)
+
+    def log_scene_edit(self, label: str, before: Scene, after: Scene) -> None:
+        """Logs the objects an edit changed (moved, turned or removed), as boxes before and after it."""
+        after_by_id = {o.id: o for o in after.objects}
+        changed = [o for o in before.objects if o.id not in after_by_id
+                   or not np.allclose(o.centroid, after_by_id[o.id].centroid, atol=1e-6)
+                   or not np.allclose(o.obb_rotation, after_by_id[o.id].obb_rotation, atol=1e-6)]
+        self.log_edit(label, changed, [after_by_id[o.id] for o in changed if o.id in after_by_id])
 
     def log_text(self, text: str, kind: str = "query") -> None:
         """Logs a line of text (a query and its answer, an instruction, a status) on the timeline."""
@@ -127,16 +150,17 @@ class Recorder(ABC):
             raise InvalidInputError(f"pose {name}", "a 4x4 matrix", matrix.shape)
         self._log_pose(_slug(name), matrix)
 
-    def log_episode(self, episode: Any, first_step: int = 0) -> int:
+    def log_episode(self, episode: Any, first_step: int | None = None) -> int:
         """Logs a planner :class:`~joyai_embodied.planner.records.Episode` (after it ran).
 
-        Step ``first_step``: the observation, the planned-on scene, each query with its answer, the imagined
-        views, the predicted edit (picked object before / at the place position). Step ``first_step + 1``:
-        the observation after acting, the verification scene and answer.
+        Step ``first_step`` (default: after the last logged episode): the observation, the planned-on scene,
+        each query with its answer, the imagined views, the predicted edit (picked object before / at the
+        place position). Next step: the observation after acting, the verification scene and answer.
 
         Returns:
             The next free step.
         """
+        first_step = self._next_episode_step if first_step is None else int(first_step)
         plan = episode.plan
         self.set_time(first_step)
         self.log_text(f"seed {episode.seed}: {plan.instruction}", kind="instruction")
@@ -162,6 +186,7 @@ class Recorder(ABC):
                 self.log_text(f"[{query.kind}] {query.question} -> {query.answer} ({query.frame})", kind="query")
             step += 1
         self.log_text(f"seed {episode.seed}: {episode.status}", kind="status")
+        self._next_episode_step = step
         return step
 
     def close(self) -> None:

@@ -43,19 +43,10 @@ TYPES = {"image": "sensor_msgs/msg/Image", "info": "sensor_msgs/msg/CameraInfo",
          "pose": "geometry_msgs/msg/PoseStamped", "tf": "tf2_msgs/msg/TFMessage"}
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer > 0 (recording sits below the commands package, so it has its own)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declares the ``replay`` options on ``parser``."""
+    from ..config import positive_int
+
     parser.add_argument("bag", help="rosbag2 directory (mcap or sqlite3 storage) or an .mcap file")
     parser.add_argument("--rgb-topic", required=True, help="sensor_msgs/Image colour topic")
     parser.add_argument("--depth-topic", required=True, help="sensor_msgs/Image depth topic (32FC1 m or 16UC1 mm)")
@@ -67,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--segmentation-topic", default=None, help="sensor_msgs/Image of instance ids (optional)")
     parser.add_argument("--question", action="append", default=[], help="a question asked on every frame "
                         "(repeatable), e.g. 'Is the red cube left of the blue cylinder?'")
-    parser.add_argument("--every", type=_positive_int, default=1, help="use every N-th colour frame (default 1)")
+    parser.add_argument("--every", type=positive_int, default=1, help="use every N-th colour frame (default 1)")
     parser.add_argument("--max-skew-ms", type=float, default=MAX_SKEW_MS,
                         help=f"largest stamp difference when pairing frames (default {MAX_SKEW_MS:g} ms)")
     parser.add_argument("--backend", default="geometric", help="world-model preset or backend (default geometric)")
