@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="out/demo", help="report folder (default out/demo)")
     parser.add_argument("--width", type=positive_int, default=640, help="camera width in pixels (default 640)")
     parser.add_argument("--height", type=positive_int, default=480, help="camera height in pixels (default 480)")
+    from ..recording.recorders import add_record_argument
+
+    add_record_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,12 +62,21 @@ def run(args: argparse.Namespace) -> int:
         raise
     planner = Planner(wm)
     episodes = []
+    recorder = None
     try:
+        if getattr(args, "record", None):
+            from ..recording import open_recorder
+
+            recorder = open_recorder(args.record)
         for index in range(args.episodes):
             episode = planner.run_episode(env, seed=args.seed + index)
             episodes.append(episode)
+            if recorder is not None:
+                recorder.log_episode(episode)
             print(progress_line(index, args.episodes, episode), flush=True)
     finally:
+        if recorder is not None:
+            recorder.close()
         env.close()
         wm.close()
     paths = write_report(episodes, args.out, meta={"backend": args.backend, "via": args.via,
@@ -73,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     print(summary_table(episodes))
     print(f"\n{summary_line(episodes)}")
     print(f"report: {paths['html']}  (data: {paths['json']})")
+    if recorder is not None:
+        print(f"recording: {args.record}")
     return 0
 
 
