@@ -85,9 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version, usage errors (already printed on one line)
         return _exit_code(exit_, where)
     except ImportError as exc:
-        print(f"{where}: needs an optional dependency that is not installed ({one_line(exc)}); "
-              f"see README 'Install by hand' for the extra", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _missing_dependency(exc, where)
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_BAD_INPUT
@@ -98,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (JoyAIError, OSError) as exc:  # bad input, an unavailable backend, an unusable path: one line
         print(f"{where}: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except ModuleNotFoundError as exc:  # an extra that is not installed (a missing module, not a broken one)
+        return _missing_dependency(exc, where)
     except SystemExit as exit_:
         return _exit_code(exit_, where)
     except KeyboardInterrupt:
@@ -108,6 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_as_script(command: str, argv: Sequence[str] | None = None) -> int:
     """``python -m joyai_embodied.commands.<module> ARGS`` behaves as ``joyai-embodied <command> ARGS``."""
     return main([command, *(sys.argv[1:] if argv is None else argv)])
+
+
+def _missing_dependency(exc: ImportError, where: str) -> int:
+    print(f"{where}: needs an optional dependency that is not installed ({one_line(exc)}); "
+          f"see README 'Install by hand' for the extra", file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 def _exit_code(exit_: SystemExit, where: str) -> int:
