@@ -50,3 +50,67 @@ def test_orbit_refuses_flipping_over_the_top():
     with pytest.raises(ImpossibleCameraMoveError) as info:
         orbit(pose, pivot, CameraMove(pitch_deg=60))
     assert info.value.field == "move.pitch_deg"
+
+
+def test_world_to_camera_is_the_inverse_and_every_transform_agrees():
+    from joyai_embodied import CameraPose
+    from joyai_embodied.camera import image_pixels, pixel_rays, projection_matrix, world_to_camera
+
+    pose = look_at([0.8, 0.3, 1.1], [0.0, 0.0, 0.4])
+    assert np.allclose(world_to_camera(pose) @ pose, np.eye(4), atol=1e-12)
+    points = np.random.default_rng(2).uniform([-0.3, -0.3, 0.3], [0.3, 0.3, 0.6], (50, 3))
+    camera = CameraPose(pose, K, 128, 96)
+    cam = to_camera(points, pose)
+    assert np.allclose(camera.to_camera(points), cam)
+    uv, z = project(points, K, pose)
+    assert np.allclose(camera.project(points)[0], uv) and np.allclose(z, cam[:, 2])
+    homogeneous = np.hstack([points, np.ones((50, 1))]) @ projection_matrix(K, pose).T
+    assert np.allclose(homogeneous[:, :2] / homogeneous[:, 2:], uv)
+    rows, cols, depth, inside = image_pixels(points, camera)
+    expected = (z > 1e-3) & (np.round(uv[:, 0]) >= 0) & (np.round(uv[:, 0]) < 128) \
+        & (np.round(uv[:, 1]) >= 0) & (np.round(uv[:, 1]) < 96)
+    assert np.array_equal(inside, expected) and inside.any() and not inside.all()
+    assert np.array_equal(cols[inside], np.round(uv[inside, 0])) and np.array_equal(rows[inside], np.round(uv[inside, 1]))
+    # A pixel's ray scaled by its z-depth lands back on the point.
+    rays = pixel_rays(uv[:, 1], uv[:, 0], K, pose)
+    assert np.allclose(pose[:3, 3] + rays * z[:, None], points)
+
+
+def _tabletop_scene(objects):
+    from joyai_embodied import Observation, Scene
+
+    pose = look_at([0.75, 0.0, 1.0], [0.0, 0.0, 0.4])  # ~39 degrees down onto a table at z = 0.4
+    observation = Observation(rgb=np.zeros((96, 128, 3), np.uint8), intrinsics=K, cam_to_world=pose)
+    return Scene(observation=observation, objects=objects, pivot=np.array([0.0, 0.0, 0.43]), backend="test")
+
+
+@pytest.mark.parametrize("pitch", [-60.0, -89.0])
+def test_orbit_scene_refuses_a_camera_below_the_table(pitch):
+    from joyai_embodied import SceneObject
+    from joyai_embodied.spatial import orbit_scene
+
+    cube = SceneObject(1, "red cube", centroid=np.array([0.0, 0.0, 0.43]), extent=np.full(3, 0.06))
+    scene = _tabletop_scene([cube])
+    with pytest.raises(ImpossibleCameraMoveError) as info:
+        orbit_scene(scene, CameraMove(pitch_deg=pitch))
+    assert info.value.field == "move.pitch_deg"
+    assert f"pitch {pitch:g}" in str(info.value) and "below the plane" in str(info.value)
+    lower = orbit_scene(scene, CameraMove(pitch_deg=-30.0, yaw_deg=20.0))
+    assert lower.position[2] > 0.4 + 0.01
+    # The backend's own support plane is used when it gives one: over a floor at z = -0.5 (no table),
+    # the same move is fine.
+    with pytest.raises(ImpossibleCameraMoveError):
+        orbit_scene(scene, CameraMove(pitch_deg=-45.0), plane=np.array([0.0, 0.0, 1.0, -0.4]))
+    assert orbit_scene(scene, CameraMove(pitch_deg=-45.0), plane=np.array([0.0, 0.0, 1.0, 0.5])).position[2] < 0.4
+
+
+def test_orbit_scene_refuses_a_camera_inside_an_object():
+    from joyai_embodied import SceneObject
+    from joyai_embodied.spatial import orbit_scene
+
+    big = SceneObject(1, "big box", centroid=np.array([0.0, 0.0, 0.5]), extent=np.array([0.3, 0.3, 0.2]))
+    scene = _tabletop_scene([big])
+    with pytest.raises(ImpossibleCameraMoveError) as info:
+        orbit_scene(scene, CameraMove(zoom=10.0))  # 0.09 m from the pivot: inside the 0.3 m box
+    assert info.value.field == "move" and "inside the big box" in str(info.value)
+    assert orbit_scene(scene, CameraMove(zoom=2.0)).position[0] > 0.15

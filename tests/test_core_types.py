@@ -112,3 +112,33 @@ def test_scene_find_exact_partial_unknown_and_ambiguous():
     with pytest.raises(UnknownObjectError) as info:
         scene.find("yellow sphere")
     assert info.value.known == ["blue cube", "green plate", "red cube"]
+
+
+@pytest.mark.parametrize("labels", [{"abc": "red cube"}, {1.5: "red cube"}, {True: "red cube"}, {None: "mug"}])
+def test_labels_keys_that_are_not_instance_ids_are_named(labels):
+    with pytest.raises(InvalidInputError) as info:
+        frame(labels=labels)
+    assert info.value.field == "labels" and "instance ids" in str(info.value)
+
+
+def test_labels_keys_may_be_digit_strings():
+    assert frame(labels={"2": "mug", np.int64(3): "cup"}).labels == {2: "mug", 3: "cup"}
+
+
+def test_images_larger_than_the_limit_are_refused_with_the_limit():
+    from joyai_embodied.types import MAX_IMAGE_SIDE
+
+    with pytest.raises(InvalidInputError) as info:
+        Observation(rgb=np.zeros((MAX_IMAGE_SIDE + 1, 2, 3), np.uint8), intrinsics=K, cam_to_world=POSE)
+    assert info.value.field == "rgb" and str(MAX_IMAGE_SIDE) in str(info.value)
+    with pytest.raises(InvalidInputError) as info:
+        CameraPose(POSE, K, MAX_IMAGE_SIDE + 1, 48)
+    assert str(MAX_IMAGE_SIDE) in str(info.value)
+    Observation(rgb=np.zeros((MAX_IMAGE_SIDE, 2, 3), np.uint8), intrinsics=K, cam_to_world=POSE)  # the limit itself
+
+
+def test_relation_offsets_default_to_unknown():
+    from joyai_embodied import Relation
+
+    rel = Relation("a", "b", False, False, False, False, False, False, 0.1, "camera")
+    assert np.isnan(rel.lateral_m) and np.isnan(rel.depth_m) and np.isnan(rel.vertical_m)

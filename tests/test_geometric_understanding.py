@@ -10,6 +10,7 @@ from joyai_embodied.backends.geometric import GeometricBackend
 from joyai_embodied.backends.geometric.perception import fit_objects, lift_observation
 from joyai_embodied.evaluation import synthetic
 from joyai_embodied.evaluation.synthetic import TABLE_HEIGHT, Box
+from joyai_embodied.spatial import DIRECTIONS, direction_offset, scene_pivot
 
 RED, BLUE, YELLOW, GREEN = (217, 26, 26), (26, 64, 217), (235, 209, 26), (26, 166, 51)
 
@@ -118,6 +119,51 @@ def test_relations_in_camera_world_and_other_viewpoints(wm, scene, camera):
     flipped = wm.relation(scene, "red cube", "blue box", frame=opposite)
     assert (flipped.left_of, flipped.right_of, flipped.in_front_of, flipped.behind) == (False, True, True, False)
     assert flipped.frame == "camera:pose"
+
+
+def test_relations_carry_signed_offsets_in_every_frame(wm, scene, camera, boxes):
+    red, blue = np.array(boxes[0].center), np.array(boxes[1].center)
+    rel = wm.relation(scene, "red cube", "blue box")
+    # Camera at +x looking toward -x: the red cube (world y -0.08) is left of the blue box (y 0.10) and
+    # farther from the camera (x -0.10 against 0.06).
+    truth = synthetic.front_camera(320, 240).to_camera(np.stack([red, blue]))
+    assert rel.lateral_m == pytest.approx(truth[0, 0] - truth[1, 0], abs=0.005) and rel.lateral_m < 0
+    assert rel.depth_m == pytest.approx(truth[0, 2] - truth[1, 2], abs=0.005) and rel.depth_m > 0
+    assert rel.vertical_m == pytest.approx(red[2] - blue[2], abs=0.003)
+    world = wm.relation(scene, "red cube", "blue box", frame="world")
+    assert world.lateral_m == pytest.approx(-(red[1] - blue[1]), abs=0.005)  # right = world -y
+    assert world.depth_m == pytest.approx(red[0] - blue[0], abs=0.005)  # farther = world +x
+    opposite = wm.relation(scene, "red cube", "blue box", frame=synthetic.front_camera(320, 240, yaw_deg=180.0))
+    assert opposite.lateral_m == pytest.approx(-rel.lateral_m, abs=0.05) and opposite.lateral_m > 0
+    back = wm.relation(scene, "blue box", "red cube")
+    assert back.lateral_m == pytest.approx(-rel.lateral_m) and back.vertical_m == pytest.approx(-rel.vertical_m)
+    for relation in (rel, world, opposite, back):  # the booleans are the offsets judged with the margin
+        for field in DIRECTIONS:
+            assert getattr(relation, field) == (direction_offset(field, relation.lateral_m, relation.depth_m) > 0.01)
+
+
+def test_pivot_is_the_shared_scene_pivot(scene):
+    expected = scene_pivot(scene.objects, scene.observation.cam_to_world, plane=scene.data.plane)
+    assert np.allclose(scene.pivot, expected)
+
+
+@pytest.mark.parametrize("height, width, valid", [(2, 2, 4), (3, 5, 15), (7, 7, 49), (48, 64, 40)])
+def test_depth_without_a_support_plane_is_invalid_input_naming_depth(wm, height, width, valid):
+    rng = np.random.default_rng(height * width)
+    depth = np.full(height * width, np.nan, np.float32)
+    depth[rng.choice(height * width, size=valid, replace=False)] = rng.uniform(0.3, 2.0, valid)
+    k = np.array([[width, 0.0, width / 2], [0.0, width, height / 2], [0.0, 0.0, 1.0]])
+    camera = synthetic.front_camera(width, height)
+    observation = Observation(rgb=rng.integers(0, 255, (height, width, 3), dtype=np.uint8),
+                              depth=depth.reshape(height, width), intrinsics=k, cam_to_world=camera.cam_to_world)
+    with pytest.raises(InvalidInputError) as info:
+        wm.observe(observation)
+    assert info.value.field == "depth"
+    assert "support plane" in str(info.value) and "segmentation" in str(info.value)
+    # With a segmentation image the ids are the objects: no plane needed, no error.
+    segmented = Observation(rgb=observation.rgb, depth=observation.depth, intrinsics=k,
+                            cam_to_world=camera.cam_to_world, segmentation=np.ones((height, width), np.int32))
+    wm.observe(segmented)
 
 
 def test_relation_margin_makes_close_pairs_neither(camera):
@@ -244,7 +290,10 @@ def test_simulator_relations_match_ground_truth(sim_env, wm, seed):
             rel = wm.relation(scene, by_id[a["id"]].name, by_id[b["id"]].name)
             for field, word in (("left_of", "left of"), ("right_of", "right of"), ("in_front_of", "in front of"),
                                 ("behind", "behind")):
-                if abs(truth.directional_offset(word, a["position"], b["position"], obs["cam_to_world"])) >= 0.03:
+                offset = truth.directional_offset(word, a["position"], b["position"], obs["cam_to_world"])
+                # The signed offsets the relation carries are the simulator's, to the centre error.
+                assert direction_offset(field, rel.lateral_m, rel.depth_m) == pytest.approx(offset, abs=0.01)
+                if abs(offset) >= 0.03:
                     assert getattr(rel, field) == truth.holds(word, a, b, obs["cam_to_world"], margin=0.01)
                     checked += 1
     assert checked > 10

@@ -208,3 +208,35 @@ def test_metrics_behave():
     assert np.isnan(psnr(image, noisy, mask))
     depth = np.full((4, 4), 2.0, np.float32)
     assert depth_absrel(depth * 1.1, depth) == pytest.approx(0.1, rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def observed():
+    from joyai_embodied import WorldModel
+
+    wm = WorldModel.load("geometric")
+    observation = synthetic.observe(synthetic.front_camera(160, 120), synthetic.default_boxes())
+    return wm, wm.observe(observation)
+
+
+@pytest.mark.parametrize("pitch", [-60.0, -89.0])
+def test_imagine_refuses_a_pitch_that_puts_the_camera_under_the_table(observed, pitch):
+    from joyai_embodied import ImpossibleCameraMoveError
+
+    wm, scene = observed
+    with pytest.raises(ImpossibleCameraMoveError) as info:
+        wm.imagine(scene, CameraMove(pitch_deg=pitch))
+    assert isinstance(info.value, InvalidInputError)
+    assert info.value.field == "move.pitch_deg" and "support plane" in str(info.value)
+    with pytest.raises(ImpossibleCameraMoveError):
+        wm.imagine_batch(scene, [CameraMove(yaw_deg=10.0), CameraMove(pitch_deg=pitch)])
+    view = wm.imagine(scene, CameraMove(pitch_deg=-30.0))  # lower, still above the table top
+    assert view.cam_to_world[2, 3] > synthetic.TABLE_HEIGHT
+
+
+@pytest.mark.parametrize("moves", [None, CameraMove(yaw_deg=10.0), "yaw 10", 3])
+def test_imagine_batch_names_moves_when_they_are_not_a_list(observed, moves):
+    wm, scene = observed
+    with pytest.raises(InvalidInputError) as info:
+        wm.imagine_batch(scene, moves)
+    assert info.value.field == "moves"
