@@ -46,6 +46,9 @@ __all__ = ["JoyAIImageBackend", "write_tiny_checkpoint", "check_checkpoint", "re
 
 OFFLOAD_MODES = ("none", "model", "group")
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+#: Added to a call's seed before seeding the VAE's posterior sample, so that sample never replays the
+#: initial-noise stream of a generator seeded with the same number (the two were equal before).
+POSTERIOR_SEED_OFFSET = 2**32
 
 
 @contextlib.contextmanager
@@ -285,9 +288,10 @@ class JoyAIImageBackend(Backend):
         """Image ``i`` edited by prompt ``i``: one pipeline call per group of equal-length prompts.
 
         Request ``i`` draws its noise from seed ``seed + i``; each call seeds the VAE's posterior sample
-        with ``seed`` + the first index of its group, so a request alone in its group gives exactly what
-        ``imagine(..., seed=seed + i)`` gives. With ``init_images`` the diffusion starts from them, noised
-        to ``strength``, and runs ``ceil(strength * steps)`` steps (:mod:`.img2img`).
+        from ``seed`` + the first index of its group (+ :data:`POSTERIOR_SEED_OFFSET`), so a request alone
+        in its group gives exactly what ``imagine(..., seed=seed + i)`` gives. With ``init_images`` the
+        diffusion starts from them, noised to ``strength``, and runs ``ceil(strength * steps)`` steps
+        (:mod:`.img2img`).
 
         Returns:
             ``(image at the bucket size, its Framing)`` per request, in request order.
@@ -299,7 +303,7 @@ class JoyAIImageBackend(Backend):
         outputs: list[Any] = [None] * len(texts)
         for group in self._length_groups(images, texts):
             generators = [torch.Generator("cpu").manual_seed(seed + i) for i in group]
-            with out_of_memory_hint(self.offload), self._seeded(seed + group[0]), \
+            with out_of_memory_hint(self.offload), self._seeded(seed + group[0] + POSTERIOR_SEED_OFFSET), \
                     self.pipe.scheduler.keeping(keep):
                 latents = None
                 if init_images is not None:

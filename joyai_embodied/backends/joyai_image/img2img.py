@@ -102,7 +102,7 @@ def init_latents(pipe, images: Sequence[Image.Image], bucket_hw: tuple[int, int]
 
     device, dtype = pipe._execution_device, pipe.text_encoder.dtype
     processed = pipe.vae_image_processor.resize_center_crop(list(images), bucket_hw)
-    pixels = torch.stack([torch.from_numpy(np.asarray(i.convert("RGB"))) for i in processed])
+    pixels = torch.stack([torch.from_numpy(np.array(i.convert("RGB"))) for i in processed])
     pixels = (pixels.to(device=device, dtype=dtype) / 127.5 - 1.0).permute(0, 3, 1, 2).unsqueeze(2)
     with torch.no_grad():
         clean = pipe.normalize_latents(pipe.vae.encode(pixels).latent_dist.mode()).unsqueeze(1)
