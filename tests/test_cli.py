@@ -38,6 +38,17 @@ def test_console_script_and_old_module_path_reach_the_same_main():
     assert done.returncode == 2 and done.stderr.startswith("joyai-embodied demo: unknown preset or backend 'nope'")
 
 
+def test_choosing_a_subcommand_imports_only_what_it_needs():
+    # `ros` must not need torch or MuJoCo, `demo` not rclpy: options are declared without the heavy imports.
+    code = ("import sys; from joyai_embodied.commands import build_parser; "
+            "[build_parser(c) for c in sys.argv[1:]]; "
+            "print(' '.join(m for m in ('torch', 'rclpy', 'mujoco', 'open3d') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, *SUBCOMMANDS], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
+
+
 def _observation_file(path: Path) -> Path:
     rng = np.random.default_rng(0)
     intrinsics = np.array([[20.0, 0, SIZE / 2], [0, 20.0, SIZE / 2], [0, 0, 1]])
