@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", type=positive_int, default=480, help="image height (default 480)")
     parser.add_argument("--small", action="store_true",
                         help=f"{SMALL_SEEDS} seeds at {SMALL_SIZE[0]}x{SMALL_SIZE[1]}")
+    from ..recording.recorders import add_record_argument
+
+    add_record_argument(parser)  # records the planner benchmark's world-model episodes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
     if args.small:
         args.seeds, (args.width, args.height) = min(args.seeds, SMALL_SEEDS), SMALL_SIZE
     chosen = args.only or (["spatial", "imagination"] + (["planner"] if args.planner else []))
+    if getattr(args, "record", None) and "planner" not in chosen:
+        from ..errors import InvalidInputError
+
+        raise InvalidInputError("--record", "--planner or --only planner (planner episodes are what is recorded)")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -103,10 +110,22 @@ def _run_planner(wm: Any, seeds: Sequence[int], args: argparse.Namespace) -> Any
     from ..evaluation.planner import evaluate_planner
 
     env = make_env(width=args.width, height=args.height)
+    recorder = None
     try:
-        scores = evaluate_planner(wm, env, seeds)
+        if getattr(args, "record", None):
+            from ..recording import open_recorder
+
+            recorder = open_recorder(args.record)
+
+        def record(name: str, episode: Any) -> None:
+            if recorder is not None and name == "world model":
+                recorder.log_episode(episode)
+
+        scores = evaluate_planner(wm, env, seeds, on_episode=record)
     finally:
         env.close()
+        if recorder is not None:
+            recorder.close()
     return {name: score.to_dict() for name, score in scores.items()}
 
 

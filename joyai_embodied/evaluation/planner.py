@@ -111,7 +111,8 @@ def evaluate_planner(wm: WorldModel, env: Any, seeds: Iterable[int], baseline: b
         seeds: task seeds; each planner gets the same tasks.
         baseline: also run :class:`RandomChoicePlanner`.
         baseline_seed: seed of the baseline's guesses.
-        on_episode: called with (planner name, episode) after each episode, for progress output.
+        on_episode: called with (planner name, episode) after each episode, with its images and scenes
+            still attached (for progress output and recordings; they are dropped afterwards).
 
     Returns:
         ``{"world model": PlannerScore, "baseline": PlannerScore}`` (no "baseline" when ``baseline`` is False).
@@ -133,10 +134,10 @@ def evaluate_planner(wm: WorldModel, env: Any, seeds: Iterable[int], baseline: b
         for seed in seeds:
             episode = planner.run_episode(env, seed=seed)
             score.imagined.append([record.label for record in episode.plan.imagined])
+            if on_episode is not None:  # before the images go: a recorder (eval --record) logs them
+                on_episode(name, episode)
             _drop_heavy_state(episode)
             score.episodes.append(episode)
-            if on_episode is not None:
-                on_episode(name, episode)
         scores[name] = score
     return scores
 

@@ -164,7 +164,8 @@ class Recorder(ABC):
         plan = episode.plan
         self.set_time(first_step)
         self.log_text(f"seed {episode.seed}: {plan.instruction}", kind="instruction")
-        self.log_observation(episode.observation)
+        if episode.observation:  # evaluations drop the images of finished episodes: text and boxes remain
+            self.log_observation(episode.observation)
         if plan.scene is not None:
             self.log_scene(plan.scene)
         for query in plan.queries:
@@ -177,7 +178,8 @@ class Recorder(ABC):
         step = first_step + 1
         if episode.act is not None:
             self.set_time(step)
-            self.log_observation(episode.act.observation)
+            if episode.act.observation:
+                self.log_observation(episode.act.observation)
             verification = episode.verification
             if verification is not None and verification.scene is not None:
                 self.log_scene(verification.scene)
