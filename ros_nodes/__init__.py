@@ -1,19 +1,18 @@
-"""ROS 2 nodes of joyai-embodied: the world model as a spatial-reasoning service and an imagination action.
+"""ROS 2 side of joyai-embodied: the world model as a spatial-reasoning service and an imagination action.
 
-Modules (each imports rclpy; ``import joyai_embodied`` never imports this package):
+Layout (imports point down only: ``launcher`` -> ``nodes`` / ``clients`` -> ``topics``, ``conversions``,
+``results``, ``fastdds_profile`` -> the core; ``import joyai_embodied`` never imports this package):
 
-- ``conversions``: ``sensor_msgs``/``geometry_msgs`` <-> numpy and the core types (zero-copy reads).
-- ``common``: model loading parameters, the latest-frame cache behind ``use_latest``.
-- ``spatial_reasoning_node``: service ``/joyai/spatial_query`` (``joyai_interfaces/srv/SpatialQuery``).
-- ``imagination_node``: action ``/joyai/imagine`` (``joyai_interfaces/action/Imagine``), feedback and cancel.
-- ``client``: :class:`~ros_nodes.client.WorldModelClient`, a blocking + async Python API over both.
-- ``launcher``: ``joyai-embodied ros``: both nodes in one process, one model load.
-- ``ros_backend``: a ``"ros"`` world-model backend, so code written against WorldModel runs through ROS.
-- ``sim_bridge_node``: the tabletop simulator's camera topics and ``/joyai/sim/reset|pick|place`` services.
-- ``sim_client``: ``SimBridgeClient`` over those, and ``RosSimEnv``, the planner's env through ROS.
+- ``nodes/``: the servers. ``spatial_reasoning`` (service ``/joyai/spatial_query``), ``imagination``
+  (action ``/joyai/imagine``), both thin adapters over one :class:`joyai_embodied.service.ModelService`
+  (``common``), ``sim_bridge`` (the tabletop simulator as camera topics and ``/joyai/sim/*`` services),
+  ``runtime`` (spinning until a signal, draining, clean shutdown).
+- ``clients/``: ``world_model_client`` (:class:`WorldModelClient`, blocking + async calls),
+  ``ros_backend`` (``WorldModel.load("ros")``), ``sim_client`` (``SimBridgeClient``, ``RosSimEnv``; needs no MuJoCo).
+- ``topics``: service/action/topic names and the camera frame QoS; ``conversions``: messages <-> frames
+  and cameras; ``results``: messages <-> Relation, Answer, SceneObject, ImaginedView, errors.
+- ``launcher``: ``joyai-embodied ros`` (both nodes, one model, one process); ``child_process``: starting
+  and stopping it from a client; ``fastdds_profile``: the shared-memory transport for multi-MB frames.
 
-See ros_nodes/README.md for installation (pip-only or colcon) and usage.
+See ros_nodes/README.md for installation (pip-only or colcon), guarantees and usage.
 """
-
-SPATIAL_QUERY_SERVICE = "/joyai/spatial_query"
-IMAGINE_ACTION = "/joyai/imagine"

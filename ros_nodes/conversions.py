@@ -1,4 +1,4 @@
-"""Conversions between ROS messages and joyai-embodied core types.
+"""Conversions between ROS messages and the core's frames and cameras (results: ``ros_nodes.results``).
 
 Reading an image is zero-copy: the returned array is a view of the message's buffer (``np.frombuffer``);
 only encodings that need a conversion (``bgr8`` -> RGB, ``16UC1`` millimetres -> metres) copy. Writing
@@ -15,11 +15,11 @@ from array import array
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from geometry_msgs.msg import Point, Pose, Vector3
+from geometry_msgs.msg import Pose
 from sensor_msgs.msg import CameraInfo, Image
 
 from joyai_embodied.errors import InvalidInputError
-from joyai_embodied.types import CameraPose, ImaginedView, Observation, Relation, SceneObject
+from joyai_embodied.types import CameraPose, Observation
 
 # encoding -> (dtype, channels). Multi-byte types are little-endian unless the message says otherwise.
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -38,6 +38,11 @@ ENCODINGS: dict[str, tuple[np.dtype, int]] = {
 RGB_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8")
 DEPTH_ENCODINGS = ("32FC1", "16UC1")
 SEGMENTATION_ENCODINGS = ("32SC1", "16UC1", "mono16", "16SC1", "8UC1", "mono8")
+#: Largest image (width x height) a request may carry over ROS: Full HD. Such a frame with 32FC1 depth
+#: and 32SC1 ids (11 B/px, ~23 MB; an Imagine result 12 B/px) fits the 32 MiB shared-memory segment of
+#: fastdds_profile; a larger one loses fragments and its sender waits for nothing.
+MAX_IMAGE_PIXELS = 1920 * 1080
+MAX_IMAGE_PIXELS_TEXT = "e.g. 1920x1080"
 
 
 def is_empty(msg: Image) -> bool:
@@ -215,21 +220,44 @@ def matrix_to_pose(matrix: np.ndarray) -> Pose:
     return pose
 
 
-def camera_from_fields(info: CameraInfo, pose: Pose, field: str = "viewpoint") -> CameraPose:
-    """A core CameraPose from a CameraInfo (k, width, height) and a cam_to_world Pose."""
+def matrix_values(matrix: np.ndarray) -> list[float]:
+    """The 16 row-major values of a 4x4 pose, for the exact ``*cam_to_world`` fields."""
+    return [float(v) for v in np.asarray(matrix, dtype=np.float64).reshape(16)]
+
+
+def pose_from_fields(values: Sequence[float], pose: Pose, field: str, pose_field: str) -> np.ndarray:
+    """The 4x4 pose of a message: the exact 16 ``values`` when given, else the (quaternion) ``pose``.
+
+    A quaternion round trip changes the matrix in its last bits; the exact values keep results over
+    ROS identical to in-process ones on the same frame.
+
+    Raises:
+        InvalidInputError: ``values`` is neither empty nor 16 finite numbers (``field`` names it), or
+            the Pose is not a valid one (``pose_field``).
+    """
+    if len(values) == 0:
+        return pose_to_matrix(pose, pose_field)
+    matrix = np.array(values, dtype=np.float64)
+    if matrix.shape != (16,) or not np.all(np.isfinite(matrix)):
+        raise InvalidInputError(field, "16 finite row-major values of a 4x4 pose, or none", f"{len(values)} values")
+    return matrix.reshape(4, 4)
+
+
+def camera_from_fields(info: CameraInfo, pose: Pose, values: Sequence[float] = (),
+                       field: str = "viewpoint") -> CameraPose:
+    """A core CameraPose from a CameraInfo (k, width, height) and a cam_to_world (exact values or Pose)."""
     if info.width == 0 or info.height == 0:
         raise InvalidInputError(f"{field}_info.width/height", "the viewpoint's image size", "0x0")
     k = intrinsics_from_camera_info(info, int(info.width), int(info.height), f"{field}_info")
-    return CameraPose(pose_to_matrix(pose, f"{field}_pose"), k, int(info.width), int(info.height))
+    return CameraPose(pose_from_fields(values, pose, f"{field}_cam_to_world", f"{field}_pose"), k, int(info.width), int(info.height))
 
 
-def fill_camera_fields(info_target: CameraInfo, pose_target: Pose, camera: CameraPose) -> None:
-    """Writes a core CameraPose into a (CameraInfo, Pose) pair of message fields, in place."""
+def fill_camera_fields(message: Any, prefix: str, camera: CameraPose) -> None:
+    """Writes a core CameraPose into ``<prefix>_info``, ``<prefix>_pose`` and ``<prefix>_cam_to_world``."""
     info = camera_info_from_intrinsics(camera.intrinsics, camera.width, camera.height)
-    pose = matrix_to_pose(camera.cam_to_world)
-    info_target.width, info_target.height, info_target.k = info.width, info.height, info.k
-    info_target.p, info_target.r, info_target.d, info_target.distortion_model = info.p, info.r, info.d, "plumb_bob"
-    pose_target.position, pose_target.orientation = pose.position, pose.orientation
+    setattr(message, f"{prefix}_info", info)
+    setattr(message, f"{prefix}_pose", matrix_to_pose(camera.cam_to_world))
+    setattr(message, f"{prefix}_cam_to_world", matrix_values(camera.cam_to_world))
 
 
 def labels_from_fields(ids: Sequence[int], names: Sequence[str]) -> dict[int, str] | None:
@@ -239,16 +267,31 @@ def labels_from_fields(ids: Sequence[int], names: Sequence[str]) -> dict[int, st
     return {int(i): str(n) for i, n in zip(ids, names)} if len(ids) else None
 
 
+def check_image_size(width: int, height: int, field: str = "rgb") -> None:
+    """Refuses images beyond :data:`MAX_IMAGE_PIXELS` (before any pixel is converted).
+
+    Raises:
+        InvalidInputError: ``width * height`` exceeds the limit; the message gives it.
+    """
+    if int(width) * int(height) > MAX_IMAGE_PIXELS:
+        raise InvalidInputError(f"{field}.width/height", f"at most {MAX_IMAGE_PIXELS} pixels over ROS "
+                                f"({MAX_IMAGE_PIXELS_TEXT}; the shared-memory segment holds one such frame)",
+                                f"{width}x{height}")
+
+
 def observation_from_messages(rgb: Image, depth: Image, segmentation: Image, camera_info: CameraInfo,
-                              camera_pose: Pose, labels: Mapping[int, str] | None = None) -> Observation:
+                              camera_pose: Pose, labels: Mapping[int, str] | None = None,
+                              cam_to_world: Sequence[float] = ()) -> Observation:
     """Builds a validated Observation from the scene fields of a SpatialQuery request or Imagine goal.
 
     Empty ``depth`` and ``segmentation`` mean "none given". Depth pixels that are 0 or NaN are invalid;
-    a frame with no valid depth at all is refused by :class:`Observation`.
+    a frame with no valid depth at all is refused by :class:`Observation`. ``cam_to_world`` (16 exact
+    values) wins over ``camera_pose`` when given.
 
     Raises:
-        InvalidInputError: any field is malformed; the message names it.
+        InvalidInputError: any field is malformed, or the image is larger than :data:`MAX_IMAGE_PIXELS`.
     """
+    check_image_size(rgb.width, rgb.height, "rgb")
     rgb_array = rgb_from_image(rgb, "rgb")
     height, width = rgb_array.shape[:2]
     depth_array = None if is_empty(depth) else depth_from_image(depth, "depth")
@@ -259,17 +302,23 @@ def observation_from_messages(rgb: Image, depth: Image, segmentation: Image, cam
                                     f"{arr.shape[1]}x{arr.shape[0]}")
     return Observation(rgb=rgb_array, depth=depth_array, segmentation=seg_array,
                        intrinsics=intrinsics_from_camera_info(camera_info, width, height),
-                       cam_to_world=pose_to_matrix(camera_pose), labels=labels)
+                       cam_to_world=pose_from_fields(cam_to_world, camera_pose, "cam_to_world", "camera_pose"), labels=labels)
 
 
 def observation_from_request(request: Any) -> Observation:
     """Observation from any message with the shared scene fields (SpatialQuery request, Imagine goal)."""
     return observation_from_messages(request.rgb, request.depth, request.segmentation, request.camera_info,
-                                     request.camera_pose, labels_from_fields(request.label_ids, request.label_names))
+                                     request.camera_pose, labels_from_fields(request.label_ids, request.label_names),
+                                     request.cam_to_world)
 
 
 def fill_scene_fields(target: Any, observation: Observation, header: Any = None) -> Any:
-    """Writes an Observation into a message's scene fields (rgb8, 32FC1, 16UC1/32SC1 ids, camera_info, pose)."""
+    """Writes an Observation into a message's scene fields (rgb8, 32FC1, 16UC1/32SC1 ids, camera_info, pose).
+
+    Raises:
+        InvalidInputError: the image is larger than :data:`MAX_IMAGE_PIXELS` (refused before sending).
+    """
+    check_image_size(observation.width, observation.height, "observation.rgb")
     target.rgb = numpy_to_image(observation.rgb, "rgb8", header)
     if observation.depth is not None:
         target.depth = numpy_to_image(observation.depth, "32FC1", header)
@@ -281,77 +330,8 @@ def fill_scene_fields(target: Any, observation: Observation, header: Any = None)
     target.camera_info = camera_info_from_intrinsics(observation.intrinsics, observation.width,
                                                      observation.height, header)
     target.camera_pose = matrix_to_pose(observation.cam_to_world)
+    target.cam_to_world = matrix_values(observation.cam_to_world)
     if observation.labels:
         target.label_ids = array("i", list(observation.labels))
         target.label_names = list(observation.labels.values())
     return target
-
-
-def scene_object_to_msg(obj: SceneObject) -> Any:
-    """``joyai_interfaces/SceneObject`` of a core SceneObject."""
-    from joyai_interfaces.msg import SceneObject as SceneObjectMsg
-
-    msg = SceneObjectMsg()
-    msg.id = int(obj.id)
-    msg.name = obj.name
-    msg.centroid = Point(x=float(obj.centroid[0]), y=float(obj.centroid[1]), z=float(obj.centroid[2]))
-    msg.extent = Vector3(x=float(obj.extent[0]), y=float(obj.extent[1]), z=float(obj.extent[2]))
-    msg.visible_fraction = float(obj.visible_fraction)
-    msg.color, msg.shape = obj.color or "", obj.shape or ""
-    return msg
-
-
-def scene_object_from_msg(msg: Any) -> SceneObject:
-    """Core SceneObject of a ``joyai_interfaces/SceneObject`` (no oriented-box rotation: identity)."""
-    return SceneObject(id=int(msg.id), name=msg.name,
-                       centroid=np.array([msg.centroid.x, msg.centroid.y, msg.centroid.z]),
-                       extent=np.array([msg.extent.x, msg.extent.y, msg.extent.z]),
-                       visible_fraction=float(msg.visible_fraction), color=msg.color, shape=msg.shape)
-
-
-def relation_to_msg(relation: Relation) -> Any:
-    """``joyai_interfaces/Relation`` of a core Relation."""
-    from joyai_interfaces.msg import Relation as RelationMsg
-
-    return RelationMsg(subject=relation.subject, reference=relation.reference, left_of=bool(relation.left_of),
-                       right_of=bool(relation.right_of), in_front_of=bool(relation.in_front_of),
-                       behind=bool(relation.behind), above=bool(relation.above), below=bool(relation.below),
-                       on_top_of=bool(relation.on_top_of), distance_m=float(relation.distance_m),
-                       frame=relation.frame, confidence=float(relation.confidence))
-
-
-def relation_from_msg(msg: Any) -> Relation:
-    """Core Relation of a ``joyai_interfaces/Relation``."""
-    return Relation(subject=msg.subject, reference=msg.reference, left_of=msg.left_of, right_of=msg.right_of,
-                    in_front_of=msg.in_front_of, behind=msg.behind, above=msg.above, below=msg.below,
-                    distance_m=float(msg.distance_m), frame=msg.frame, confidence=float(msg.confidence),
-                    on_top_of=msg.on_top_of)
-
-
-def fill_view_result(result: Any, view: ImaginedView, header: Any = None) -> Any:
-    """Writes an ImaginedView into an Imagine result (rgb8, 32FC1, 32SC1, mono8 mask, camera)."""
-    height, width = view.rgb.shape[:2]
-    result.rgb = numpy_to_image(view.rgb, "rgb8", header)
-    if view.depth is not None:
-        result.depth = numpy_to_image(view.depth, "32FC1", header)
-    if view.segmentation is not None:
-        result.segmentation = numpy_to_image(view.segmentation, "32SC1", header)
-    result.valid_mask = numpy_to_image(np.asarray(view.valid_mask, dtype=bool).view(np.uint8) * np.uint8(255),
-                                       "mono8", header)
-    result.camera_info = camera_info_from_intrinsics(view.intrinsics, width, height, header)
-    result.camera_pose = matrix_to_pose(view.cam_to_world)
-    return result
-
-
-def view_from_result(result: Any) -> ImaginedView:
-    """ImaginedView of an Imagine result (arrays are views of the message buffers)."""
-    rgb = rgb_from_image(result.rgb, "rgb")
-    height, width = rgb.shape[:2]
-    return ImaginedView(
-        rgb=rgb,
-        depth=None if is_empty(result.depth) else depth_from_image(result.depth, "depth"),
-        segmentation=None if is_empty(result.segmentation) else segmentation_from_image(result.segmentation),
-        intrinsics=intrinsics_from_camera_info(result.camera_info, width, height),
-        cam_to_world=pose_to_matrix(result.camera_pose),
-        valid_mask=image_to_numpy(result.valid_mask, "valid_mask") > 0,
-        source="ros")

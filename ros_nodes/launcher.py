@@ -33,13 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--namespace", default="", help="ROS namespace for both nodes and their camera topics")
     parser.add_argument("--params-file", default=None,
                         help="ROS parameters YAML (see ros_nodes/config/joyai.yaml) for topics and camera pose")
-    parser.add_argument("--threads", type=int, default=4, help="executor threads (default: 4)")
+    parser.add_argument("--threads", type=int, default=4, help=f"executor threads, 1..{MAX_THREADS} (default: 4)")
+    parser.add_argument("--max-scenes", type=int, default=None,
+                        help="scenes kept for scene_id requests, least recently used evicted first (default: 32)")
     parser.add_argument("--blas-threads", type=int, default=1,
                         help="OpenBLAS threads of this process (default 1: idle BLAS threads spin and take CPU "
                              "from the executor and from clients on the same machine; 0 keeps OpenBLAS's own)")
-    sim = parser.add_argument_group("simulator bridge (ros_nodes/sim_bridge_node.py)")
+    sim = parser.add_argument_group("simulator bridge (ros_nodes/nodes/sim_bridge.py)")
     sim.add_argument("--with-sim-bridge", action="store_true",
-                     help="also run sim_bridge_node: a joyai/TabletopSpatial-v0 env publishing the camera topics "
+                     help="also run the sim_bridge node: a joyai/TabletopSpatial-v0 env publishing the camera topics "
                           "the nodes subscribe to, with /joyai/sim/reset, /joyai/sim/pick, /joyai/sim/place")
     sim.add_argument("--sim-seed", type=int, default=0, help="seed of the bridge's first episode (default 0)")
     sim.add_argument("--sim-width", type=int, default=640, help="bridge camera width (default 640)")
@@ -49,23 +51,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="republish rate of the last frame in Hz; 0 = only after changes (default 5)")
 
 
+#: Executor threads accepted by ``--threads`` (more only adds contention on the one model lock).
+MAX_THREADS = 64
+#: ROS_DOMAIN_ID range (DDS port arithmetic allows 0-232 on Linux).
+MAX_DOMAIN_ID = 232
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuses bad options before anything starts (the CLI prints one line and exits 2).
+
+    Raises:
+        InvalidInputError: ``--threads`` out of range, ``--params-file`` not a readable YAML mapping,
+            ``--domain-id`` out of range, ``--max-scenes`` below 1.
+    """
+    from joyai_embodied.errors import InvalidInputError
+
+    if not 1 <= args.threads <= MAX_THREADS:
+        raise InvalidInputError("--threads", f"an executor thread count in [1, {MAX_THREADS}]", args.threads)
+    if args.domain_id is not None and not 0 <= args.domain_id <= MAX_DOMAIN_ID:
+        raise InvalidInputError("--domain-id", f"a ROS_DOMAIN_ID in [0, {MAX_DOMAIN_ID}]", args.domain_id)
+    if args.max_scenes is not None and args.max_scenes < 1:
+        raise InvalidInputError("--max-scenes", "at least 1 scene", args.max_scenes)
+    if args.params_file is not None:
+        import yaml
+
+        try:
+            with open(args.params_file, encoding="utf-8") as handle:
+                content = yaml.safe_load(handle)
+        except OSError as exc:
+            raise InvalidInputError("--params-file", "a readable ROS parameters YAML file",
+                                    f"{args.params_file!r} ({exc.strerror or exc})") from None
+        except yaml.YAMLError as exc:
+            raise InvalidInputError("--params-file", "valid YAML", f"{args.params_file!r}: {str(exc).splitlines()[0]}") from None
+        if not isinstance(content, dict):
+            raise InvalidInputError("--params-file", "a YAML mapping (node name: ros__parameters: ...)",
+                                    f"{args.params_file!r} holds {type(content).__name__}")
+
+
 def configure_environment(discovery: str = "localhost", domain_id: int | None = None) -> None:
-    """Sets the discovery range and domain id; must run before rclpy initialises its context."""
+    """Sets the discovery range and domain id; must run before rclpy initialises its context.
+
+    Raises:
+        InvalidInputError: ``domain_id`` outside 0..232.
+    """
+    from joyai_embodied.errors import InvalidInputError
+
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = DISCOVERY_RANGES[discovery]
     if domain_id is not None:
-        if not 0 <= domain_id <= 232:
-            raise SystemExit(f"--domain-id: expected 0..232, got {domain_id}")
+        if not 0 <= domain_id <= MAX_DOMAIN_ID:
+            raise InvalidInputError("--domain-id", f"a ROS_DOMAIN_ID in [0, {MAX_DOMAIN_ID}]", domain_id)
         os.environ["ROS_DOMAIN_ID"] = str(domain_id)
-
-
-def register_plugin(preset: str) -> str:
-    """Registers ``"package.module:Class"`` as a backend (named by the string itself); returns the name."""
-    if ":" in preset and not preset.endswith((".yaml", ".yml")) and "/" not in preset:
-        from joyai_embodied.backends.base import available_backends, register_backend
-
-        if preset not in available_backends():
-            register_backend(preset, preset)
-    return preset
 
 
 def limit_blas_threads(threads: int) -> bool:
@@ -93,89 +128,67 @@ def limit_blas_threads(threads: int) -> bool:
     return done
 
 
-def spin_nodes(nodes: Sequence, threads: int = 4) -> int:
-    """Spins ``nodes`` on one MultiThreadedExecutor until Ctrl-C or shutdown; destroys them after."""
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-
-    executor = MultiThreadedExecutor(num_threads=threads)
-    for node in nodes:
-        executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        for node in nodes:
-            node.destroy_node()
-    return 0
-
-
-def run_node_alone(make_node: Callable[[], Any], argv: Sequence[str] | None = None, threads: int = 4) -> int:
-    """``python -m ros_nodes.<node> --ros-args ...``: one node, on localhost discovery unless the environment opts out.
-
-    Sets up the large-frame transport before ``rclpy.init`` (requests and frames are several MB).
-    """
-    import rclpy
-
-    from .fastdds_profile import use_large_frame_transport
-
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    use_large_frame_transport()
-    rclpy.init(args=list(argv) if argv is not None else sys.argv)
-    try:
-        return spin_nodes([make_node()], threads=threads)
-    finally:
-        rclpy.try_shutdown()
-
-
 def run(args: argparse.Namespace) -> int:
-    """Loads the model once and serves ``/joyai/spatial_query`` and ``/joyai/imagine``."""
+    """Loads the model once and serves ``/joyai/spatial_query`` and ``/joyai/imagine`` until SIGINT/SIGTERM.
+
+    Returns:
+        0 after a signal (requests in flight are finished or refused first; see ``nodes/runtime.py``).
+
+    Raises:
+        InvalidInputError: a bad option (see :func:`check_arguments`); BackendUnavailableError: no such backend.
+    """
+    check_arguments(args)
     configure_environment(args.discovery, args.domain_id)
     from .fastdds_profile import use_large_frame_transport
 
     use_large_frame_transport()  # multi-MB requests and frames over shared memory (localhost discovery only)
-    import rclpy
     from rclpy.parameter import Parameter
 
     from joyai_embodied import WorldModel
+    from joyai_embodied.service import ModelService
 
-    from .common import SharedModel
-    from .imagination_node import ImaginationNode
-    from .spatial_reasoning_node import SpatialReasoningNode
+    from .nodes.common import DEFAULT_MAX_SCENES, SharedModel, register_plugin
+    from .nodes.imagination import ImaginationNode
+    from .nodes.runtime import serve
+    from .nodes.spatial_reasoning import SpatialReasoningNode
 
     if getattr(args, "blas_threads", 0) > 0 and sys.platform.startswith("linux"):
         limit_blas_threads(args.blas_threads)
-    ros_args = ["--ros-args", "--params-file", args.params_file] if args.params_file else []
-    rclpy.init(args=[sys.argv[0], *ros_args])
-    try:
-        model = SharedModel(WorldModel.load(register_plugin(args.preset), device=args.device, address=args.address))
-        overrides = [Parameter("preset", value=str(args.preset)),
-                     Parameter("device", value=args.device or ""),
-                     Parameter("address", value=args.address or "")]
+
+    max_scenes = args.max_scenes or DEFAULT_MAX_SCENES
+
+    def make_nodes(serving):
+        world_model = WorldModel.load(register_plugin(args.preset), device=args.device, address=args.address)
+        model = SharedModel(ModelService(world_model, max_scenes=max_scenes), serving)
+        overrides = [Parameter("preset", value=str(args.preset)), Parameter("device", value=args.device or ""),
+                     Parameter("address", value=args.address or ""),
+                     Parameter("max_scenes", value=int(max_scenes))]
         nodes = [SpatialReasoningNode(model, namespace=args.namespace, parameter_overrides=overrides),
                  ImaginationNode(model, namespace=args.namespace, parameter_overrides=overrides)]
         if getattr(args, "with_sim_bridge", False):
-            nodes.append(_sim_bridge(args))
+            nodes.append(_sim_bridge(args, serving))
+        return nodes
+
+    def banner(nodes) -> str:
         bridge = " + sim bridge (/joyai/sim/reset|pick|place, camera topics)" if len(nodes) > 2 else ""
-        print(f"joyai-embodied ros: serving /joyai/spatial_query and /joyai/imagine{bridge} "
-              f"(backend {model.world_model.backend.name}, domain {os.environ.get('ROS_DOMAIN_ID', '0')}, "
-              f"discovery {args.discovery})", flush=True)
-        return spin_nodes(nodes, threads=args.threads)
-    finally:
-        rclpy.try_shutdown()
+        return (f"joyai-embodied ros: serving /joyai/spatial_query and /joyai/imagine{bridge} "
+                f"(backend {nodes[0].model.world_model.backend.name}, domain {os.environ.get('ROS_DOMAIN_ID', '0')}, "
+                f"discovery {args.discovery})")
+
+    ros_args = ["--ros-args", "--params-file", args.params_file] if args.params_file else []
+    return serve(make_nodes, threads=args.threads, args=[sys.argv[0], *ros_args], banner=banner)
 
 
-def _sim_bridge(args: argparse.Namespace):
+def _sim_bridge(args: argparse.Namespace, serving: Any):
     """The sim_bridge node configured from the ``--sim-*`` options (same namespace as the world-model nodes)."""
     from rclpy.parameter import Parameter
 
-    from .sim_bridge_node import SimBridgeNode
+    from .nodes.sim_bridge import SimBridgeNode
 
     overrides = [Parameter("seed", value=int(args.sim_seed)), Parameter("width", value=int(args.sim_width)),
                  Parameter("height", value=int(args.sim_height)), Parameter("camera", value=str(args.sim_camera)),
                  Parameter("publish_rate_hz", value=float(args.sim_rate))]
-    return SimBridgeNode(namespace=args.namespace, parameter_overrides=overrides)
+    return SimBridgeNode(serving, namespace=args.namespace, parameter_overrides=overrides)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -125,25 +125,75 @@ def test_request_with_mismatched_sizes_or_bad_depth_is_refused():
         conversions.observation_from_request(request)
 
 
-def test_scene_object_relation_and_view_round_trip():
+def test_scene_object_relation_answer_and_view_round_trip_exactly():
     from joyai_interfaces.action import Imagine
+    from joyai_interfaces.srv import SpatialQuery
 
+    from joyai_embodied.types import Answer
+    from ros_nodes import results
+
+    rotation = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
     obj = SceneObject(id=3, name="red cube", centroid=np.array([0.1, -0.2, 0.425]), extent=np.array([.05, .05, .05]),
-                      visible_fraction=0.75, color="red", shape="cube")
-    back = conversions.scene_object_from_msg(conversions.scene_object_to_msg(obj))
-    assert (back.id, back.name, back.color, back.shape) == (3, "red cube", "red", "cube")
-    np.testing.assert_allclose(back.centroid, obj.centroid)
-    assert math.isclose(back.visible_fraction, 0.75)
+                      obb_rotation=rotation, pixel_count=321, visible_fraction=0.7512345678901, color="red",
+                      shape="cube")
+    back = results.scene_object_from_msg(results.scene_object_to_msg(obj))
+    assert (back.id, back.name, back.color, back.shape, back.pixel_count) == (3, "red cube", "red", "cube", 321)
+    np.testing.assert_array_equal(back.centroid, obj.centroid)
+    np.testing.assert_array_equal(back.obb_rotation, rotation)
+    assert back.visible_fraction == obj.visible_fraction  # float64 on the wire: exact
 
-    rel = Relation("red cube", "green plate", True, False, False, True, True, False, 0.2, "camera", 0.9, True)
-    assert conversions.relation_from_msg(conversions.relation_to_msg(rel)) == rel
+    rel = Relation("red cube", "green plate", True, False, False, True, True, False, 0.2, "camera", 0.9123456789, True)
+    assert results.relation_from_msg(results.relation_to_msg(rel)) == rel
 
     obs = _observation()
     view = ImaginedView(rgb=obs.rgb, depth=obs.depth, segmentation=obs.segmentation, intrinsics=K,
-                        cam_to_world=obs.cam_to_world, valid_mask=obs.depth > 1.0)
-    result = conversions.fill_view_result(Imagine.Result(), view)
+                        cam_to_world=obs.cam_to_world, valid_mask=obs.depth > 1.0, source="geometric")
+    result = results.fill_view(Imagine.Result(), view)
     assert result.valid_mask.encoding == "mono8"
-    back_view = conversions.view_from_result(result)
-    np.testing.assert_array_equal(back_view.rgb, view.rgb)
-    np.testing.assert_array_equal(back_view.valid_mask, view.valid_mask)
-    np.testing.assert_array_equal(back_view.segmentation, view.segmentation)
+    back_view = results.view_from_msg(result)
+    for name in ("rgb", "depth", "segmentation", "intrinsics", "cam_to_world", "valid_mask"):
+        np.testing.assert_array_equal(getattr(back_view, name), getattr(view, name), name)
+    assert (back_view.source, back_view.prompt) == ("geometric", None)
+
+    for value in (None, 3, 0.1234567890123, True, ["red cube", "blue cylinder"], [0.05, 0.05, 0.07]):
+        answer = Answer(text="it is", value=value, unit="m", confidence=0.873, supported=True, frame="world",
+                        views=(view,))
+        response = SpatialQuery.Response()
+        results.fill_answer(response, answer)
+        again = results.answer_from_response(response)
+        assert again.value == value and type(again.value) is type(value)
+        assert (again.text, again.unit, again.confidence, again.frame, again.raw_text) == ("it is", "m", 0.873,
+                                                                                            "world", None)
+        np.testing.assert_array_equal(again.views[0].rgb, view.rgb)
+
+
+def test_errors_cross_with_their_fields():
+    from joyai_interfaces.srv import SpatialQuery
+
+    from joyai_embodied.errors import RemoteError, SceneExpiredError, UnknownObjectError
+    from ros_nodes import results
+
+    for exc in (InvalidInputError("depth", "at least one valid pixel", "none valid"),
+                UnknownObjectError("golden teapot", ["red cube"]), SceneExpiredError("ab" * 16)):
+        response = SpatialQuery.Response()
+        results.fill_error(response, exc)
+        assert not response.success and response.error == str(exc) and response.error_type == type(exc).__name__
+        again = results.error_from_response(response)
+        assert type(again) is type(exc) and str(again) == str(exc)
+        for name in ("field", "expected", "got", "name", "known", "handle"):
+            assert getattr(again, name, None) == getattr(exc, name, None), name
+    response = SpatialQuery.Response()
+    results.fill_error(response, KeyError("planes"))  # a bug, not the caller's: reported as such
+    assert response.error_type == "InternalError" and "KeyError" in response.error
+    assert isinstance(results.error_from_response(response), RemoteError)
+
+
+def test_exact_pose_fields_win_over_the_rounded_pose():
+    from joyai_interfaces.srv import SpatialQuery
+
+    obs = _observation()
+    request = conversions.fill_scene_fields(SpatialQuery.Request(), obs)
+    np.testing.assert_array_equal(conversions.observation_from_request(request).cam_to_world, obs.cam_to_world)
+    request.cam_to_world = [1.0] * 15
+    with pytest.raises(InvalidInputError, match="cam_to_world: expected 16 finite"):
+        conversions.observation_from_request(request)

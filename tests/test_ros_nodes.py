@@ -65,7 +65,7 @@ def node_process(ros_context):
 
 @pytest.fixture(scope="module")
 def client(node_process):
-    from ros_nodes.client import WorldModelClient
+    from ros_nodes.clients.world_model_client import WorldModelClient
 
     client = WorldModelClient("test_client")
     try:
@@ -259,6 +259,14 @@ class _CameraPublisher:
             self.node.destroy_publisher(publisher)
 
 
+def _as_published(observation: Observation) -> Observation:
+    """The observation as the camera topics carry it: its pose through a PoseStamped (quaternion, rounded)."""
+    from ros_nodes import conversions
+
+    pose = conversions.pose_to_matrix(conversions.matrix_to_pose(observation.cam_to_world))
+    return dataclasses.replace(observation, cam_to_world=pose)
+
+
 def _query_latest_until(client, camera: _CameraPublisher, accept, timeout_s: float = 10.0, **query):
     """Republishes the camera frame (best-effort topics) and asks ``query`` with use_latest until ``accept``."""
     deadline, result = time.monotonic() + timeout_s, None
@@ -285,7 +293,7 @@ def test_use_latest_answers_from_the_subscribed_frames(client):
     finally:
         camera.close()
     assert result is not None and result.success, result.error
-    direct = client.spatial_query(observation, subject=subject, reference=reference)
+    direct = client.spatial_query(_as_published(observation), subject=subject, reference=reference)
     assert result.relation == direct.relation
     assert [o.name for o in result.objects] == [o.name for o in direct.objects]
 
@@ -334,7 +342,7 @@ def test_use_latest_follows_each_new_frame_and_repeats_agree(client):
                 assert sorted(o.name for o in relabelled.objects) == sorted(renamed[o["id"]] for o in objects)
 
             # No frame is published from here on: these answer from the cached Scene.
-            direct = client.spatial_query(observation, subject=subject, reference=reference)
+            direct = client.spatial_query(_as_published(observation), subject=subject, reference=reference)
             for _ in range(3):
                 again = client.spatial_query(None, subject=subject, reference=reference, labels=GENERIC_LABELS)
                 assert again.success, again.error
@@ -353,7 +361,7 @@ def test_use_latest_follows_each_new_frame_and_repeats_agree(client):
 
 
 def test_eight_concurrent_clients_each_get_every_answer_once(node_process, scene):
-    from ros_nodes.client import WorldModelClient
+    from ros_nodes.clients.world_model_client import WorldModelClient
 
     observation, objects = _frames(seed=7, width=160, height=120)
     pairs = [(a["name"], b["name"]) for a, b in itertools.permutations(objects, 2)]
@@ -392,36 +400,122 @@ def test_eight_concurrent_clients_each_get_every_answer_once(node_process, scene
         assert names == pairs[(index * 20 + k) % len(pairs)]
 
 
-def test_ros_backend_gives_the_in_process_answers(client, scene):
-    from joyai_embodied import MoveObject, WorldModel
+def _same_objects(a, b) -> None:
+    assert [o.name for o in a] == [o.name for o in b]
+    for x, y in zip(a, b):
+        for field in dataclasses.fields(x):
+            np.testing.assert_array_equal(getattr(x, field.name), getattr(y, field.name), err_msg=field.name)
+
+
+def test_ros_backend_gives_the_in_process_answers_exactly(client, scene):
+    """WorldModel.load("ros"): the same objects, pivot, relations, answers, views and edits as in process."""
+    from joyai_embodied import MoveObject, RotateObject, WorldModel
     from joyai_embodied.camera import look_at
-    from joyai_embodied.types import CameraPose
-    from ros_nodes.ros_backend import RosBackend
+    from joyai_embodied.errors import UnknownObjectError
+    from joyai_embodied.types import CameraMove, CameraPose
+    from ros_nodes.clients.ros_backend import RosBackend
 
     observation, objects = scene
     local = WorldModel.load("geometric")
-    remote = WorldModel(RosBackend(start_nodes=False, timeout_s=30))
+    remote = WorldModel.load("ros", start_nodes=False, timeout_s=30)
     try:
+        assert isinstance(remote.backend, RosBackend)
         names = [o["name"] for o in objects]
         local_scene, remote_scene = local.observe(observation), remote.observe(observation)
-        assert sorted(remote_scene.object_names()) == sorted(local_scene.object_names())
+        _same_objects(remote_scene.objects, local_scene.objects)
+        np.testing.assert_array_equal(remote_scene.pivot, local_scene.pivot)
         side = CameraPose(look_at([0.0, -1.0, 0.9], [0.0, 0.0, 0.4]), observation.intrinsics,
                           observation.width, observation.height)
-        for frame in ("camera", side):
-            over_ros = remote.relation(remote_scene, names[0], names[1], frame=frame)
-            in_process = local.relation(local_scene, names[0], names[1], frame=frame)
-            # confidence travels as float32
-            assert over_ros.confidence == pytest.approx(in_process.confidence, abs=1e-6)
-            assert dataclasses.replace(over_ros, confidence=0.0) == dataclasses.replace(in_process, confidence=0.0)
-        with pytest.raises(Exception, match="unknown object 'golden teapot'") as exc:
+        for frame in ("camera", "world", side):
+            assert remote.relation(remote_scene, names[0], names[1], frame=frame) == \
+                local.relation(local_scene, names[0], names[1], frame=frame)
+        question = f"Is the {names[0]} left of the {names[1]}?"
+        assert remote.ask(remote_scene, question) == local.ask(local_scene, question)
+        assert remote.ask(remote_scene, "How many objects are there?") == \
+            local.ask(local_scene, "How many objects are there?")
+        with pytest.raises(UnknownObjectError, match="unknown object 'golden teapot'") as exc:
             remote.relation(remote_scene, "golden teapot", names[0])
-        assert type(exc.value).__name__ == "UnknownObjectError"
-        view = remote.imagine(remote_scene, side)
-        np.testing.assert_allclose(view.cam_to_world, side.cam_to_world, atol=1e-9)
+        assert exc.value.name == "golden teapot" and exc.value.known == sorted(names)
+        with pytest.raises(UnknownObjectError) as bad:
+            remote.edit(remote_scene, MoveObject("golden teapot", to=[0.0, 0.0, 0.4]))
+        with pytest.raises(UnknownObjectError) as bad_local:
+            local.edit(local_scene, MoveObject("golden teapot", to=[0.0, 0.0, 0.4]))
+        assert str(bad.value) == str(bad_local.value)
+        for move in (CameraMove(yaw_deg=25.0, pitch_deg=5.0), side):
+            view, here = remote.imagine(remote_scene, move), local.imagine(local_scene, move)
+            for field in dataclasses.fields(view):
+                np.testing.assert_array_equal(getattr(view, field.name), getattr(here, field.name), field.name)
         mover = next(o for o in objects if o["shape"] != "plate")
-        edited = remote.edit(remote_scene, MoveObject(mover["name"], to=[0.0, 0.0, 0.40]))
-        moved = next(o for o in edited.objects if o.name == mover["name"])
-        np.testing.assert_allclose(moved.centroid[:2], [0.0, 0.0], atol=0.02)
+        for edit in (MoveObject(mover["name"], to=[0.0, 0.0, 0.40]), RotateObject(mover["name"], yaw_deg=30.0)):
+            edited, edited_here = remote.edit(remote_scene, edit), local.edit(local_scene, edit)
+            _same_objects(edited.objects, edited_here.objects)
+            np.testing.assert_array_equal(edited.pivot, edited_here.pivot)
+            assert edited.edits == (edit,) and edited.data.scene_id != remote_scene.data.scene_id
+            assert remote.relation(edited, mover["name"], names[1]) == local.relation(edited_here, mover["name"],
+                                                                                       names[1])
+        imagined = remote.answer_with_imagination(remote_scene, question, max_views=2)
+        imagined_here = local.answer_with_imagination(local_scene, question, max_views=2)
+        assert dataclasses.replace(imagined, views=()) == dataclasses.replace(imagined_here, views=())
+        assert len(imagined.views) == len(imagined_here.views)
+        for view, here in zip(imagined.views, imagined_here.views):
+            np.testing.assert_array_equal(view.rgb, here.rgb)
+            np.testing.assert_array_equal(view.cam_to_world, here.cam_to_world)
     finally:
         remote.close()
         local.close()
+
+
+def test_a_scene_id_stands_for_its_frame_and_unknown_ids_expire(client, scene):
+    observation, objects = scene
+    observed = client.observe(observation)
+    assert observed.success and len(observed.scene_id) == 32, observed.error
+    assert sorted(o.name for o in observed.objects) == sorted(o["name"] for o in objects)
+    subject, reference = objects[0]["name"], objects[1]["name"]
+    by_id = client.spatial_query(scene_id=observed.scene_id, subject=subject, reference=reference)
+    by_frame = client.spatial_query(observation, subject=subject, reference=reference)
+    assert by_id.success and by_frame.success
+    assert by_id.relation == by_frame.relation and by_id.scene_id == observed.scene_id
+    np.testing.assert_array_equal(by_id.pivot, by_frame.pivot)
+    view = client.imagine(scene_id=observed.scene_id, yaw_deg=20.0)
+    assert view.success and view.scene_id == observed.scene_id, view.error
+
+    from joyai_embodied.errors import SceneExpiredError
+    from ros_nodes.clients.world_model_client import error_from_result
+
+    for result in (client.spatial_query(scene_id="f" * 32, question="How many objects are there?"),
+                   client.imagine(scene_id="f" * 32, yaw_deg=10.0)):
+        assert not result.success and result.error_type == "SceneExpiredError"
+        exc = error_from_result(result)
+        assert isinstance(exc, SceneExpiredError) and exc.handle == "f" * 32
+
+
+def test_invalid_input_keeps_its_field_over_ros(client, scene):
+    from joyai_embodied.errors import InvalidInputError
+    from ros_nodes.clients.world_model_client import error_from_result
+
+    observation, objects = scene
+    result = client.spatial_query(observation, subject=objects[0]["name"], reference="")
+    exc = error_from_result(result)
+    assert isinstance(exc, InvalidInputError) and exc.field == "reference" and "object name" in exc.expected
+
+
+def test_images_beyond_the_ros_limit_are_refused_with_the_limit(client, scene):
+    from joyai_interfaces.srv import SpatialQuery
+
+    from joyai_embodied.errors import InvalidInputError
+    from ros_nodes import conversions
+
+    observation, _ = scene
+    side = 1500  # 2.25 Mpx > 1920 x 1080
+    big = dataclasses.replace(observation, rgb=np.zeros((side, side, 3), np.uint8), depth=None, segmentation=None,
+                              intrinsics=observation.intrinsics)
+    with pytest.raises(InvalidInputError, match=str(conversions.MAX_IMAGE_PIXELS)):
+        client.spatial_query(big, question="How many objects are there?")  # refused before sending
+    request = SpatialQuery.Request(question="How many objects are there?")
+    request.rgb = conversions.numpy_to_image(big.rgb, "rgb8")
+    request.camera_info = conversions.camera_info_from_intrinsics(observation.intrinsics, side, side)
+    request.cam_to_world = conversions.matrix_values(observation.cam_to_world)
+    started = time.monotonic()
+    response = client._wait(client._query_client.call_async(request), 30.0, "big request")
+    assert not response.success and str(conversions.MAX_IMAGE_PIXELS) in response.error, response.error
+    assert response.error.startswith("rgb.width/height") and time.monotonic() - started < 10

@@ -42,7 +42,7 @@ def bridge_process():
 
 @pytest.fixture(scope="module")
 def sim(bridge_process):
-    from ros_nodes.sim_client import SimBridgeClient
+    from ros_nodes.clients.sim_client import SimBridgeClient
 
     client = SimBridgeClient("test_sim_client")
     try:
@@ -56,7 +56,7 @@ def sim(bridge_process):
 
 @pytest.fixture(scope="module")
 def world_model(bridge_process):
-    from ros_nodes.client import WorldModelClient
+    from ros_nodes.clients.world_model_client import WorldModelClient
 
     client = WorldModelClient("test_wm_client")
     client.wait_until_ready(timeout_s=60)
@@ -194,7 +194,7 @@ def test_planner_through_the_bridge_matches_the_in_process_env(sim):
     import sim_envs  # noqa: F401
     from joyai_embodied import WorldModel
     from joyai_embodied.planner import Planner
-    from ros_nodes.sim_client import RosSimEnv
+    from ros_nodes.clients.sim_client import RosSimEnv
 
     planner = Planner(WorldModel.load("geometric"))
     ros_env = RosSimEnv(WIDTH, HEIGHT, start_bridge=False, timeout_s=30)
@@ -232,7 +232,7 @@ def test_demo_via_ros_uses_the_running_nodes_and_bridge(sim, tmp_path):
 
 def test_ros_sim_env_raises_for_bad_fields_and_reports_refused_primitives(sim):
     from joyai_embodied.errors import InvalidInputError
-    from ros_nodes.sim_client import RosSimEnv
+    from ros_nodes.clients.sim_client import RosSimEnv
     from sim_envs.tabletop import PICK, PLACE
 
     env = RosSimEnv(WIDTH, HEIGHT, start_bridge=False, timeout_s=30)
@@ -249,3 +249,46 @@ def test_ros_sim_env_raises_for_bad_fields_and_reports_refused_primitives(sim):
         env.close()
     with pytest.raises(InvalidInputError, match="width/height"):
         RosSimEnv(WIDTH * 2, HEIGHT * 2, start_bridge=False, timeout_s=10)
+
+
+def test_ros_sim_env_needs_no_simulator_calibration_comes_with_reset(sim):
+    """RosSimEnv's cameras are the simulator's (sent in SimReset), and its module imports neither sim_envs nor MuJoCo."""
+    from ros_nodes.clients import sim_client
+    from ros_nodes.clients.sim_client import RosSimEnv
+    from sim_envs import tabletop
+    from sim_envs.cameras import CAMERAS, camera_intrinsics, camera_to_world
+
+    assert (sim_client.NOOP, sim_client.PICK, sim_client.PLACE) == (tabletop.NOOP, tabletop.PICK, tabletop.PLACE)
+    probe = ("import sys, ros_nodes.clients.sim_client; "
+             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('sim_envs', 'mujoco', 'gymnasium')); "
+             "print(bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+
+    env = RosSimEnv(WIDTH, HEIGHT, start_bridge=False, timeout_s=30)
+    try:
+        _, info = env.reset(seed=FIRST_SEED)
+        for name in CAMERAS:
+            cam_to_world, intrinsics = env.camera_pose(name)
+            np.testing.assert_array_equal(cam_to_world, camera_to_world(name))
+            np.testing.assert_array_equal(intrinsics, camera_intrinsics(name, WIDTH, HEIGHT))
+        with pytest.raises(Exception, match="camera"):
+            env.camera_pose("nowhere")
+        local = gym_env_objects(FIRST_SEED)
+        assert [o["name"] for o in info["objects"]] == [o["name"] for o in local]
+        for over_ros, here in zip(info["objects"], local):
+            assert abs((over_ros["yaw"] - here["yaw"] + np.pi) % (2 * np.pi) - np.pi) < 1e-9
+    finally:
+        env.close()
+
+
+def gym_env_objects(seed: int) -> list[dict]:
+    import gymnasium as gym
+
+    import sim_envs  # noqa: F401
+
+    env = gym.make("joyai/TabletopSpatial-v0", width=WIDTH, height=HEIGHT, action_mode="primitive")
+    try:
+        return env.reset(seed=seed)[1]["objects"]
+    finally:
+        env.close()

@@ -11,14 +11,15 @@ camera topics (all five messages with one stamp, no older than the last action's
 
 :class:`RosSimEnv` wraps it in the reset/step interface of ``joyai/TabletopSpatial-v0`` with
 ``action_mode="primitive"``, so :class:`joyai_embodied.planner.Planner` runs unchanged with its
-simulator behind ROS (``joyai-embodied demo --via ros``).
+simulator behind ROS (``joyai-embodied demo --via ros``). Nothing here imports ``sim_envs`` or MuJoCo:
+the cameras' calibration comes with every ``SimReset`` response.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
-import sys
 import time
 from typing import Any, Mapping, Sequence
 
@@ -28,12 +29,16 @@ from rclpy.node import Node
 
 from joyai_embodied.errors import BackendUnavailableError, InvalidInputError, RequestTimeoutError
 
-from . import conversions
-from .child_process import close_client
-from .client import error_from_result
-from .common import TOPIC_DEFAULTS
-from .sim_bridge_node import (ACTION_ERROR, FRAME_QOS, FRAME_TYPES, SIM_PICK_SERVICE, SIM_PLACE_SERVICE,
-                              SIM_RESET_SERVICE)
+from .. import conversions
+from ..child_process import close_client, start_node
+from ..topics import (ACTION_ERROR, FRAME_QOS, FRAME_TYPES, SIM_PICK_SERVICE, SIM_PLACE_SERVICE, SIM_RESET_SERVICE,
+                      TOPIC_DEFAULTS)
+from .world_model_client import error_from_result
+
+#: The env's primitive codes (``action["primitive"]`` of ``joyai/TabletopSpatial-v0``, primitive mode);
+#: the same numbers as ``sim_envs.tabletop.NOOP, PICK, PLACE`` (a test checks), written here so that a
+#: ROS client needs no simulator installed.
+NOOP, PICK, PLACE = 0, 1, 2
 
 
 def _nanoseconds(stamp: Any) -> int:
@@ -143,10 +148,26 @@ class SimBridgeClient(Node):
 
 
 def objects_from_response(response: Any) -> list[dict[str, Any]]:
-    """A service response's ground-truth objects in the env's ``info["objects"]`` form (yaw omitted)."""
+    """A service response's ground-truth objects in the env's ``info["objects"]`` form."""
     return [{"id": int(o.id), "name": o.name, "color": o.color, "shape": o.shape,
-             "position": [o.centroid.x, o.centroid.y, o.centroid.z], "size": [o.extent.x, o.extent.y, o.extent.z]}
+             "position": [o.centroid.x, o.centroid.y, o.centroid.z], "size": [o.extent.x, o.extent.y, o.extent.z],
+             "yaw": math.atan2(o.obb_rotation[3], o.obb_rotation[0])}
             for o in response.objects]
+
+
+def calibration_from_response(response: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{camera name: (cam_to_world 4x4, intrinsics 3x3)}`` from a ``SimReset`` response.
+
+    Raises:
+        InvalidInputError: the response's camera arrays do not line up.
+    """
+    names, infos, values = list(response.camera_names), list(response.camera_infos), list(response.cam_to_world)
+    if len(infos) != len(names) or len(values) != 16 * len(names):
+        raise InvalidInputError("camera_infos/cam_to_world", f"one CameraInfo and 16 values per camera "
+                                f"({len(names)} names)", f"{len(infos)} infos, {len(values)} values")
+    return {name: (np.array(values[16 * i:16 * (i + 1)], dtype=np.float64).reshape(4, 4),
+                   np.asarray(info.k, dtype=np.float64).reshape(3, 3))
+            for i, (name, info) in enumerate(zip(names, infos))}
 
 
 class RosSimEnv:
@@ -155,13 +176,13 @@ class RosSimEnv:
     ``reset``/``step`` return what the in-process env returns, except that observations come from the
     camera topics (no ``robot_state``) and ``info["objects"]`` has no ``yaw``. Invalid actions raise
     :class:`InvalidInputError`; primitives the simulator refuses set ``info["action_error"]``, as in
-    process. ``camera_pose(name)`` gives the calibration of the env's named cameras (``sim_envs.cameras``),
-    which a robot would read from its own calibration.
+    process. ``camera_pose(name)`` gives the calibration of the env's named cameras, as the bridge sent
+    it with the last reset (a robot reads its own calibration the same way).
 
     Args:
         width, height: image size; a bridge this env starts uses it, a running one must match it.
         camera: observation camera of a bridge this env starts.
-        start_bridge: "auto" starts ``python -m ros_nodes.sim_bridge_node`` when no bridge answers within
+        start_bridge: "auto" starts ``python -m ros_nodes.nodes.sim_bridge`` when no bridge answers within
             ``wait_s``; True always starts one; False only connects.
         timeout_s: per-call timeout.
 
@@ -184,10 +205,10 @@ class RosSimEnv:
         self.client = SimBridgeClient("joyai_ros_sim_env")
         self._process: subprocess.Popen | None = None
         if start_bridge is True or (start_bridge == "auto" and not self._ready(wait_s)):
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "ros_nodes.sim_bridge_node", "--ros-args", "-p", f"width:={self.width}",
-                 "-p", f"height:={self.height}", "-p", f"camera:={camera}"], env=dict(os.environ))
+            self._process = start_node("ros_nodes.nodes.sim_bridge", ["-p", f"width:={self.width}", "-p",
+                                                                      f"height:={self.height}", "-p", f"camera:={camera}"])
         self._instruction, self._target, self._success, self._objects = "", {}, False, []
+        self._cameras: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         try:
             if self._process is not None:
                 self._wait_for_started_bridge(timeout_s)
@@ -228,6 +249,7 @@ class RosSimEnv:
             raise error_from_result(response)
         self._instruction, self._success = response.instruction, False
         self._objects = objects_from_response(response)
+        self._cameras = calibration_from_response(response)
         self._target = {"pick_id": response.target_pick_id, "pick_name": response.target_pick_name,
                         "place_id": response.target_place_id, "place_name": response.target_place_name,
                         "template": response.target_template, "relation": response.target_relation or None,
@@ -240,8 +262,6 @@ class RosSimEnv:
         Raises:
             InvalidInputError: the action is malformed, or the bridge refused one of its fields.
         """
-        from sim_envs.tabletop import NOOP, PICK, PLACE
-
         if not isinstance(action, Mapping) or "primitive" not in action:
             raise InvalidInputError("action", "a dict with keys 'primitive', 'object_id', 'position'",
                                     type(action).__name__)
@@ -272,10 +292,16 @@ class RosSimEnv:
         return obs
 
     def camera_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(cam_to_world 4x4, intrinsics 3x3) of a named camera of the simulator at this image size."""
-        from sim_envs.cameras import camera_intrinsics, camera_to_world
+        """(cam_to_world 4x4, intrinsics 3x3) of a named camera of the simulator at this image size.
 
-        return camera_to_world(name), camera_intrinsics(name, self.width, self.height)
+        Raises:
+            InvalidInputError: no camera of that name (or no reset yet: the calibration comes with it).
+        """
+        if name not in self._cameras:
+            raise InvalidInputError("camera", f"one of {sorted(self._cameras)} (the bridge's cameras, sent with "
+                                    "each reset)", repr(name))
+        cam_to_world, intrinsics = self._cameras[name]
+        return cam_to_world.copy(), intrinsics.copy()
 
     def close(self) -> None:
         """Destroys the client; stops the bridge if this env started it."""

@@ -1,26 +1,27 @@
 """A Python API over the world-model nodes, in the style of ``nav2_simple_commander``.
 
 One class, one method per capability; each blocks with a timeout, and has an ``*_async`` form that
-returns an ``rclpy`` future. Results come back as core types (Relation, SceneObject, ImaginedView)::
+returns an ``rclpy`` future. Results come back as core types (Relation, Answer, SceneObject, ImaginedView)::
 
     import rclpy
-    from ros_nodes.client import WorldModelClient
+    from ros_nodes.clients.world_model_client import WorldModelClient
     from ros_nodes.fastdds_profile import use_large_frame_transport
 
     use_large_frame_transport()  # before rclpy.init: 640x480 requests go over a 32 MiB shared-memory segment
     rclpy.init()
     client = WorldModelClient()
     client.wait_until_ready(timeout_s=10)
-    result = client.spatial_query(observation, subject="red cube", reference="blue cylinder")
+    scene_id = client.observe(observation).scene_id          # the frame travels once
+    result = client.spatial_query(scene_id=scene_id, subject="red cube", reference="blue cylinder")
     if result.success:
         print(result.relation.left_of, result.answer)
-    view = client.imagine(observation, yaw_deg=30).view
+    view = client.imagine(scene_id=scene_id, yaw_deg=30).view
     client.destroy_node(); rclpy.shutdown()
 
 The client spins its own single-threaded executor, so it may be used from any one thread; use one
-client per thread for concurrent calls. Without :func:`~ros_nodes.fastdds_profile.use_large_frame_transport`
-in the client's process, a 640x480 request leaves through Fast DDS's default 512 KiB shared-memory
-segment and a spatial query takes ~35 ms longer (see ``ros_nodes/fastdds_profile.py``).
+client per thread for concurrent calls. A node that goes away while a call waits (stopped, crashed)
+ends the wait within about a second with :class:`~joyai_embodied.errors.BackendUnavailableError`
+rather than at the timeout.
 """
 
 from __future__ import annotations
@@ -30,15 +31,22 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.task import Future
 
-from joyai_embodied.errors import RequestTimeoutError
-from joyai_embodied.types import CameraPose, ImaginedView, Observation, Relation, SceneObject
+from joyai_embodied.errors import BackendUnavailableError, JoyAIError, RequestTimeoutError
+from joyai_embodied.types import Answer, CameraPose, ImaginedView, Observation, Relation, SceneObject
 
-from . import IMAGINE_ACTION, SPATIAL_QUERY_SERVICE, conversions
+from .. import conversions, results
+from ..topics import IMAGINE_ACTION, SPATIAL_QUERY_SERVICE
+
+#: How often a waiting call checks that its server is still there.
+PRESENCE_POLL_S = 0.25
+#: How long a server may be missing from the graph before a waiting call gives up on it.
+GONE_AFTER_S = 0.75
 
 
 @dataclass
@@ -46,19 +54,27 @@ class SpatialQueryResult:
     """A SpatialQuery response in core types.
 
     Attributes:
-        success: False when the node refused the request; ``error`` says why.
-        answer, value, unit, confidence: the answer (``value`` is NaN when it has no number).
+        success: False when the node refused the request; ``error``/``error_type``/``error_json`` say why.
+        scene_id: the scene answered about, kept on the node: pass it instead of the frame next time.
+        pivot: that scene's pivot (world, m); ``backend`` the backend that built it.
+        answer, value, unit, confidence: the answer in words and numbers (``value`` NaN when it has none).
+        answer_result: the whole core :class:`Answer` (value as sent, views), when a question was asked.
         relation: the relation of subject to reference, when both were asked for.
-        objects: every object the model found.
+        objects: every object in the scene.
     """
 
     success: bool
     error: str = ""
     error_type: str = ""
+    error_json: str = ""
+    scene_id: str = ""
+    pivot: np.ndarray | None = None
+    backend: str = ""
     answer: str = ""
     value: float = math.nan
     unit: str = ""
     confidence: float = 0.0
+    answer_result: Answer | None = None
     relation: Relation | None = None
     objects: list[SceneObject] = field(default_factory=list)
 
@@ -69,7 +85,8 @@ class ImagineResult:
 
     Attributes:
         status: "succeeded", "canceled", "aborted" (bad input; see ``error``) or "rejected".
-        view: the imagined view when succeeded.
+        view: the imagined view when succeeded (None with ``edit_only``).
+        scene_id: the scene imagined from, after the edit (kept on the node); ``pivot`` its pivot.
         objects: the scene's objects after the edit.
         feedback: every (progress, stage) received, in order.
     """
@@ -78,12 +95,19 @@ class ImagineResult:
     success: bool = False
     error: str = ""
     error_type: str = ""
+    error_json: str = ""
     view: ImaginedView | None = None
+    scene_id: str = ""
+    pivot: np.ndarray | None = None
     objects: list[SceneObject] = field(default_factory=list)
     feedback: list[tuple[float, str]] = field(default_factory=list)
 
 
 _STATUS = {4: "succeeded", 5: "canceled", 6: "aborted"}  # action_msgs/GoalStatus codes
+
+
+def _point(msg: Any) -> np.ndarray:
+    return np.array([msg.x, msg.y, msg.z], dtype=np.float64)
 
 
 class WorldModelClient(Node):
@@ -123,28 +147,36 @@ class WorldModelClient(Node):
     # -- spatial query --------------------------------------------------------------------------
     def spatial_query_async(self, observation: Observation | None = None, question: str = "", subject: str = "",
                             reference: str = "", frame: str | CameraPose = "camera",
-                            labels: Mapping[int, str] | None = None) -> Future:
+                            labels: Mapping[int, str] | None = None, scene_id: str = "",
+                            with_imagination: bool = False, max_views: int = 4) -> Future:
         """Sends a SpatialQuery; the future's result is the raw response (see :meth:`to_query_result`).
 
         Args:
-            observation: the frame to ask about; None uses the node's latest subscribed frames.
+            observation: the frame to ask about; None (and no ``scene_id``) uses the node's latest frames.
             question: free-text question (may be empty when subject/reference are set).
             subject, reference: ask the relation of subject to reference.
             frame: "camera" (viewer-relative), "world", or a CameraPose to take that camera's perspective.
             labels: ``{segmentation id: name}``; replaces the observation's labels (also with use_latest).
+            scene_id: a scene kept on the node (from an earlier result); the frame is not sent.
+            with_imagination: answer ``question`` with ``answer_with_imagination`` (up to ``max_views``).
+
+        Raises:
+            InvalidInputError: the observation is larger than the ROS limit (refused before sending).
         """
-        request = self._srv_type.Request(question=question, subject=subject, reference=reference)
+        request = self._srv_type.Request(question=question, subject=subject, reference=reference,
+                                         with_imagination=bool(with_imagination), max_views=int(max_views))
         if isinstance(frame, CameraPose):
             request.frame = "viewpoint"
-            conversions.fill_camera_fields(request.viewpoint_info, request.viewpoint_pose, frame)
+            conversions.fill_camera_fields(request, "viewpoint", frame)
         else:
             request.frame = frame
-        _fill_scene(request, observation, labels)
+        _fill_scene(request, observation, labels, scene_id)
         return self._query_client.call_async(request)
 
     def spatial_query(self, observation: Observation | None = None, question: str = "", subject: str = "",
                       reference: str = "", frame: str | CameraPose = "camera",
-                      labels: Mapping[int, str] | None = None, timeout_s: float = 10.0) -> SpatialQueryResult:
+                      labels: Mapping[int, str] | None = None, timeout_s: float = 10.0, scene_id: str = "",
+                      with_imagination: bool = False, max_views: int = 4) -> SpatialQueryResult:
         """Blocking :meth:`spatial_query_async`.
 
         Returns:
@@ -152,46 +184,59 @@ class WorldModelClient(Node):
 
         Raises:
             RequestTimeoutError: no response within ``timeout_s``.
+            BackendUnavailableError: the node went away before answering.
         """
-        future = self.spatial_query_async(observation, question, subject, reference, frame, labels)
-        return self.to_query_result(self._wait(future, timeout_s, SPATIAL_QUERY_SERVICE))
+        future = self.spatial_query_async(observation, question, subject, reference, frame, labels, scene_id,
+                                          with_imagination, max_views)
+        return self.to_query_result(self._wait(future, timeout_s, SPATIAL_QUERY_SERVICE, self._query_client))
+
+    def observe(self, observation: Observation, labels: Mapping[int, str] | None = None,
+                timeout_s: float = 10.0) -> SpatialQueryResult:
+        """Sends the frame once; the result's ``scene_id`` names the scene kept on the node."""
+        return self.spatial_query(observation, labels=labels, timeout_s=timeout_s)
 
     @staticmethod
     def to_query_result(response: Any) -> SpatialQueryResult:
         """Converts a SpatialQuery response message into a :class:`SpatialQueryResult`."""
         if not response.success:
-            return SpatialQueryResult(False, response.error, response.error_type)
-        relation = conversions.relation_from_msg(response.relation) if response.relation.subject else None
-        return SpatialQueryResult(True, "", "", response.answer, float(response.value), response.unit,
-                                  float(response.confidence), relation,
-                                  [conversions.scene_object_from_msg(o) for o in response.objects])
+            return SpatialQueryResult(False, response.error, response.error_type, response.error_json)
+        relation = results.relation_from_msg(response.relation) if response.relation.subject else None
+        answer = results.answer_from_response(response) if response.value_json else None
+        return SpatialQueryResult(True, scene_id=response.scene_id, pivot=_point(response.pivot),
+                                  backend=response.backend, answer=response.answer, value=float(response.value),
+                                  unit=response.unit, confidence=float(response.confidence), answer_result=answer,
+                                  relation=relation,
+                                  objects=[results.scene_object_from_msg(o) for o in response.objects])
 
     # -- imagination ----------------------------------------------------------------------------
     def imagine_async(self, observation: Observation | None = None, yaw_deg: float = 0.0, pitch_deg: float = 0.0,
                       zoom: float = 1.0, viewpoint: CameraPose | None = None, edit: str = "", object_name: str = "",
                       target: Sequence[float] = (0.0, 0.0, 0.0), rotate_yaw_deg: float = 0.0,
                       seed: int | None = None, labels: Mapping[int, str] | None = None,
-                      feedback_callback: Callable[[float, str], None] | None = None) -> Future:
+                      feedback_callback: Callable[[float, str], None] | None = None, scene_id: str = "",
+                      edit_only: bool = False) -> Future:
         """Sends an Imagine goal; the future resolves to its goal handle (accepted or not).
 
         Args:
-            observation: the frame to imagine from; None uses the node's latest subscribed frames.
-            yaw_deg, pitch_deg, zoom: camera move about the scene centre.
+            observation: the frame to imagine from; None (and no ``scene_id``) uses the node's latest frames.
+            yaw_deg, pitch_deg, zoom: camera move about the scene's pivot.
             viewpoint: an explicit camera to imagine from instead of the move.
             edit: "" (none), "move" (object_name to ``target``, world xyz of its base centre) or
-                "rotate" (object_name by ``rotate_yaw_deg`` about world z).
+                "rotate" (object_name by ``rotate_yaw_deg`` about world z); the world model's edit.
             seed: for learned backends; None = unseeded.
             labels: ``{segmentation id: name}``; replaces the observation's labels (also with use_latest).
             feedback_callback: called with (progress, stage) for each feedback message.
+            scene_id: a scene kept on the node; the frame is not sent.
+            edit_only: apply the edit and return the edited scene's id, without rendering a view.
         """
         goal = self._action_type.Goal(yaw_deg=float(yaw_deg), pitch_deg=float(pitch_deg), zoom=float(zoom),
                                       edit=edit, object_name=object_name, rotate_yaw_deg=float(rotate_yaw_deg),
-                                      seed=-1 if seed is None else int(seed))
+                                      seed=-1 if seed is None else int(seed), edit_only=bool(edit_only))
         goal.target.x, goal.target.y, goal.target.z = (float(v) for v in target)
         if viewpoint is not None:
             goal.use_viewpoint = True
-            conversions.fill_camera_fields(goal.viewpoint_info, goal.viewpoint_pose, viewpoint)
-        _fill_scene(goal, observation, labels)
+            conversions.fill_camera_fields(goal, "viewpoint", viewpoint)
+        _fill_scene(goal, observation, labels, scene_id)
         self._feedback = []
 
         def on_feedback(msg: Any) -> None:
@@ -212,14 +257,17 @@ class WorldModelClient(Node):
 
         Raises:
             RequestTimeoutError: no result within ``timeout_s`` (the goal is canceled first).
+            BackendUnavailableError: the node went away before answering.
         """
         deadline = time.monotonic() + timeout_s
-        goal_handle = self._wait(self.imagine_async(observation, **goal_fields), timeout_s, IMAGINE_ACTION)
+        goal_handle = self._wait(self.imagine_async(observation, **goal_fields), timeout_s, IMAGINE_ACTION,
+                                 self._imagine_client)
         if not goal_handle.accepted:
-            return ImagineResult("rejected", error="the imagination node rejected the goal")
+            return ImagineResult("rejected", error="the imagination node rejected the goal (is it shutting down?)",
+                                 error_type="ServerBusyError")
         try:
             wrapped = self._wait(goal_handle.get_result_async(), max(0.0, deadline - time.monotonic()),
-                                 IMAGINE_ACTION)
+                                 IMAGINE_ACTION, self._imagine_client)
         except RequestTimeoutError:
             self.cancel_imagine()
             raise
@@ -229,7 +277,7 @@ class WorldModelClient(Node):
         """Asks the node to cancel the last goal sent; True when the node accepted the cancel."""
         if self._goal_handle is None or not self._goal_handle.accepted:
             return False
-        response = self._wait(self._goal_handle.cancel_goal_async(), timeout_s, IMAGINE_ACTION)
+        response = self._wait(self._goal_handle.cancel_goal_async(), timeout_s, IMAGINE_ACTION, self._imagine_client)
         return len(response.goals_canceling) > 0
 
     def get_feedback(self) -> list[tuple[float, str]]:
@@ -241,11 +289,12 @@ class WorldModelClient(Node):
         """Converts a ``get_result_async`` outcome (status + result message) into an :class:`ImagineResult`."""
         result = wrapped.result
         status = _STATUS.get(int(wrapped.status), f"status {wrapped.status}")
-        outcome = ImagineResult(status, bool(result.success), result.error, result.error_type,
+        outcome = ImagineResult(status, bool(result.success), result.error, result.error_type, result.error_json,
                                 feedback=list(self._feedback))
         if result.success:
-            outcome.view = conversions.view_from_result(result)
-            outcome.objects = [conversions.scene_object_from_msg(o) for o in result.objects]
+            outcome.view = None if conversions.is_empty(result.rgb) else results.view_from_msg(result)
+            outcome.scene_id, outcome.pivot = result.scene_id, _point(result.pivot)
+            outcome.objects = [results.scene_object_from_msg(o) for o in result.objects]
         return outcome
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -254,9 +303,32 @@ class WorldModelClient(Node):
         self._executor.spin_until_future_complete(future, timeout_sec=timeout_s)
         return future.done()
 
-    def _wait(self, future: Future, timeout_s: float, what: str) -> Any:
-        if not self.spin_until(future, timeout_s):
-            raise RequestTimeoutError(f"no answer from {what} within {timeout_s} s")
+    def _wait(self, future: Future, timeout_s: float, what: str, server: Any = None) -> Any:
+        """Spins until ``future`` is done; gives up early when ``server`` leaves the graph.
+
+        Raises:
+            RequestTimeoutError: not done within ``timeout_s``.
+            BackendUnavailableError: ``server`` (a service client or action client) lost its server.
+        """
+        deadline = time.monotonic() + timeout_s
+        missing_since: float | None = None
+        while not future.done():
+            now = time.monotonic()
+            if now >= deadline:
+                raise RequestTimeoutError(f"no answer from {what} within {timeout_s} s")
+            self._executor.spin_until_future_complete(future, timeout_sec=min(PRESENCE_POLL_S, deadline - now))
+            if future.done() or server is None:
+                continue
+            ready = server.service_is_ready() if hasattr(server, "service_is_ready") else server.server_is_ready()
+            if ready:
+                missing_since = None
+            elif missing_since is None:
+                missing_since = time.monotonic()
+            elif time.monotonic() - missing_since > GONE_AFTER_S:
+                if hasattr(server, "remove_pending_request"):
+                    server.remove_pending_request(future)
+                raise BackendUnavailableError(f"{what} went away before answering (the node stopped or crashed); "
+                                              "the request may or may not have run")
         return future.result()
 
     def destroy_node(self) -> None:
@@ -266,8 +338,11 @@ class WorldModelClient(Node):
         super().destroy_node()
 
 
-def _fill_scene(message: Any, observation: Observation | None, labels: Mapping[int, str] | None) -> None:
-    if observation is None:
+def _fill_scene(message: Any, observation: Observation | None, labels: Mapping[int, str] | None,
+                scene_id: str = "") -> None:
+    if scene_id:
+        message.scene_id = str(scene_id)
+    elif observation is None:
         message.use_latest = True
     else:
         conversions.fill_scene_fields(message, observation)
@@ -276,16 +351,9 @@ def _fill_scene(message: Any, observation: Observation | None, labels: Mapping[i
         message.label_names = [str(n) for n in labels.values()]
 
 
-def error_from_result(result: SpatialQueryResult | ImagineResult) -> Exception:
-    """The core exception a failed result stands for (same class when it is one of joyai_embodied.errors)."""
-    from joyai_embodied import errors
-
-    cls = getattr(errors, result.error_type, None)
-    if not (isinstance(cls, type) and issubclass(cls, errors.JoyAIError)):
-        cls = errors.RemoteError
-    exc = cls.__new__(cls)  # the message is already formatted; skip the class's own formatting
-    Exception.__init__(exc, result.error or getattr(result, "status", "failed"))
-    return exc
+def error_from_result(result: SpatialQueryResult | ImagineResult | Any) -> JoyAIError:
+    """The core exception a failed result (or raw response) stands for: same class, ``field`` and all."""
+    return results.error_from_response(result, default=getattr(result, "status", "failed"))
 
 
 def labels_of(objects: Sequence[Mapping[str, Any]]) -> dict[int, str]:

@@ -4,9 +4,10 @@
     ros2 launch joyai_embodied joyai.launch.py preset:=joyai-image device:=cuda params_file:=my.yaml
     ros2 launch joyai_embodied joyai.launch.py with_sim_bridge:=true sim_width:=320 sim_height:=240
 
-The nodes run as ``python3 -m ros_nodes.<node>`` (the package installs no per-node executables, so
-the same launch file works for pip and colcon installs). Each node loads its own model here; to load
-a large model once, run ``joyai-embodied ros`` instead (both nodes in one process). Discovery stays
+The nodes run as ``python3 -m ros_nodes.nodes.<node>`` (the package installs no per-node executables, so
+the same launch file works for pip and colcon installs). Each node loads its own model and keeps its
+own scenes here (a scene_id from one is unknown to the other); to load a large model once and share
+scene ids, run ``joyai-embodied ros`` instead (both nodes in one process). Discovery stays
 on localhost unless ROS_AUTOMATIC_DISCOVERY_RANGE is already set otherwise.
 """
 
@@ -17,7 +18,9 @@ from launch.actions import DeclareLaunchArgument, ExecuteProcess, SetEnvironment
 from launch.conditions import IfCondition
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 
-NODES = ("spatial_reasoning_node", "imagination_node")
+#: (process name, module run as ``python3 -m``)
+NODES = (("spatial_reasoning_node", "ros_nodes.nodes.spatial_reasoning"),
+         ("imagination_node", "ros_nodes.nodes.imagination"))
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -34,17 +37,17 @@ def generate_launch_description() -> LaunchDescription:
                  "sim_height": ("480", "sim bridge: image height"),
                  "sim_camera": ("front", "sim bridge: observation camera (front, side, top)")}
 
-    def node(module: str) -> ExecuteProcess:
-        cmd = ["python3", "-m", f"ros_nodes.{module}", "--ros-args",
+    def node(name: str, module: str) -> ExecuteProcess:
+        cmd = ["python3", "-m", module, "--ros-args",
                "-r", ["__ns:=", LaunchConfiguration("namespace")],
                "--params-file", LaunchConfiguration("params_file")]
         for name in ("preset", "device", "address"):  # '' (YAML empty string) keeps the preset's value
             cmd += ["-p", [f"{name}:=", LaunchConfiguration(name)]]
-        return ExecuteProcess(cmd=cmd, name=module, output="screen")
+        return ExecuteProcess(cmd=cmd, name=name, output="screen")
 
     # The simulator publishes the camera topics the nodes subscribe to, in the same namespace.
     sim_bridge = ExecuteProcess(
-        cmd=["python3", "-m", "ros_nodes.sim_bridge_node", "--ros-args",
+        cmd=["python3", "-m", "ros_nodes.nodes.sim_bridge", "--ros-args",
              "-r", ["__ns:=", LaunchConfiguration("namespace")],
              "--params-file", LaunchConfiguration("params_file"),  # the same topic names as the nodes
              *(arg for name in ("seed", "width", "height", "camera")
@@ -56,6 +59,6 @@ def generate_launch_description() -> LaunchDescription:
           for name, (default, text) in arguments.items()),
         SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE",
                                EnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE", default_value="LOCALHOST")),
-        *(node(module) for module in NODES),
+        *(node(name, module) for name, module in NODES),
         sim_bridge,
     ])

@@ -1,23 +1,23 @@
-"""What both world-model nodes share: model parameters and loading, and the latest-frame cache.
+"""What the world-model nodes share: the one service behind them, model parameters, the latest-frame cache.
 
-The nodes are thin: a request becomes an :class:`~joyai_embodied.types.Observation` (from its own
-fields, or from the frames last received on the camera topics when ``use_latest`` is set), the
-:class:`~joyai_embodied.WorldModel` does the work, and the result goes back into the response.
+The nodes are thin: a request names a scene (``scene_id``), points at the latest camera frames
+(``use_latest``) or carries a frame; :class:`SharedModel` hands it to
+:class:`joyai_embodied.service.ModelService`, which keeps the scenes by handle (bounded, least recently
+used evicted), applies edits and raises ``SceneExpiredError`` for a handle it no longer holds; the
+result goes back into the response. Both nodes of one process share one service, so a scene_id from
+the spatial query works for the imagine action and back.
 
-A planner asks many questions about one camera frame, so the Scene observed from the latest frames
-is kept until a new message arrives on a camera topic (:meth:`LatestFrames.scene`): ``use_latest``
-requests on an unchanged frame skip ``observe``. Requests that carry their own frames are never
-cached: recognising a repeated frame would mean hashing ~2.7 MB per request, and those requests
-already pay for moving the frames; ``use_latest`` avoids both.
+A planner asks many questions about one camera frame, so the handle of the scene observed from the
+latest frames is kept until a new message arrives on a camera topic (:meth:`LatestFrames.scene`):
+``use_latest`` requests on an unchanged frame skip ``observe``.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
@@ -25,31 +25,55 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 
 from joyai_embodied import WorldModel
-from joyai_embodied.errors import InvalidInputError
+from joyai_embodied.errors import InvalidInputError, SceneExpiredError
+from joyai_embodied.service import ModelService
 from joyai_embodied.types import Observation, Scene
 
-from . import conversions
+from .. import conversions
+from ..topics import TOPIC_DEFAULTS
+from .runtime import Serving
 
-#: Topic parameters and their defaults. Relative names, so a node namespace moves them all at once.
-TOPIC_DEFAULTS = {
-    "rgb_topic": "camera/color/image_raw",
-    "depth_topic": "camera/depth/image_raw",
-    "camera_info_topic": "camera/color/camera_info",
-    "segmentation_topic": "camera/segmentation/image_raw",
-    "camera_pose_topic": "camera/pose",
-}
+#: Scenes the nodes keep by default. A 640x480 geometric scene holds ~10 MB (frame + point cloud), so
+#: the default bounds the store near 300 MB; ``--max-scenes`` / the ``max_scenes`` parameter change it.
+DEFAULT_MAX_SCENES = 32
 
 
 @dataclass
 class SharedModel:
-    """A loaded WorldModel and the lock that serialises calls into it.
+    """The service every node of one process calls, and that process's requests in flight.
 
-    Both nodes of one process share one instance: the model loads once, and backends (GPU models in
-    particular) are not assumed to be thread-safe, while the executor runs callbacks concurrently.
+    The service locks itself (the executor runs callbacks concurrently; backends are not thread-safe).
+
+    Attributes:
+        service: the one service layer (scene handles, edits, expiry).
+        serving: requests in flight in this process, and the refusal of new ones at shutdown.
     """
 
-    world_model: WorldModel
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    service: ModelService
+    serving: Serving = field(default_factory=Serving)
+
+    @property
+    def world_model(self) -> WorldModel:
+        return self.service.world_model
+
+    def observe(self, observation: Observation) -> str:
+        """Observes a frame and keeps its scene; returns the scene's handle."""
+        return self.service.observe(observation)[0]
+
+    def scene(self, handle: str) -> Scene:
+        """The scene kept under ``handle``.
+
+        Raises:
+            SceneExpiredError: the service no longer holds it (evicted or from another process).
+        """
+        return self.service.scene(handle)
+
+    def holds(self, handle: str) -> bool:
+        try:
+            self.scene(handle)
+            return True
+        except SceneExpiredError:
+            return False
 
 
 def declare_model_parameters(node: Node) -> None:
@@ -64,25 +88,29 @@ def declare_model_parameters(node: Node) -> None:
     node.declare_parameter("address", "", ParameterDescriptor(
         type=string, read_only=True, description="model server address for the 'remote' backend, "
                                                  "e.g. tcp://127.0.0.1:5555; empty keeps the preset's"))
+    node.declare_parameter("max_scenes", DEFAULT_MAX_SCENES, ParameterDescriptor(
+        type=ParameterType.PARAMETER_INTEGER, read_only=True,
+        description="scenes kept for scene_id requests (least recently used evicted first)"))
 
 
-def load_model(node: Node) -> SharedModel:
-    """Loads the WorldModel named by the node's ``preset``/``device``/``address`` parameters."""
-    from .launcher import register_plugin
+def register_plugin(preset: str) -> str:
+    """Registers ``"package.module:Class"`` as a backend (named by the string itself); returns the name."""
+    if ":" in preset and not preset.endswith((".yaml", ".yml")) and "/" not in preset:
+        from joyai_embodied.backends.base import available_backends, register_backend
 
+        if preset not in available_backends():
+            register_backend(preset, preset)
+    return preset
+
+
+def load_model(node: Node, serving: Serving | None = None) -> SharedModel:
+    """Loads the WorldModel named by the node's ``preset``/``device``/``address`` parameters, behind a service."""
     preset = register_plugin(node.get_parameter("preset").value)
     overrides = {name: node.get_parameter(name).value or None for name in ("device", "address")}
     node.get_logger().info(f"loading world model {preset!r}")
-    return SharedModel(WorldModel.load(preset, **overrides))
-
-
-def answer_value(value: Any) -> tuple[float, str]:
-    """``(value, unit)`` for a response's float64 ``value`` field from an Answer's value (NaN when none)."""
-    if isinstance(value, (bool, np.bool_)):
-        return float(value), "bool"
-    if isinstance(value, (int, float, np.number)):
-        return float(value), ""
-    return float("nan"), ""
+    service = ModelService(WorldModel.load(preset, **overrides),
+                           max_scenes=int(node.get_parameter("max_scenes").value))
+    return SharedModel(service, serving or Serving())
 
 
 class LatestFrames:
@@ -100,8 +128,8 @@ class LatestFrames:
         # Bumped by every message on any camera topic: the identity of "the latest frames". A counter
         # rather than header stamps, so that a publisher that leaves stamps at zero still invalidates.
         self._generation = 0
-        # (key, Scene) of the last use_latest observe; one entry, since the frames only move forward.
-        self._cached: tuple[tuple, Scene] | None = None
+        # (key, scene handle) of the last use_latest observe; one entry, since the frames only move forward.
+        self._cached: tuple[tuple, str] | None = None
         # Held while observing a frame not yet cached, so that concurrent requests about a new frame
         # observe it once (the others wait, then hit); the model lock serialises observes anyway.
         self._observe_lock = threading.Lock()
@@ -148,20 +176,20 @@ class LatestFrames:
         pose, _ = self._checked_pose(latest)
         return self._build(latest, pose, labels)
 
-    def scene(self, labels: dict[int, str] | None, observe: Callable[[Observation], Scene]) -> Scene:
-        """The Scene of the latest frames, observed at most once per frame and label set.
+    def scene(self, labels: dict[int, str] | None, model: SharedModel) -> str:
+        """The handle of the scene of the latest frames, observed at most once per frame and label set.
 
-        The Scene is cached until a message arrives on any camera topic (or the labels, or the
-        ``camera_pose`` parameter in use, change); scenes are values (WorldModel calls return new
-        ones), so one Scene can answer concurrent requests.
+        The handle is kept until a message arrives on any camera topic (or the labels, or the
+        ``camera_pose`` parameter in use, change); one scene answers concurrent requests. A handle the
+        service has evicted meanwhile is observed again.
 
         Args:
             labels: ``{segmentation id: name}`` of the request, or None.
-            observe: builds the Scene of an Observation (the node's locked ``wm.observe``); called
-                only on a cache miss, outside the frame lock, so subscriptions keep storing.
+            model: the service to observe with (called only on a miss, outside the frame lock, so
+                subscriptions keep storing).
 
         Returns:
-            The cached Scene, or the one ``observe`` returned for the latest frames.
+            The scene handle.
 
         Raises:
             InvalidInputError: as :meth:`observation`; and whatever ``observe`` raises (nothing is cached then).
@@ -169,24 +197,18 @@ class LatestFrames:
         latest, generation = self._snapshot()
         pose, pose_key = self._checked_pose(latest)
         key = (generation, tuple(sorted(labels.items())) if labels else None, pose_key)
-        if (hit := self._lookup(key)) is not None:
+        if (hit := self._lookup(key)) is not None and model.holds(hit):
             return hit
         with self._observe_lock:
-            if (hit := self._lookup(key)) is not None:  # a concurrent request observed this frame meanwhile
+            if (hit := self._lookup(key)) is not None and model.holds(hit):  # observed meanwhile by another request
                 return hit
-            scene = observe(self._build(latest, pose, labels))
+            handle = model.observe(self._build(latest, pose, labels))
             with self._lock:
                 if self._generation == generation:  # no newer frame arrived while observing
-                    self._cached = (key, scene)
-        return scene
+                    self._cached = (key, handle)
+        return handle
 
-    def forget(self, scene: Scene) -> None:
-        """Drops ``scene`` from the cache (e.g. a remote server no longer holds its handle)."""
-        with self._lock:
-            if self._cached is not None and self._cached[1] is scene:
-                self._cached = None
-
-    def _lookup(self, key: tuple) -> Scene | None:
+    def _lookup(self, key: tuple) -> str | None:
         with self._lock:
             return self._cached[1] if self._cached is not None and self._cached[0] == key else None
 
@@ -245,43 +267,23 @@ def _seconds(stamp: Any) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 
 
-def observation_for(request: Any, latest: LatestFrames) -> Observation:
-    """The Observation a SpatialQuery request or Imagine goal is about (its own frame or the latest one)."""
-    labels = conversions.labels_from_fields(request.label_ids, request.label_names)
-    if request.use_latest:
-        return latest.observation(labels)
-    if conversions.is_empty(request.rgb):
-        raise InvalidInputError("rgb", "a non-empty image, or use_latest=true to use the subscribed frames",
-                                "an empty image")
-    return conversions.observation_from_request(request)
+def scene_for(request: Any, latest: LatestFrames, model: SharedModel) -> str:
+    """The handle of the scene a SpatialQuery request or Imagine goal is about.
 
-
-def scene_for(request: Any, latest: LatestFrames, observe: Callable[[Observation], Scene]) -> Scene:
-    """The Scene a SpatialQuery request or Imagine goal is about.
-
-    ``use_latest`` requests get the cached Scene of the subscribed frames (observed once per frame);
-    requests carrying their own frames are observed every time.
-
-    Args:
-        request: a ``SpatialQuery.Request`` or ``Imagine.Goal``.
-        latest: the node's latest-frame cache.
-        observe: the node's (locked) ``wm.observe``.
-
-    Returns:
-        The Scene to answer from.
+    ``scene_id`` wins; then ``use_latest`` (the cached scene of the subscribed frames, observed once per
+    frame); else the request's own frame is observed and kept.
 
     Raises:
-        InvalidInputError: bad or missing frames (see :func:`observation_for`).
+        InvalidInputError: bad or missing frames.
+        SceneExpiredError: ``scene_id`` names a scene the service no longer holds.
     """
+    if request.scene_id:
+        model.scene(request.scene_id)  # raises SceneExpiredError now, before any other work
+        return request.scene_id
+    labels = conversions.labels_from_fields(request.label_ids, request.label_names)
     if request.use_latest:
-        return latest.scene(conversions.labels_from_fields(request.label_ids, request.label_names), observe)
-    return observe(observation_for(request, latest))
-
-
-def scene_expired(exc: BaseException) -> bool:
-    """Whether ``exc`` says a remote model server no longer holds a scene (observe again to recover)."""
-    try:
-        from joyai_embodied.errors import SceneExpiredError
-    except ImportError:  # the remote transport's extras are not installed: no scene can expire
-        return False
-    return isinstance(exc, SceneExpiredError)
+        return latest.scene(labels, model)
+    if conversions.is_empty(request.rgb):
+        raise InvalidInputError("rgb", "a non-empty image, a scene_id, or use_latest=true to use the subscribed "
+                                "frames", "an empty image")
+    return model.observe(conversions.observation_from_request(request))

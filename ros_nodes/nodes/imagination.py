@@ -1,11 +1,14 @@
-"""``imagination_node``: the world model's novel-view imagination as the ``/joyai/imagine`` action.
+"""``imagination`` node: the world model's novel-view imagination as the ``/joyai/imagine`` action.
 
-A goal carries (or, with ``use_latest``, points at) an RGB-D frame, a camera move about the scene
-centre (or an explicit camera, ``use_viewpoint``) and an optional object edit. The node runs the stages observe -> edit -> imagine -> encode,
-publishing feedback (``progress``, ``stage``) before each. Cancel is honoured within ~10 ms: each
-model stage runs in a worker thread while the action thread watches for a cancel request (an
-abandoned stage finishes in the background; its result is dropped).
+A goal names a scene kept on the node (``scene_id``), points at the latest frames (``use_latest``)
+or carries an RGB-D frame; it asks for a camera move about the scene's pivot (or an explicit camera,
+``use_viewpoint``) and optionally an object edit first. The edit is the world model's edit, run by the
+service: the result's ``scene_id`` is the edited scene (later requests with it see the edit), exactly
+as ``WorldModel.edit`` in process; ``edit_only`` returns it without rendering a view.
 
+Stages observe -> edit -> imagine -> encode publish feedback (``progress``, ``stage``) before each.
+Cancel is honoured within ~10 ms: each model stage runs in a worker thread while the action thread
+watches for a cancel request (an abandoned stage finishes in the background; its result is dropped).
 Bad input ends the goal as aborted with ``success=false`` and an ``error`` naming the field.
 """
 
@@ -15,15 +18,18 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
+from geometry_msgs.msg import Point
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 
 from joyai_embodied.errors import InvalidInputError, JoyAIError
-from joyai_embodied.types import CameraMove, ImaginedView, MoveObject, Observation, RotateObject, Scene
+from joyai_embodied.types import CameraMove, CameraPose, MoveObject, RotateObject
 
-from . import IMAGINE_ACTION, conversions
-from .common import LatestFrames, SharedModel, declare_model_parameters, load_model, scene_expired, scene_for
+from .. import conversions, results
+from ..topics import IMAGINE_ACTION
+from .common import LatestFrames, SharedModel, declare_model_parameters, load_model, scene_for
+from .runtime import Serving
 
 T = TypeVar("T")
 #: How often a running stage checks for a cancel request (seconds).
@@ -38,81 +44,69 @@ class ImaginationNode(Node):
     """Serves ``joyai_interfaces/action/Imagine`` on ``/joyai/imagine``.
 
     Args:
-        model: an already loaded model to share; when None the node loads the one its parameters name.
+        model: the process's shared service; when None the node loads the model its parameters name.
+        serving: the process's request counter when ``model`` is None.
         **node_kwargs: passed to :class:`rclpy.node.Node`.
     """
 
-    def __init__(self, model: SharedModel | None = None, **node_kwargs: Any):
+    def __init__(self, model: SharedModel | None = None, serving: Serving | None = None, **node_kwargs: Any):
         super().__init__("imagination_node", **node_kwargs)
         declare_model_parameters(self)
-        self.model = model or load_model(self)
+        self.model = model or load_model(self, serving)
         self.latest = LatestFrames(self, MutuallyExclusiveCallbackGroup())
         # Stages run here so that the action thread stays free to notice a cancel request.
         self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imagine")
         from joyai_interfaces.action import Imagine
 
         self._action_type = Imagine
-        self.server = ActionServer(self, Imagine, IMAGINE_ACTION, self.execute,
-                                   goal_callback=lambda goal: GoalResponse.ACCEPT,
+        self.server = ActionServer(self, Imagine, IMAGINE_ACTION, self.execute, goal_callback=self._on_goal,
                                    cancel_callback=lambda goal_handle: CancelResponse.ACCEPT,
                                    callback_group=ReentrantCallbackGroup())
         self.get_logger().info(f"serving {IMAGINE_ACTION} with backend {self.model.world_model.backend.name!r}")
+
+    def _on_goal(self, goal: Any) -> GoalResponse:
+        # A process that is stopping takes no new goal: the client sees "rejected" at once.
+        return GoalResponse.REJECT if self.model.serving.stopping.is_set() else GoalResponse.ACCEPT
 
     def execute(self, goal_handle: Any) -> Any:
         """Runs one goal to a result; the goal ends succeeded, canceled or aborted (bad input)."""
         result = self._action_type.Result()
         try:
-            self._imagine(goal_handle, result)
+            with self.model.serving.request():
+                self._imagine(goal_handle, result)
             result.success = True
             goal_handle.succeed()
         except GoalCanceled:
-            result.success, result.error = False, "canceled by the client"
+            result.success, result.error, result.error_type = False, "canceled by the client", "GoalCanceled"
             goal_handle.canceled()
-        except JoyAIError as exc:
-            result.success, result.error, result.error_type = False, str(exc), type(exc).__name__
-            goal_handle.abort()
-        except Exception as exc:  # a backend bug must not kill the server
-            self.get_logger().error(f"imagine failed: {exc!r}")
-            result.success, result.error = False, f"internal error: {type(exc).__name__}: {exc}"
-            result.error_type = "InternalError"
+        except Exception as exc:  # bad input, or a backend bug: the server keeps serving either way
+            if not isinstance(exc, JoyAIError):
+                self.get_logger().error(f"imagine failed: {exc!r}")
+            results.fill_error(result, exc)
             goal_handle.abort()
         return result
 
     def _imagine(self, goal_handle: Any, result: Any) -> None:
         goal = goal_handle.request
-        if goal.use_viewpoint:
-            move = conversions.camera_from_fields(goal.viewpoint_info, goal.viewpoint_pose)
-        else:
-            move = CameraMove(yaw_deg=goal.yaw_deg, pitch_deg=goal.pitch_deg, zoom=goal.zoom or 1.0)
         edit = edit_from_goal(goal)
+        if goal.edit_only and edit is None:
+            raise InvalidInputError("edit", "'move' or 'rotate' with edit_only", repr(goal.edit))
+        move = None if goal.edit_only else move_from_goal(goal)
         seed = None if goal.seed < 0 else int(goal.seed)
-        wm = self.model.world_model
-
-        def observe(observation: Observation) -> Scene:
-            return self._run(goal_handle, lambda: wm.observe(observation))
-
-        def edit_and_imagine(observed: Scene) -> tuple[Scene, ImaginedView]:
-            scene = observed
-            if edit is not None:
-                self._stage(goal_handle, 0.3, "edit")
-                scene = self._run(goal_handle, lambda: wm.edit(observed, edit, seed=seed))
-            self._stage(goal_handle, 0.5, "imagine")
-            return scene, self._run(goal_handle, lambda: wm.imagine(scene, move, seed=seed))
-
         self._stage(goal_handle, 0.0, "observe")
-        # use_latest goals share the Scene cached for the latest frame (observed once per frame).
-        observed = scene_for(goal, self.latest, observe)
-        try:
-            scene, view = edit_and_imagine(observed)
-        except JoyAIError as exc:
-            if not (goal.use_latest and scene_expired(exc)):
-                raise
-            # The cached Scene's remote handle was evicted by the model server: observe the frame again.
-            self.latest.forget(observed)
-            scene, view = edit_and_imagine(scene_for(goal, self.latest, observe))
-        self._stage(goal_handle, 0.9, "encode")
-        conversions.fill_view_result(result, view)
-        result.objects = [conversions.scene_object_to_msg(obj) for obj in scene.objects]
+        handle = self._run(goal_handle, lambda: scene_for(goal, self.latest, self.model))
+        if edit is not None:
+            self._stage(goal_handle, 0.3, "edit")
+            handle = self._run(goal_handle, lambda: self.model.service.edit(handle, edit, seed=seed))[0]
+        if move is not None:
+            self._stage(goal_handle, 0.5, "imagine")
+            view = self._run(goal_handle, lambda: self.model.service.imagine(handle, move, seed=seed))
+            self._stage(goal_handle, 0.9, "encode")
+            results.fill_view(result, view)
+        scene = self.model.scene(handle)
+        result.scene_id = handle
+        result.pivot = Point(x=float(scene.pivot[0]), y=float(scene.pivot[1]), z=float(scene.pivot[2]))
+        result.objects = [results.scene_object_to_msg(obj) for obj in scene.objects]
         self._stage(goal_handle, 1.0, "done")
 
     def _stage(self, goal_handle: Any, progress: float, stage: str) -> None:
@@ -122,12 +116,8 @@ class ImaginationNode(Node):
         goal_handle.publish_feedback(feedback)
 
     def _run(self, goal_handle: Any, work: Callable[[], T]) -> T:
-        """Runs ``work`` under the model lock in a worker; raises GoalCanceled as soon as cancel is asked."""
-        def locked() -> T:
-            with self.model.lock:
-                return work()
-
-        future = self._workers.submit(locked)
+        """Runs ``work`` in a worker; raises GoalCanceled as soon as cancel is asked (the service locks itself)."""
+        future = self._workers.submit(work)
         while True:
             if goal_handle.is_cancel_requested:
                 raise GoalCanceled()
@@ -139,6 +129,13 @@ class ImaginationNode(Node):
     def destroy_node(self) -> None:
         self._workers.shutdown(wait=False, cancel_futures=True)
         super().destroy_node()
+
+
+def move_from_goal(goal: Any) -> CameraMove | CameraPose:
+    """The camera an Imagine goal asks for: its explicit viewpoint, or the move about the pivot."""
+    if goal.use_viewpoint:
+        return conversions.camera_from_fields(goal.viewpoint_info, goal.viewpoint_pose, goal.viewpoint_cam_to_world)
+    return CameraMove(yaw_deg=goal.yaw_deg, pitch_deg=goal.pitch_deg, zoom=goal.zoom or 1.0)
 
 
 def edit_from_goal(goal: Any) -> MoveObject | RotateObject | None:
@@ -159,10 +156,10 @@ def edit_from_goal(goal: Any) -> MoveObject | RotateObject | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the node alone (``python -m ros_nodes.imagination_node --ros-args ...``)."""
-    from .launcher import run_node_alone
+    """Runs the node alone (``python -m ros_nodes.nodes.imagination --ros-args ...``)."""
+    from .runtime import run_node_alone
 
-    return run_node_alone(ImaginationNode, argv)
+    return run_node_alone(lambda serving: ImaginationNode(serving=serving), argv)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
-"""``sim_bridge_node``: the ``joyai/TabletopSpatial-v0`` simulator as a ROS 2 camera and robot.
+"""``sim_bridge`` node: the ``joyai/TabletopSpatial-v0`` simulator as a ROS 2 camera and robot.
 
 The node owns one env (``action_mode="primitive"``) and
 
 - publishes its observation camera on the topics the world-model nodes subscribe to by default
-  (see ``common.TOPIC_DEFAULTS``), so their ``use_latest`` requests answer about the live simulation.
+  (see ``ros_nodes.topics.TOPIC_DEFAULTS``), so their ``use_latest`` requests answer about the live simulation.
   The writers are reliable (keep last 2), which sensor-data (best-effort) subscribers also match:
 
   ==================================  ==============================  ==================================
@@ -27,7 +27,8 @@ The node owns one env (``action_mode="primitive"``) and
   ``/joyai/sim/reset`` (``SimReset``: seed -> instruction, ground-truth target), ``/joyai/sim/pick``
   (``SimPick``: segmentation id) and ``/joyai/sim/place`` (``SimPlace``: world position of the held
   object's bottom centre). Every response carries the stamp from which the camera topics show the
-  new state, and the simulator's ground-truth objects. A request that cannot run (unknown id,
+  new state, and the simulator's ground-truth objects; ``SimReset`` also the calibration (K and
+  exact cam_to_world) of every named camera, so a client needs no simulator installed. A request that cannot run (unknown id,
   nothing held, a NaN position) answers ``success=false`` with an ``error`` naming the field; the
   node keeps serving.
 
@@ -38,7 +39,7 @@ hand it a small function and wait for the result.
 Run alone (loopback discovery, your own domain)::
 
     ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=42 \\
-        python -m ros_nodes.sim_bridge_node --ros-args -p width:=640 -p height:=480 -p seed:=3
+        python -m ros_nodes.nodes.sim_bridge --ros-args -p width:=640 -p height:=480 -p seed:=3
 
 or in one process with the world-model nodes: ``joyai-embodied ros --with-sim-bridge``.
 """
@@ -57,28 +58,17 @@ from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
 
-from joyai_embodied.errors import InvalidInputError, JoyAIError
+from joyai_embodied.errors import InvalidInputError, JoyAIError, RequestTimeoutError
 
-from . import conversions
-from .common import TOPIC_DEFAULTS
-from .fastdds_profile import use_large_frame_transport  # noqa: F401  (also importable from here, as before)
+from .. import conversions, results
+from ..topics import (ACTION_ERROR, FRAME_QOS, FRAME_TYPES, SIM_PICK_SERVICE, SIM_PLACE_SERVICE, SIM_RESET_SERVICE,
+                      TOPIC_DEFAULTS)
+from .runtime import Serving
 
-SIM_RESET_SERVICE = "/joyai/sim/reset"
-SIM_PICK_SERVICE = "/joyai/sim/pick"
-SIM_PLACE_SERVICE = "/joyai/sim/place"
 ENV_ID = "joyai/TabletopSpatial-v0"
-#: ``error_type`` of a primitive the simulator could not carry out (its ``info["action_error"]``).
-ACTION_ERROR = "ActionError"
-#: The messages of one camera frame, by the key of their ``<key>_topic`` parameter.
-FRAME_TYPES = {"rgb": Image, "depth": Image, "segmentation": Image, "camera_info": CameraInfo,
-               "camera_pose": PoseStamped}
-#: Reliable, keep-last-2. A reliable writer serves both kinds of reader: sensor-data (best-effort)
-#: subscribers such as the world-model nodes get best-effort delivery, reliable ones (SimBridgeClient)
-#: get every frame: multi-megabyte images often lose a fragment on best-effort loopback.
-FRAME_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+#: How long stopping waits for the physics thread to close the env (the process ends within 2 s).
+STOP_WAIT_S = 1.0
 #: How long a service waits for the physics thread (a pick or place takes well under a second).
 CALL_TIMEOUT_S = 30.0
 
@@ -111,7 +101,7 @@ class SimThread:
     def stop(self) -> None:
         """Finishes the queued jobs, closes the env and ends the thread."""
         self._jobs.put(None)
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=STOP_WAIT_S)
 
     def _run(self) -> None:
         try:
@@ -146,17 +136,19 @@ class SimBridgeNode(Node):
     Parameters (read-only, declared with descriptors): ``seed`` (first episode; -1 = unseeded),
     ``width``, ``height``, ``camera`` ("front", "side" or "top"), ``publish_rate_hz`` (republish
     rate of the last frame; 0 = only after changes), ``camera_frame_id``, ``world_frame_id``, and
-    the five topic names (``rgb_topic``... as in ``common.TOPIC_DEFAULTS``).
+    the five topic names (``rgb_topic``... as in ``ros_nodes.topics.TOPIC_DEFAULTS``).
 
     Args:
+        serving: the process's request counter (refuses requests once the process stops).
         **node_kwargs: passed to :class:`rclpy.node.Node` (``namespace``, ``parameter_overrides``...).
 
     Raises:
         InvalidInputError: a parameter the env refuses (size out of range, unknown camera).
     """
 
-    def __init__(self, **node_kwargs: Any):
+    def __init__(self, serving: Serving | None = None, **node_kwargs: Any):
         super().__init__("sim_bridge_node", **node_kwargs)
+        self.serving = serving or Serving()
         self._declare_parameters()
         value = lambda name: self.get_parameter(name).value  # noqa: E731
         self.width, self.height, self.camera = int(value("width")), int(value("height")), str(value("camera"))
@@ -262,7 +254,17 @@ class SimBridgeNode(Node):
             response.target_relation, response.target_reference = target["relation"] or "", target["reference"] or ""
             response.target_viewpoint = target["viewpoint"]
             response.objects = ground_truth_objects(info["objects"])
+            self._fill_calibration(response)
         return self._serve("reset", run, response)
+
+    def _fill_calibration(self, response: Any) -> None:
+        from sim_envs.cameras import CAMERAS
+
+        poses = self.sim.call(lambda env: {name: env.camera_pose(name) for name in CAMERAS})
+        response.camera_names = list(poses)
+        response.camera_infos = [conversions.camera_info_from_intrinsics(k, self.width, self.height)
+                                 for _, k in poses.values()]
+        response.cam_to_world = [v for pose, _ in poses.values() for v in conversions.matrix_values(pose)]
 
     def on_pick(self, request: Any, response: Any) -> Any:
         """``SimPick``: pick the object with segmentation id ``object_id``."""
@@ -301,17 +303,16 @@ class SimBridgeNode(Node):
 
     def _serve(self, what: str, run: Callable[[], None], response: Any) -> Any:
         try:
-            run()
+            with self.serving.request():
+                run()
             response.success = not response.error
-        except JoyAIError as exc:
-            response.success, response.error, response.error_type = False, str(exc), type(exc).__name__
         except concurrent.futures.TimeoutError:
-            response.success, response.error = False, f"{what}: the simulator did not finish within {CALL_TIMEOUT_S} s"
-            response.error_type = "RequestTimeoutError"
-        except Exception as exc:  # a simulator bug must not take the services down; report it, keep serving
-            self.get_logger().error(f"{what} failed: {exc!r}")
-            response.success, response.error = False, f"internal error: {type(exc).__name__}: {exc}"
-            response.error_type = "InternalError"
+            results.fill_error(response, RequestTimeoutError(f"{what}: the simulator did not finish within "
+                                                             f"{CALL_TIMEOUT_S} s"))
+        except Exception as exc:  # bad input, or a simulator bug: the services keep serving either way
+            if not isinstance(exc, JoyAIError):
+                self.get_logger().error(f"{what} failed: {exc!r}")
+            results.fill_error(response, exc)
         return response
 
     def destroy_node(self) -> None:
@@ -324,8 +325,8 @@ class SimBridgeNode(Node):
 def ground_truth_objects(objects: list[dict]) -> list[Any]:
     """``joyai_interfaces/SceneObject`` messages of the simulator's ``info["objects"]`` (ground truth).
 
-    ``centroid`` is the body position, ``extent`` the object's size; ``visible_fraction`` is NaN because
-    the simulator does not compute visibility.
+    ``centroid`` is the body position, ``extent`` the object's size, ``obb_rotation`` its yaw about world
+    z; ``visible_fraction`` is NaN because the simulator does not compute visibility.
     """
     from joyai_interfaces.msg import SceneObject
 
@@ -335,15 +336,17 @@ def ground_truth_objects(objects: list[dict]) -> list[Any]:
                           shape=str(obj["shape"]), visible_fraction=math.nan)
         msg.centroid.x, msg.centroid.y, msg.centroid.z = (float(v) for v in obj["position"])
         msg.extent.x, msg.extent.y, msg.extent.z = (float(v) for v in obj["size"])
+        c, s = math.cos(float(obj.get("yaw", 0.0))), math.sin(float(obj.get("yaw", 0.0)))
+        msg.obb_rotation = [c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0]
         messages.append(msg)
     return messages
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the node alone (``python -m ros_nodes.sim_bridge_node --ros-args -p width:=320 ...``)."""
-    from .launcher import run_node_alone
+    """Runs the node alone (``python -m ros_nodes.nodes.sim_bridge --ros-args -p width:=320 ...``)."""
+    from .runtime import run_node_alone
 
-    return run_node_alone(SimBridgeNode, argv, threads=2)
+    return run_node_alone(lambda serving: SimBridgeNode(serving=serving), argv, threads=2)
 
 
 if __name__ == "__main__":
