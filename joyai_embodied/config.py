@@ -4,14 +4,15 @@ Each backend (and env) declares its options as a frozen dataclass derived from :
 (``backends/<name>/configuration_<name>.py``). Construction checks every field against its annotation
 (``int``, ``float``, ``str``, ``bool``, ``X | None``, ``Literal[...]``, ``Mapping``...), turns an ``int``
 given for a ``float`` into a float, and then runs the class's own range checks (:meth:`TypedConfig.check`).
-The command-line side of typed options is here too (:func:`positive_int`, :func:`seed_int` for argparse), so
-that the option parsers of the transports (``serve-model``, ``ros``) use them without importing the commands.
 :func:`config_from_options` builds one from a preset's mapping and refuses unknown keys, listing the
 accepted ones::
 
     >>> config_from_options(GeometricConfig, {"address": "tcp://x:1"}, "geometric backend")
     InvalidInputError: address: expected an option of the geometric backend (accepted: cameras,
     hole_fill_px, relation_margin_m, voxel_size_m), got an unknown option
+
+The command-line side of typed options is here too (:func:`positive_int`, :func:`seed_int` for argparse), so
+that the option parsers of the transports (``serve-model``, ``ros``) use them without importing the commands.
 """
 
 from __future__ import annotations
