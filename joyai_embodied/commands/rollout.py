@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="out/rollout", help="output folder (default out/rollout)")
     parser.add_argument("--frame-ms", type=int, default=500, help="GIF frame duration in ms (default 500)")
     parser.add_argument("--seed", type=seed_int, default=0, help="seed passed to the rollout env (default 0)")
+    from ..recording.recorders import add_record_argument
+
+    add_record_argument(parser)
     parser.set_defaults(steps=[])
 
 
@@ -90,11 +93,19 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)  # before the model loads: an unwritable --out fails at once
     wm = WorldModel.load(args.preset)
+    recorder = None
     with wm:
         from ..rollout import WorldModelEnv
 
         env = WorldModelEnv(wm, observation, max_episode_steps=len(steps) + 1)
         frame, _ = env.reset(seed=args.seed)
+        if getattr(args, "record", None):
+            from ..recording import open_recorder
+
+            recorder = open_recorder(args.record)
+            recorder.set_time(0)
+            recorder.log_observation(observation)
+            recorder.log_scene(env.scene)
         frames, records, refused = [frame["rgb"]], [], 0
         _write_png(out / "frame_000.png", frame["rgb"])
         print(f"[0/{len(steps)}] source view -> {out / 'frame_000.png'}", flush=True)
@@ -104,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
                 action = _to_action(env, step)
             except JoyAIError as error:  # unknown object name
                 action, info = None, {"action_error": str(error), "valid_fraction": float("nan")}
+            before = env.scene
             if action is not None:
                 frame, _, _, _, info = env.step(action)
             elapsed_ms = 1000 * (time.perf_counter() - start)
@@ -120,6 +132,16 @@ def run(args: argparse.Namespace) -> int:
                 print(f"[{i}/{len(steps)}] {_describe(step)}: valid {info['valid_fraction']:.0%}, "
                       f"{elapsed_ms:.0f} ms -> {path}", flush=True)
             records.append(record)
+            if recorder is not None:  # the rollout's imagined camera, the scene as edited, the step in words
+                recorder.set_time(i)
+                recorder.log_imagined("rollout", frame)
+                recorder.log_scene(env.scene)
+                if env.scene is not before and step["kind"] != "camera":
+                    recorder.log_scene_edit(f"step {i}", before, env.scene)
+                recorder.log_text(f"[{i}] {_describe(step)}: {record.get('error', 'ok')}", kind="rollout")
+    if recorder is not None:
+        recorder.close()
+        print(f"recording: {args.record}")
 
     _write_gif(out / "rollout.gif", frames, args.frame_ms)
     _write_strip(out / "strip.png", frames)
