@@ -334,3 +334,83 @@ def test_cli_generates_keys(tmp_path, capsys):
     assert (tmp_path / "server.key").is_file() and (tmp_path / "authorized_clients" / "cart.key").is_file()
     assert (tmp_path / "clients" / "arm.key_secret").stat().st_mode & 0o077 == 0
     assert "server_key" in capsys.readouterr().out
+
+
+# -- issue 12 regressions -----------------------------------------------------------------------------------
+
+def test_two_clients_with_the_same_request_id_each_get_their_own_reply(server, obs):
+    """Item 3: before, client B received A's observe result (same handle) and A got nothing."""
+    sockets = []
+    for name in (b"client-a", b"client-b"):
+        context = zmq.Context()
+        sock = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.ROUTING_ID, name)
+        sock.connect(server.address)
+        sockets.append((context, sock))
+    try:
+        for _, sock in sockets:
+            send(sock, request_frames("observe", {"observation": obs}, request_id="same-id"))
+        replies = [receive(sock) for _, sock in sockets]
+        assert all(r["ok"] and r["id"] == "same-id" for r in replies)
+        assert replies[0]["result"]["handle"] != replies[1]["result"]["handle"]
+        assert not any(sock.poll(200) for _, sock in sockets)  # nothing else arrives
+    finally:
+        for context, sock in sockets:
+            sock.close()
+            context.term()
+
+
+def test_imagine_batch_over_the_frame_limit_is_refused_before_any_work(server, remote, raw, obs):
+    """Item 5: before, 22+ moves failed with '132 array frames exceed the limit' after every view was computed."""
+    scene = remote.observe(obs)
+    moves = [CameraMove(yaw_deg=i) for i in range(wire.MAX_BATCH_VIEWS + 6)]
+    with pytest.raises(InvalidInputError) as caught:  # the client refuses before sending
+        remote.imagine_batch(scene, moves)
+    assert caught.value.field == "moves" and str(wire.MAX_BATCH_VIEWS) in str(caught.value)
+    failed = server.info()["failed"]
+    send(raw, request_frames("imagine_batch", {"scene": scene.data.handle, "moves": moves}, "big"))
+    reply = receive(raw)  # the server refuses it too, from the I/O thread: no view is computed
+    assert reply["error"]["field"] == "params.moves" and str(wire.MAX_BATCH_VIEWS) in reply["error"]["message"]
+    assert server.info()["failed"] == failed
+    assert len(remote.imagine_batch(scene, moves[:wire.MAX_BATCH_VIEWS])) == wire.MAX_BATCH_VIEWS
+    assert wire.MAX_BATCH_VIEWS * wire.ARRAYS_PER_VIEW <= wire.MAX_ARRAYS
+
+
+def test_an_image_over_the_payload_limit_is_refused_naming_the_limit_and_the_largest_image(server):
+    """Item 10: the limit is in the message (bytes and the largest image that fits), on both sides."""
+    big = synthetic_observe(front_camera(800, 600), default_boxes())  # ~5.3 MB against the fixture's 4 MiB
+    remote = WorldModel.load("remote", address=server.address, timeout_s=20, retries=0)
+    side = wire.largest_square_image(4 * 2**20)
+    try:
+        with pytest.raises(wire.WireError, match=f"about {side}x{side} pixels") as caught:
+            remote.observe(big)  # this client allows 64 MiB: the server refuses it
+        assert caught.value.code == "too_large" and str(4 * 2**20) in str(caught.value)
+        client = ModelClient(server.address, max_request_bytes=4 * 2**20)
+        with pytest.raises(InvalidInputError, match=f"about {side}x{side} pixels") as caught:
+            client.call("observe", {"observation": big})  # refused before sending
+        assert caught.value.field == "request"
+        client.close()
+    finally:
+        remote.close()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--max-payload-mb", "nan"], "--max-payload-mb"),
+    (["--reply-cache-mb", "-1"], "--reply-cache-mb"),
+    (["--max-queue", "0"], "--max-queue"),
+    (["--bind", "tcp://127.0.0.1:99999"], "1-65535"),
+    (["--bind", "udp://127.0.0.1:5555"], "bind"),
+    (["--generate-keys", "/proc/x"], "/proc/x"),
+])
+def test_serve_model_bad_options_end_in_one_line_and_exit_2(argv, words, capsys):
+    """Item 9: before, nan was a traceback, port 99999 served on a random port, /proc/x a traceback."""
+    from joyai_embodied.cli import main
+
+    try:
+        code = main(["serve-model", *argv])
+    except SystemExit as exc:  # argparse's own refusal
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert words in err.strip().splitlines()[-1], err
