@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import zmq
 
-from joyai_embodied import (CameraMove, InvalidInputError, MoveObject, RequestTimeoutError, ServerBusyError,
+from joyai_embodied import (CameraMove, InvalidInputError, MoveObject, ServerBusyError,
                             UnknownObjectError, WorldModel)
 from joyai_embodied.evaluation.synthetic import default_boxes, front_camera
 from joyai_embodied.evaluation.synthetic import observe as synthetic_observe

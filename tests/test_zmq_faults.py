@@ -15,13 +15,12 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import numpy as np
 import pytest
 import zmq
 
-from joyai_embodied import CameraMove, MoveObject, RequestTimeoutError, ServerBusyError, WorldModel
+from joyai_embodied import CameraMove, MoveObject, RequestTimeoutError, WorldModel
 from joyai_embodied.backends.remote import wire
 from joyai_embodied.errors import SceneExpiredError
 from joyai_embodied.evaluation.synthetic import default_boxes, front_camera

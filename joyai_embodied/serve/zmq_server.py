@@ -22,20 +22,18 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
 
 from .. import __version__
-from ..errors import InvalidInputError, JoyAIError, RemoteError, ServerBusyError
-from ..types import CameraPose
+from ..errors import InvalidInputError, RemoteError, ServerBusyError
 from ..world_model import WorldModel
 from ..backends.remote import wire
 from ..service import WORKER_METHODS, ModelService
-from .endpoint import check_bind, is_loopback
+from .endpoint import check_bind, count_option, is_loopback, megabytes_option, seconds_option
 from .replies import ReplyKey, ReplyStore, frames_size
+from .worker import Job, Worker
 
 DIRECT_METHODS = ("info", "health")
 _RESULTS_ENDPOINT = "inproc://joyai-results-{}"
@@ -45,20 +43,6 @@ SEND_HWM = 64
 DRAIN_LINGER_MS = 500
 #: Connections whose peer answers no heartbeat for this long are dropped (frees what ZMQ queued for them), s.
 HEARTBEAT_TIMEOUT_S = 30.0
-
-
-@dataclass
-class _Job:
-    key: ReplyKey
-    method: str
-    params: dict[str, Any]
-    received: float = field(default_factory=time.monotonic)
-
-    def batch_key(self) -> tuple | None:
-        """Requests with equal keys can share one ``imagine_batch`` call."""
-        if self.method != "imagine" or not isinstance(self.params.get("scene"), str):
-            return None
-        return self.params["scene"], self.params.get("seed")
 
 
 class ModelServer:
@@ -101,13 +85,11 @@ class ModelServer:
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.address = ""
         self._replies = ReplyStore(reply_cache_bytes, max_unread_bytes or max(reply_cache_bytes // 4, 1))
-        self._queue: deque[_Job] = deque()
-        self._queue_ready = threading.Condition()
         self._inflight: set[ReplyKey] = set()  # queued or running, by (client routing id, request id)
         self._stats = {"requests": 0, "busy": 0, "errors": 0, "batches": 0, "batched_requests": 0,
                        "largest_batch": 0, "duplicates": 0, "failed": 0, "held_back": 0, "refused_stopping": 0}
+        self._worker = Worker(self.service, max_queue, max_batch, self._stats)
         self._draining = threading.Event()  # stop taking requests, answer what is in flight, then exit
-        self._worker_stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._context: zmq.Context | None = None
         self._authenticator = None
@@ -144,7 +126,7 @@ class ModelServer:
         results.bind(results_endpoint)
         self._threads = [
             threading.Thread(target=self._io_loop, args=(router, results), name="joyai-server-io", daemon=True),
-            threading.Thread(target=self._work_loop, args=(results_endpoint,), name="joyai-server-worker",
+            threading.Thread(target=self._worker.run, args=(self._context, results_endpoint), name="joyai-server-worker",
                              daemon=True),
         ]
         for thread in self._threads:
@@ -208,7 +190,7 @@ class ModelServer:
                 "protocol_version": wire.PROTOCOL_VERSION, "preset": self.preset,
                 "backend": backend_info.get("backend", self.world_model.backend.name),
                 "device": str(backend_info.get("device", "cpu")), "backend_info": backend_info,
-                "queue_depth": len(self._queue), "max_queue": self.max_queue, "in_flight": len(self._inflight),
+                "queue_depth": len(self._worker), "max_queue": self.max_queue, "in_flight": len(self._inflight),
                 **self.service.stats(), "max_batch": self.max_batch, "max_batch_views": wire.MAX_BATCH_VIEWS,
                 "max_payload_bytes": self.max_payload_bytes, "secure": bool(self.keys_dir),
                 **self._replies.stats(), **self._stats}
@@ -241,18 +223,13 @@ class ModelServer:
                             break
                         self._on_request(router, parts)
         finally:
-            self._worker_stop.set()
-            with self._queue_ready:
-                self._queue_ready.notify_all()
+            self._worker.stop()
             # The drained replies are queued in ZMQ: give them a moment to reach their clients.
             router.close(linger=DRAIN_LINGER_MS if self._draining.is_set() else 0)
             results.close(linger=0)
 
     def _refuse_queued(self, router: zmq.Socket) -> None:
-        with self._queue_ready:
-            queued = list(self._queue)
-            self._queue.clear()
-        for job in queued:
+        for job in self._worker.take_queued():
             self._inflight.discard(job.key)
             self._stats["refused_stopping"] += 1
             self._reply_error(router, job.key, _stopping_error())
@@ -327,13 +304,9 @@ class ModelServer:
                 and len(params["moves"]) > wire.MAX_BATCH_VIEWS:  # refused before any work is done
             self._reply_error(router, key, _batch_too_large(len(params["moves"])))
         else:
-            with self._queue_ready:
-                full = len(self._queue) >= self.max_queue
-                if not full:
-                    self._inflight.add(key)
-                    self._queue.append(_Job(key, method, params))
-                    self._queue_ready.notify()
-            if full:
+            self._inflight.add(key)
+            if not self._worker.submit(Job(key, method, params)):
+                self._inflight.discard(key)
                 self._stats["busy"] += 1
                 self._reply_error(router, key, ServerBusyError(
                     f"model server queue is full ({self.max_queue} requests waiting); retry later"))
@@ -348,89 +321,6 @@ class ModelServer:
     def _reply_error(self, router: zmq.Socket, key: tuple[bytes, str | None], exc: Exception) -> None:
         self._stats["errors"] += 1
         self._reply(router, key, {"ok": False, "error": wire.error_to_wire(exc)})
-
-    # -- worker thread -------------------------------------------------------------------------------------
-    def _work_loop(self, results_endpoint: str) -> None:
-        results = self._context.socket(zmq.PUSH)
-        results.setsockopt(zmq.LINGER, 0)
-        results.connect(results_endpoint)
-        try:
-            while True:
-                batch = self._next_batch()
-                if batch is None:
-                    return
-                for job, outcome in zip(batch, self._run_batch(batch)):
-                    results.send_multipart([job.key[0], job.key[1].encode(), *self._encode_outcome(job, outcome)],
-                                           copy=False)
-        finally:
-            results.close(linger=0)  # this thread's socket, closed by this thread
-
-    def _next_batch(self) -> list[_Job] | None:
-        with self._queue_ready:
-            while not self._queue:
-                if self._worker_stop.is_set():
-                    return None
-                self._queue_ready.wait(0.2)
-            first = self._queue.popleft()
-            batch = [first]
-            key = first.batch_key()
-            if key is not None:
-                for job in list(self._queue):
-                    if len(batch) >= self.max_batch:
-                        break
-                    if job.batch_key() == key:
-                        self._queue.remove(job)
-                        batch.append(job)
-            return batch
-
-    def _run_batch(self, batch: list[_Job]) -> list[Any]:
-        """Runs the jobs; returns a result or an exception per job, in order."""
-        if len(batch) > 1:
-            self._stats["batches"] += 1
-            self._stats["batched_requests"] += len(batch)
-            self._stats["largest_batch"] = max(self._stats["largest_batch"], len(batch))
-            try:
-                moves = [job.params.get("move") for job in batch]
-                scene, seed = batch[0].batch_key()
-                return list(self.service.imagine_batch(scene, moves, seed))
-            except Exception:  # e.g. one impossible move: run them one by one so each gets its own answer
-                pass
-        outcomes = []
-        for job in batch:
-            try:
-                if job.method == "imagine_batch":
-                    self._check_batch_reply_size(job.params)
-                outcomes.append(self.service.run(job.method, job.params))
-            except Exception as exc:  # every failure becomes that request's error reply; the server keeps serving
-                outcomes.append(exc)
-        return outcomes
-
-    def _check_batch_reply_size(self, params: dict[str, Any]) -> None:
-        """Refuses, before any view is computed, an imagine_batch whose reply would exceed what a client reads."""
-        moves, handle = params.get("moves"), params.get("scene")
-        if not isinstance(moves, list) or not isinstance(handle, str):
-            return  # the service names the bad parameter
-        height, width = self.service.scene(handle).observation.rgb.shape[:2]
-        size = 0
-        for move in moves:
-            w, h = (move.width, move.height) if isinstance(move, CameraPose) else (width, height)
-            size += w * h * wire.VIEW_BYTES_PER_PIXEL
-        if size > wire.MAX_REPLY_BYTES:
-            raise InvalidInputError("params.moves", f"views totalling at most {wire.MAX_REPLY_BYTES} bytes per "
-                                    "imagine_batch reply; split the batch", f"{len(moves)} views, {size} bytes")
-
-    def _encode_outcome(self, job: _Job, outcome: Any) -> list:
-        header: dict[str, Any] = {"v": wire.PROTOCOL_VERSION, "id": job.key[1]}
-        if not isinstance(outcome, BaseException):
-            try:
-                return wire.encode({**header, "ok": True, "result": outcome})
-            except wire.WireError as exc:
-                outcome = exc
-        self._stats["failed"] += 1  # only the worker thread writes this counter
-        if not isinstance(outcome, JoyAIError):
-            print(f"joyai-embodied serve-model: {job.method} failed: {type(outcome).__name__}: {outcome}",
-                  file=sys.stderr)
-        return wire.encode({**header, "ok": False, "error": wire.error_to_wire(outcome)})
 
 
 def _stopping_error() -> ServerBusyError:
@@ -457,39 +347,6 @@ def _check_request(header: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
 
 # -- command line -------------------------------------------------------------------------------------------
 
-def _megabytes(text: str) -> float:
-    """argparse ``type=`` for a size in MiB: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size in MiB (a number > 0), got {text!r}") from None
-    if not math.isfinite(value) or value <= 0 or value * 2**20 > 2**62:
-        raise argparse.ArgumentTypeError(f"expected a finite size in MiB > 0, got {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    """argparse ``type=`` for a count: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    """argparse ``type=`` for a duration: a finite number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds (a number > 0), got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``joyai-embodied serve-model``."""
     parser.add_argument("--preset", "--backend", dest="preset", default="geometric",
@@ -505,14 +362,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clients", nargs="+", default=["client"], metavar="NAME",
                         help="client key pairs to create with --generate-keys (default: client)")
     parser.add_argument("--device", help="override the preset's device (e.g. cuda:0)")
-    parser.add_argument("--max-queue", type=_count, default=64, help="requests that may wait; more get 'busy'")
-    parser.add_argument("--max-scenes", type=_count, default=64, help="scenes kept for clients (LRU)")
-    parser.add_argument("--max-batch", type=_count, default=8, help="imagine requests merged into one batch")
-    parser.add_argument("--max-payload-mb", type=_megabytes, default=wire.MAX_PAYLOAD_BYTES / 2**20,
+    parser.add_argument("--max-queue", type=count_option, default=64, help="requests that may wait; more get 'busy'")
+    parser.add_argument("--max-scenes", type=count_option, default=64, help="scenes kept for clients (LRU)")
+    parser.add_argument("--max-batch", type=count_option, default=8, help="imagine requests merged into one batch")
+    parser.add_argument("--max-payload-mb", type=megabytes_option, default=wire.MAX_PAYLOAD_BYTES / 2**20,
                         help="largest request accepted, MiB (default 64)")
-    parser.add_argument("--reply-cache-mb", type=_megabytes, default=256,
+    parser.add_argument("--reply-cache-mb", type=megabytes_option, default=256,
                         help="memory for every reply held (kept for retries or not yet read), MiB (default 256)")
-    parser.add_argument("--drain-timeout", type=_seconds, default=60.0, metavar="S",
+    parser.add_argument("--drain-timeout", type=seconds_option, default=60.0, metavar="S",
                         help="on SIGTERM/SIGINT, longest wait for the running request, s (default 60)")
 
 

@@ -1,0 +1,164 @@
+"""The model side of the ZMQ server: a bounded queue of jobs and the one thread that runs them.
+
+The worker thread owns its PUSH socket (opened and closed in that thread) and sends each outcome, encoded,
+to the I/O thread. Queued ``imagine`` requests on the same scene and seed run as one ``imagine_batch`` call.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+
+from ..errors import InvalidInputError, JoyAIError
+from ..service import ModelService
+from ..types import CameraPose
+from ..backends.remote import wire
+from .replies import ReplyKey
+
+
+@dataclass
+class Job:
+    """One queued request: who asked (the reply key), what, and when it arrived."""
+
+    key: ReplyKey
+    method: str
+    params: dict[str, Any]
+    received: float = field(default_factory=time.monotonic)
+
+    def batch_key(self) -> tuple | None:
+        """Requests with equal keys can share one ``imagine_batch`` call."""
+        if self.method != "imagine" or not isinstance(self.params.get("scene"), str):
+            return None
+        return self.params["scene"], self.params.get("seed")
+
+
+class Worker:
+    """Runs queued jobs on a :class:`ModelService`, one batch at a time, in arrival order.
+
+    Args:
+        service: the service that does the work.
+        max_queue: jobs that may wait; :meth:`submit` refuses one more.
+        max_batch: most ``imagine`` jobs merged into one backend call.
+        stats: the server's counter map; this worker writes ``batches``, ``batched_requests``,
+            ``largest_batch`` and ``failed``.
+    """
+
+    def __init__(self, service: ModelService, max_queue: int, max_batch: int, stats: dict[str, int]):
+        self.service, self.max_queue, self.max_batch, self.stats = service, max_queue, max_batch, stats
+        self._queue: deque[Job] = deque()
+        self._ready = threading.Condition()
+        self._stop = threading.Event()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def submit(self, job: Job) -> bool:
+        """Queues ``job``; False when the queue is full."""
+        with self._ready:
+            if len(self._queue) >= self.max_queue:
+                return False
+            self._queue.append(job)
+            self._ready.notify()
+            return True
+
+    def take_queued(self) -> list[Job]:
+        """Removes and returns every job not started yet (a draining server refuses them)."""
+        with self._ready:
+            queued = list(self._queue)
+            self._queue.clear()
+            return queued
+
+    def stop(self) -> None:
+        """Lets the thread end once the queue is empty."""
+        self._stop.set()
+        with self._ready:
+            self._ready.notify_all()
+
+    def run(self, context: zmq.Context, results_endpoint: str) -> None:
+        """The thread's body: run batches and send their encoded outcomes until :meth:`stop`."""
+        results = context.socket(zmq.PUSH)
+        results.setsockopt(zmq.LINGER, 0)
+        results.connect(results_endpoint)
+        try:
+            while True:
+                batch = self._next_batch()
+                if batch is None:
+                    return
+                for job, outcome in zip(batch, self._run_batch(batch)):
+                    results.send_multipart([job.key[0], job.key[1].encode(), *self._encode_outcome(job, outcome)],
+                                           copy=False)
+        finally:
+            results.close(linger=0)  # this thread's socket, closed by this thread
+
+    def _next_batch(self) -> list[Job] | None:
+        with self._ready:
+            while not self._queue:
+                if self._stop.is_set():
+                    return None
+                self._ready.wait(0.2)
+            first = self._queue.popleft()
+            batch = [first]
+            key = first.batch_key()
+            if key is not None:
+                for job in list(self._queue):
+                    if len(batch) >= self.max_batch:
+                        break
+                    if job.batch_key() == key:
+                        self._queue.remove(job)
+                        batch.append(job)
+            return batch
+
+    def _run_batch(self, batch: list[Job]) -> list[Any]:
+        """Runs the jobs; returns a result or an exception per job, in order."""
+        if len(batch) > 1:
+            self.stats["batches"] += 1
+            self.stats["batched_requests"] += len(batch)
+            self.stats["largest_batch"] = max(self.stats["largest_batch"], len(batch))
+            try:
+                moves = [job.params.get("move") for job in batch]
+                scene, seed = batch[0].batch_key()
+                return list(self.service.imagine_batch(scene, moves, seed))
+            except Exception:  # e.g. one impossible move: run them one by one so each gets its own answer
+                pass
+        outcomes = []
+        for job in batch:
+            try:
+                if job.method == "imagine_batch":
+                    self._check_batch_reply_size(job.params)
+                outcomes.append(self.service.run(job.method, job.params))
+            except Exception as exc:  # every failure becomes that request's error reply; the server keeps serving
+                outcomes.append(exc)
+        return outcomes
+
+    def _check_batch_reply_size(self, params: dict[str, Any]) -> None:
+        """Refuses, before any view is computed, an imagine_batch whose reply would exceed what a client reads."""
+        moves, handle = params.get("moves"), params.get("scene")
+        if not isinstance(moves, list) or not isinstance(handle, str):
+            return  # the service names the bad parameter
+        height, width = self.service.scene(handle).observation.rgb.shape[:2]
+        size = 0
+        for move in moves:
+            w, h = (move.width, move.height) if isinstance(move, CameraPose) else (width, height)
+            size += w * h * wire.VIEW_BYTES_PER_PIXEL
+        if size > wire.MAX_REPLY_BYTES:
+            raise InvalidInputError("params.moves", f"views totalling at most {wire.MAX_REPLY_BYTES} bytes per "
+                                    "imagine_batch reply; split the batch", f"{len(moves)} views, {size} bytes")
+
+    def _encode_outcome(self, job: Job, outcome: Any) -> list:
+        header: dict[str, Any] = {"v": wire.PROTOCOL_VERSION, "id": job.key[1]}
+        if not isinstance(outcome, BaseException):
+            try:
+                return wire.encode({**header, "ok": True, "result": outcome})
+            except wire.WireError as exc:
+                outcome = exc
+        self.stats["failed"] += 1  # only the worker thread writes this counter
+        if not isinstance(outcome, JoyAIError):
+            print(f"joyai-embodied serve-model: {job.method} failed: {type(outcome).__name__}: {outcome}",
+                  file=sys.stderr)
+        return wire.encode({**header, "ok": False, "error": wire.error_to_wire(outcome)})
