@@ -190,3 +190,39 @@ def test_quaternion_round_trip_and_image_decoding():
     with pytest.raises(InvalidInputError) as caught:
         msgs.image_to_array(msg, "/t")
     assert caught.value.field == "/t"
+
+
+def test_rollout_frames_and_scene_edits_are_recorded(tmp_path, world):
+    from joyai_embodied import MoveObject
+    from joyai_embodied.rollout import WorldModelEnv
+
+    obs, scene, _ = world
+    wm = WorldModel.load("geometric")
+    env = WorldModelEnv(wm, obs)
+    frame, _ = env.reset(seed=0)
+    moved = scene.objects[0]
+    target = [float(moved.centroid[0]) + 0.05, float(moved.centroid[1]), moved.bottom_z]
+    path = tmp_path / "rollout.mcap"
+    with open_recorder(path) as recorder:
+        before = env.scene
+        frame, _, _, _, info = env.step(env.move_action(moved.name, target))
+        assert "action_error" not in info
+        recorder.log_imagined("rollout", frame)  # a WorldModelEnv observation, not an ImaginedView
+        recorder.log_scene_edit("move", before, env.scene)
+    by_topic = {}
+    for topic, _, _, decoded in _read_mcap(path):
+        by_topic.setdefault(topic, decoded)
+    before_boxes = [m for m in by_topic["/joyai/markers/edits/move/before"].markers if m.type == 1]
+    after_boxes = [m for m in by_topic["/joyai/markers/edits/move/after"].markers if m.type == 1]
+    assert len(before_boxes) == len(after_boxes) == 1  # only the moved object
+    assert after_boxes[0].pose.position.x - before_boxes[0].pose.position.x == pytest.approx(0.05, abs=0.01)
+    assert by_topic["/joyai/imagined/rollout/rgb"].width == WIDTH
+
+
+def test_replay_is_a_joyai_embodied_subcommand(tmp_path, capsys):
+    from joyai_embodied.commands import main
+
+    assert main(["replay", str(tmp_path / "missing.mcap"), "--rgb-topic", "/a", "--depth-topic", "/b",
+                 "--camera-info-topic", "/c", "--out", str(tmp_path / "o.mcap")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("joyai-embodied replay: bag") and "\n" not in err
