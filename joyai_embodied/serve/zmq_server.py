@@ -63,6 +63,7 @@ class ModelServer:
         insecure: allow a non-loopback ``bind`` without encryption or authentication.
         preset: preset name reported by ``info``.
         heartbeat_timeout_s: a connection silent to heartbeats this long is dropped.
+        service: the service requests go to (default ``ModelService(world_model, max_scenes)``).
 
     Raises:
         InvalidInputError: a bound is out of range, a malformed ``bind``, or a non-loopback bind without keys.
@@ -72,14 +73,16 @@ class ModelServer:
                  max_scenes: int = 64, max_batch: int = 8, max_payload_bytes: int = wire.MAX_PAYLOAD_BYTES,
                  reply_cache_bytes: int = 256 * 1024 * 1024, max_unread_bytes: int | None = None,
                  keys_dir: str | None = None, insecure: bool = False, preset: str = "",
-                 heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S):
+                 heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S, service: Any = None):
         for name, value in (("max_queue", max_queue), ("max_batch", max_batch),
                             ("max_payload_bytes", max_payload_bytes), ("reply_cache_bytes", reply_cache_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInputError(name, "an integer >= 1", value)
         self.bind = check_bind(bind, keys_dir, insecure)
         self.world_model = world_model
-        self.service = ModelService(world_model, max_scenes)
+        # service: another implementation of the ModelService interface (run, imagine_batch, scene, stats),
+        # e.g. serve.ray_serve.RayServeService forwarding to Ray Serve replicas; max_scenes is then its own.
+        self.service = service if service is not None else ModelService(world_model, max_scenes)
         self.keys_dir, self.insecure, self.preset = keys_dir, insecure, preset
         self.max_queue, self.max_batch, self.max_payload_bytes = max_queue, max_batch, max_payload_bytes
         self.heartbeat_timeout_s = heartbeat_timeout_s
