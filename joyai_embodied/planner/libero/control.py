@@ -17,12 +17,16 @@ ROTATION_SCALE_RAD = 0.5
 #: Position gain on the error (per unit action): >1 overcomes the controller's lag near the target.
 POSITION_GAIN = 1.5
 #: A move is done when the end effector is this close to its target.
-REACHED_M = 0.008
+REACHED_M = 0.01
+#: Via points (hover, carry height) only need to be passed this closely.
+VIA_M = 0.025
+#: Fingers wider than this are fully open (Panda: ~0.08 m).
+OPEN_WIDTH_M = 0.07
 #: Fingers this far apart (m) or less after closing means they met: nothing is between them.
-EMPTY_GRIP_M = 0.004
+EMPTY_GRIP_M = 0.0015
 #: The fingers stopped moving when their width changes less than this per step.
 FINGERS_STILL_M = 0.0005
-GRIPPER_MIN_STEPS = 6
+GRIPPER_MIN_STEPS = 4
 GRIPPER_MAX_STEPS = 25
 OPEN, CLOSE = -1.0, 1.0
 
@@ -62,9 +66,11 @@ class Arm:
         max_steps: control steps allowed for the episode (LIBERO's protocol budget).
     """
 
-    def __init__(self, env: Any, max_steps: int):
+    def __init__(self, env: Any, max_steps: int, stop_on_success: bool = True):
         self.env = env
         self.max_steps = max_steps
+        self.stop_on_success = stop_on_success
+        self.succeeded = False
         self.steps = 0
         self.state = env.robot_state()
         self.home = self.position.copy()
@@ -98,13 +104,16 @@ class Arm:
         action[6] = self.gripper
         self.state = self.env.control(action)
         self.steps += 1
+        # LIBERO's protocol ends an episode at the first step its check passes; skills then stop moving.
+        if self.stop_on_success and self.env.success():
+            self.succeeded = True
 
     def move_to(self, target: np.ndarray, tolerance_m: float = REACHED_M, max_steps: int = 60) -> bool:
         """Servoes the end effector to ``target`` (world m); True when it got within ``tolerance_m``."""
         target = np.asarray(target, dtype=np.float64)
         for _ in range(max_steps):
             error = target - self.position
-            if np.linalg.norm(error) < tolerance_m:
+            if np.linalg.norm(error) < tolerance_m or self.succeeded:
                 return True
             self.step(error)
         return bool(np.linalg.norm(target - self.position) < tolerance_m * 2)
@@ -113,14 +122,21 @@ class Arm:
         """Keeps the current position for ``steps`` steps (lets the gripper or the scene settle)."""
         target = self.position.copy()
         for _ in range(steps):
+            if self.succeeded:
+                return
             self.step(target - self.position)
 
     def set_gripper(self, command: float) -> float:
         """Opens (-1) or closes (+1) the fingers and waits until they stop; returns their width (m)."""
+        already_open = command == OPEN and self.gripper == OPEN and self.finger_width > OPEN_WIDTH_M
         self.gripper = command
+        if already_open:
+            return self.finger_width
         target = self.position.copy()
         previous = self.finger_width
         for i in range(GRIPPER_MAX_STEPS):
+            if self.succeeded:
+                break
             self.step(target - self.position)
             width = self.finger_width
             if i >= GRIPPER_MIN_STEPS and abs(width - previous) < FINGERS_STILL_M:

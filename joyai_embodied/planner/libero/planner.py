@@ -6,6 +6,7 @@ labels and the instruction (never the BDDL goal, simulator poses or instance num
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -25,6 +26,7 @@ DEFAULT_MAX_STEPS = 300
 MAX_GRASP_ATTEMPTS = 3
 #: Steps to wait after releasing so that LIBERO's contact-based check sees the object at rest.
 SETTLE_AFTER_PLACE_STEPS = 8
+log = logging.getLogger(__name__)
 FAILURES = ("perception", "grounding", "grasp", "place", "articulation", "timeout", "none")
 
 
@@ -117,7 +119,10 @@ class LiberoPlanner:
             grasp = pick(arm, subject, obstacles)
             scene = self._observe(sim, labels)   # verify the lift by looking again
             lifted = _by_id(scene, subject.id)
-            if grasp is not None and lifted is not None and lifted.top_z - before_top > LIFTED_M:
+            rise = None if lifted is None else lifted.top_z - before_top
+            log.info("grasp %d of %s: fingers %.4f m, rose %s m, step %d", attempt, subject.name, arm.finger_width,
+                     None if rise is None else round(rise, 3), arm.steps)
+            if grasp is not None and rise is not None and rise > LIFTED_M:
                 break
             if grasp is not None:
                 arm.set_gripper(OPEN)
@@ -130,6 +135,7 @@ class LiberoPlanner:
         target = _by_id(scene, target.id) or target
         obstacles = [o for o in scene.objects if o.id not in (subject.id, target.id)]
         place_on(arm, grasp, target, obstacles, held_height_m=_hanging(grasp, subject))
+        log.info("placed on %s at step %d (success %s)", target.name, arm.steps, arm.succeeded)
         arm.hold(SETTLE_AFTER_PLACE_STEPS)
         scene = self._observe(sim, labels)
         episode.verified_on_target = self._on(scene, subject.id, target.id)

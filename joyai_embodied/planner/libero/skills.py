@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ...types import SceneObject
-from .control import CLOSE, OPEN, Arm
+from .control import CLOSE, OPEN, VIA_M, Arm
 
 #: The fingers close this far inside a bowl's outer radius: the middle of a ~1-2 cm rim wall.
 RIM_INSET_M = 0.012
@@ -86,7 +86,7 @@ def pick(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject]) -> Grasp 
         arm.set_gripper(OPEN)
         arm.move_to(hover, max_steps=30)
         return None
-    arm.move_to(hover, max_steps=40)
+    arm.move_to(hover, tolerance_m=VIA_M, max_steps=40)
     return grasp
 
 
@@ -107,7 +107,7 @@ def place_on(arm: Arm, grasp: Grasp, support: SceneObject, obstacles: Sequence[S
     _travel(arm, release + np.array([0.0, 0.0, APPROACH_M / 2]), obstacles, hanging_m=below)
     arm.move_to(release, max_steps=40)
     arm.set_gripper(OPEN)
-    arm.move_to(release + np.array([0.0, 0.0, APPROACH_M]), max_steps=30)
+    arm.move_to(release + np.array([0.0, 0.0, APPROACH_M]), tolerance_m=VIA_M, max_steps=30)
     aim[2] = support.top_z
     return aim
 
@@ -117,10 +117,10 @@ def _travel(arm: Arm, goal: np.ndarray, obstacles: Sequence[SceneObject], hangin
     tops = [o.top_z for o in obstacles] or [float(goal[2])]
     safe = max(float(goal[2]), arm.position[2], max(tops) + CARRY_CLEARANCE_M + hanging_m)
     safe = min(safe, float(goal[2]) + 0.25)   # never climb more than needed to reach the goal's hover
-    if arm.position[2] < safe - 0.01:
-        arm.move_to(np.array([*arm.position[:2], safe]), tolerance_m=0.02, max_steps=30)
-    arm.move_to(np.array([goal[0], goal[1], max(safe, goal[2])]), tolerance_m=0.015, max_steps=60)
-    arm.move_to(goal, max_steps=40)
+    if arm.position[2] < safe - VIA_M:
+        arm.move_to(np.array([*arm.position[:2], safe]), tolerance_m=VIA_M, max_steps=30)
+    arm.move_to(np.array([goal[0], goal[1], max(safe, goal[2])]), tolerance_m=VIA_M, max_steps=60)
+    arm.move_to(goal, tolerance_m=VIA_M, max_steps=40)
 
 
 def _clearance(point: np.ndarray, obstacles: Sequence[SceneObject]) -> float:
