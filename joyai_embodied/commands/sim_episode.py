@@ -23,6 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=640, help="image width in pixels (default 640)")
     parser.add_argument("--height", type=int, default=480, help="image height in pixels (default 480)")
     parser.add_argument("--camera", default="front", help="observation camera: front, side or top")
+    parser.add_argument("--bag", default=None, metavar="PATH.mcap|DIR",
+                        help="write the episode as a ROS 2 bag instead of PNG frames (an end-effector pick-and-"
+                             "place, one frame per step): PATH.mcap is one MCAP file, another path a rosbag2 "
+                             "directory (sqlite3); replay it with `joyai-embodied replay`")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +40,14 @@ def run(args: argparse.Namespace) -> int:
         OSError: the output folder cannot be written.
     """
     os.environ.setdefault("MUJOCO_GL", "egl")  # before sim_envs imports mujoco
+    if args.bag:
+        from ..recording.sim_bag import write_sim_episode_bag
+
+        bag = write_sim_episode_bag(args.bag, seed=args.seed, width=args.width, height=args.height,
+                                    camera=args.camera)
+        print(f"seed {args.seed}: {bag['instruction']!r}: {bag['frames']} frames, "
+              f"{'success' if bag['success'] else 'failed'} -> {bag['path']} ({', '.join(sorted(bag['topics']))})")
+        return 0 if bag["success"] else 1
     from sim_envs.scripted import run_scripted_episode
 
     success = run_scripted_episode(seed=args.seed, out=args.out, width=args.width, height=args.height,
