@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .camera import orbit
+from .spatial import orbit_scene
 from .errors import InvalidInputError, JoyAIError
 from .types import CameraMove, CameraPose, ImaginedView, MoveObject, Observation, RotateObject, Scene
 from .world_model import WorldModel
@@ -51,7 +51,8 @@ class WorldModelEnv(gym.Env):
 
     Only the keys the chosen ``kind`` needs are read. :meth:`camera_action`, :meth:`move_action` and
     :meth:`rotate_action` build actions from names. An action the world model refuses (unknown id, a
-    target off the table or over 1 m from the pivot, a pitch past the vertical) is not an exception: the
+    target off the table or over 1 m from the pivot, a pitch past the vertical or one that takes the camera
+    under the table top or inside an object) is not an exception: the
     state is unchanged and ``info["action_error"]`` says why.
 
     ## Observation space: ``Dict``
@@ -197,8 +198,8 @@ class WorldModelEnv(gym.Env):
         if kind == CAMERA:
             yaw, pitch, zoom = (float(v) for v in np.asarray(action["camera"], np.float64).reshape(3))
             move = CameraMove(yaw_deg=yaw, pitch_deg=pitch, zoom=zoom)
-            pose = orbit(self.camera.cam_to_world, self.scene.pivot, move)
-            return self.scene, CameraPose(pose, self.camera.intrinsics, self.camera.width, self.camera.height)
+            # Refused like imagine's own moves: past the vertical, under the table top, inside an object.
+            return self.scene, orbit_scene(self.scene, move, start=self.camera)
         if kind not in (MOVE_OBJECT, ROTATE_OBJECT):
             raise InvalidInputError("action.kind", "0 (camera), 1 (move object) or 2 (rotate object)", kind)
         name = self._name_of(int(action["object_id"]))

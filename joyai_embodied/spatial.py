@@ -115,8 +115,9 @@ def support_plane(objects: Sequence[SceneObject]) -> np.ndarray | None:
     return np.array([0.0, 0.0, 1.0, -min(bottoms)]) if bottoms else None
 
 
-def orbit_scene(scene: Scene, move: CameraMove, plane: np.ndarray | None = None) -> CameraPose:
-    """The scene's camera orbited by ``move`` about ``scene.pivot``, same intrinsics and image size.
+def orbit_scene(scene: Scene, move: CameraMove, plane: np.ndarray | None = None,
+                start: CameraPose | None = None) -> CameraPose:
+    """The scene's camera (or ``start``) orbited by ``move`` about ``scene.pivot``, same intrinsics and size.
 
     Every backend's ``imagine`` takes its camera from here, so a move means the same everywhere and an
     impossible one is refused the same way. A camera that the move takes below the support plane (or to
@@ -129,19 +130,20 @@ def orbit_scene(scene: Scene, move: CameraMove, plane: np.ndarray | None = None)
         plane: the support plane ``[a, b, c, d]`` with the source camera on its positive side, when the
             backend estimated one; otherwise a level plane under the lowest object (:func:`support_plane`),
             and no height check when no object is located.
+        start: the camera to orbit (a rollout's current camera); the scene's observing camera by default.
 
     Raises:
         ImpossibleCameraMoveError: field ``move.pitch_deg`` when the camera would end up below the support
             plane (the message gives the height), ``move`` when inside an object, or the flips
             :func:`~joyai_embodied.camera.orbit` refuses.
     """
-    observation = scene.observation
-    pose = orbit(observation.cam_to_world, scene.pivot, move)
+    camera = scene.observation.camera if start is None else start
+    pose = orbit(camera.cam_to_world, scene.pivot, move)
     position = pose[:3, 3]
     plane = support_plane(scene.objects) if plane is None else np.asarray(plane, dtype=np.float64)
     if plane is not None:
         height = float(plane[:3] @ position + plane[3])
-        before = float(plane[:3] @ observation.cam_to_world[:3, 3] + plane[3])
+        before = float(plane[:3] @ camera.position + plane[3])
         if height < MIN_CAMERA_HEIGHT_M and height < before:  # only a move that lowers the camera is refused
             where = f"{-height:.3f} m below" if height < 0 else f"{height:.3f} m above"
             raise ImpossibleCameraMoveError(
@@ -156,4 +158,4 @@ def orbit_scene(scene: Scene, move: CameraMove, plane: np.ndarray | None = None)
             raise ImpossibleCameraMoveError(
                 "move", "a camera outside every object",
                 f"yaw {move.yaw_deg:g}, pitch {move.pitch_deg:g}, zoom {move.zoom:g} puts it inside the {obj.name}")
-    return CameraPose(pose, observation.intrinsics, observation.width, observation.height)
+    return CameraPose(pose, camera.intrinsics, camera.width, camera.height)

@@ -74,9 +74,9 @@ WIDTH, HEIGHT = 320, 240
 @pytest.fixture(scope="module")
 def env():
     pytest.importorskip("mujoco")
-    from joyai_embodied.planner.cli import make_env
+    from joyai_embodied.envs import make_env
 
-    environment = make_env(WIDTH, HEIGHT)
+    environment = make_env(width=WIDTH, height=HEIGHT)
     yield environment
     environment.close()
 
@@ -201,7 +201,7 @@ def test_evaluation_runs_planner_and_baseline_on_the_same_tasks(env, wm):
 
 def test_demo_command_writes_report_and_summary(tmp_path, capsys):
     pytest.importorskip("mujoco")
-    from joyai_embodied.planner import cli
+    from joyai_embodied.commands import demo as cli
 
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
@@ -216,7 +216,7 @@ def test_demo_command_writes_report_and_summary(tmp_path, capsys):
 
 
 def test_demo_rejects_bad_arguments():
-    from joyai_embodied.planner import cli
+    from joyai_embodied.commands import demo as cli
 
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
@@ -231,7 +231,7 @@ def test_demo_rejects_bad_arguments():
 
 def test_eval_command_writes_a_table_per_benchmark(tmp_path, capsys):
     pytest.importorskip("mujoco")
-    from joyai_embodied.evaluation import cli
+    from joyai_embodied.commands import eval as cli
 
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
@@ -250,7 +250,7 @@ def test_eval_command_writes_a_table_per_benchmark(tmp_path, capsys):
 
 
 def test_eval_table_flattens_nested_figures():
-    from joyai_embodied.evaluation.cli import format_table
+    from joyai_embodied.evaluation.tables import format_table
 
     flat = format_table("spatial", {"accuracy": {"left_of": {"accuracy": 0.75, "n": 4}}, "failures": ["x"],
                                     "observe_ms": 12.5})
@@ -258,3 +258,103 @@ def test_eval_table_flattens_nested_figures():
     assert "failures" not in flat
     rows = format_table("imagination", {"yaw 10": {"psnr": 30.0, "views": 3}, "yaw 20": {"psnr": 28.0, "views": 3}})
     assert rows.splitlines()[0] == "| imagination | psnr | views |" and "| yaw 20 | 28 | 3 |" in rows
+
+
+# -- a world model that does not measure (no depth): the planner must not guess ---------------------------
+
+
+def _unmeasured(wm, *, located: bool):
+    """The geometric world model with its measurements withheld, as a backend without depth answers.
+
+    Relations keep their booleans but carry no offsets or distance; with ``located=False`` the objects also
+    have no 3D centroid or extent (NaN), as the joyai-image backend gives without depth.
+    """
+    from dataclasses import replace
+
+    from joyai_embodied import WorldModel
+    from joyai_embodied.backends.geometric import GeometricBackend
+
+    class Unmeasured(GeometricBackend):
+        def observe(self, observation):
+            scene = super().observe(observation)
+            if located:
+                return scene
+            unknown = np.full(3, np.nan)
+            return replace(scene, objects=[replace(o, centroid=unknown, extent=unknown) for o in scene.objects])
+
+        def relation(self, scene, subject, reference, frame="camera"):
+            rel = super().relation(scene, subject, reference, frame=frame)
+            return replace(rel, lateral_m=np.nan, depth_m=np.nan, vertical_m=np.nan, distance_m=np.nan)
+
+    return WorldModel(Unmeasured())
+
+
+def _ambiguous_instruction(env, wm):
+    """A template-2 style instruction (seed, text) for which not exactly one candidate holds the relation."""
+    from joyai_embodied.planner import Planner
+    from joyai_embodied.spatial import DIRECTION_WORDS
+
+    seed = _seed_with_template(env, 2)
+    obs, info = env.reset(seed=seed)
+    goal = parse_instruction(info["instruction"])
+    for words in DIRECTION_WORDS:
+        text = f"put the object {words} the {goal.reference} on the {goal.place}"
+        plan = Planner(wm, preview=False).plan(obs, text)
+        answers = [q.answer for q in plan.queries if q.kind == "relation"]
+        if plan.ok and answers.count("yes") != 1:
+            return obs, text, plan
+    pytest.fail("every relation word had exactly one candidate")
+
+
+def test_without_offsets_the_planner_says_it_cannot_decide(env, wm):
+    from joyai_embodied.planner import Planner
+
+    obs, text, measured = _ambiguous_instruction(env, wm)
+    assert measured.ok  # with offsets, the furthest along the direction is chosen
+    plan = Planner(_unmeasured(wm, located=True), preview=False).plan(obs, text)
+    assert not plan.ok and plan.pick is None
+    assert plan.error.startswith("cannot plan: cannot decide") and "no offsets" in plan.error
+    # A unique answer needs no offsets: the relation booleans decide.
+    seed = _seed_with_template(env, 2)
+    obs, info = env.reset(seed=seed)
+    unique = Planner(_unmeasured(wm, located=True), preview=False).plan(obs, info["instruction"])
+    assert unique.ok and unique.pick.id == info["target"]["pick_id"]
+
+
+def test_without_distances_closest_is_not_guessed(env, wm):
+    from joyai_embodied.planner import Planner
+
+    obs, info = env.reset(seed=_seed_with_template(env, 4))
+    plan = Planner(_unmeasured(wm, located=True), preview=False).plan(obs, info["instruction"])
+    assert not plan.ok and "no distances" in plan.error
+
+
+def test_without_3d_positions_the_planner_does_not_place_blindly(env, wm):
+    from joyai_embodied.planner import Planner
+
+    obs, info = env.reset(seed=_seed_with_template(env, 1))
+    plan = Planner(_unmeasured(wm, located=False), preview=False).plan(obs, info["instruction"])
+    assert not plan.ok and "does not locate" in plan.error
+
+
+def test_shapes_come_from_the_world_model_not_from_names(env, wm):
+    """Objects the world model gave no shape word are unknown shapes, whatever their names say."""
+    from dataclasses import replace
+
+    from joyai_embodied import WorldModel
+    from joyai_embodied.backends.geometric import GeometricBackend
+    from joyai_embodied.planner import Planner
+
+    class PlateNames(GeometricBackend):
+        """Names every object "<id> <colour> plate" and gives no shape words."""
+
+        def observe(self, observation):
+            scene = super().observe(observation)
+            return replace(scene, objects=[replace(o, name=f"{o.id} {o.color} plate", shape="")
+                                           for o in scene.objects])
+
+    obs, info = env.reset(seed=_seed_with_template(env, 2))
+    plan = Planner(WorldModel(PlateNames()), preview=False, search_moves=()).plan(obs, info["instruction"])
+    # Reading shapes off the names would make every object a plate and leave nothing to pick.
+    assert plan.candidates, plan.error
+    assert plan.error is None or "other than" not in plan.error

@@ -89,6 +89,30 @@ def test_refused_actions_report_and_keep_the_state(env):
         env.move_action("green sphere", (0, 0, 0.4))
 
 
+def test_a_camera_step_under_the_table_is_refused_with_the_pitch(env):
+    start, _ = env.reset(seed=0)
+    obs, _, _, _, info = env.step(env.camera_action(pitch_deg=-60))
+    assert info["action_error"].startswith("move.pitch_deg") and "support plane" in info["action_error"]
+    np.testing.assert_array_equal(obs["cam_to_world"], start["cam_to_world"])
+
+
+@pytest.mark.parametrize("size", [2, 5, 7])
+def test_a_frame_with_no_support_plane_is_refused_naming_depth(wm, tmp_path, capsys, size):
+    rng = np.random.default_rng(size)
+    camera = synthetic.front_camera(size, size)
+    observation = {"rgb": rng.integers(0, 255, (size, size, 3), dtype=np.uint8),
+                   "depth": rng.uniform(0.3, 2.0, (size, size)).astype(np.float32),
+                   "intrinsics": camera.intrinsics, "cam_to_world": camera.cam_to_world}
+    with pytest.raises(InvalidInputError) as info:
+        WorldModelEnv(wm, observation)
+    assert info.value.field == "depth"
+    # The command says so in one line, exit code 2.
+    path = save_observation(tmp_path / "noise.npz", observation)
+    assert cli_main(["rollout", path, "--camera", "10,0", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "depth" in err and "Traceback" not in err
+
+
 def test_episodes_truncate_and_seeds_replay(env):
     env.reset(seed=3)
     env.action_space.seed(3)
