@@ -42,10 +42,20 @@ def zmq_transport() -> Iterator[WorldModel]:
             yield model
 
 
+@contextlib.contextmanager
+def ros_transport() -> Iterator[WorldModel]:
+    """``joyai-embodied ros`` in a child process (this run's own domain, loopback), reached as backend "ros"."""
+    pytest.importorskip("rclpy")
+    pytest.importorskip("joyai_interfaces")
+    with WorldModel.load("ros", preset="geometric", start_nodes=True, timeout_s=60) as model:
+        yield model
+
+
 #: name -> factory of a context manager yielding a WorldModel over that transport. "inprocess" is the reference.
 TRANSPORTS: dict[str, Callable[[], ContextManager[WorldModel]]] = {
     "inprocess": inprocess_transport,
     "zmq": zmq_transport,
+    "ros": ros_transport,
 }
 REFERENCE = "inprocess"
 
