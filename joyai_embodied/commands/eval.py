@@ -3,6 +3,7 @@
     joyai-embodied eval                           # spatial + imagination, 10 seeds, geometric, out/eval/
     joyai-embodied eval --seeds 50 --planner      # also task success vs. the random baseline
     joyai-embodied eval --small                   # 3 seeds at 320x240, for CI
+    joyai-embodied eval --libero libero_spatial --tasks 0,3 --init-states 0-9   # LIBERO, its own check
 
 Each benchmark writes ``OUT/<name>.json`` (all figures) and ``OUT/<name>.md`` (the table printed).
 """
@@ -37,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", type=positive_int, default=480, help="image height (default 480)")
     parser.add_argument("--small", action="store_true",
                         help=f"{SMALL_SEEDS} seeds at {SMALL_SIZE[0]}x{SMALL_SIZE[1]}")
+    from ..evaluation.libero import add_libero_arguments
+
+    add_libero_arguments(parser)  # --libero SUITE [--tasks 0,3,7] [--init-states 0-49]
     from ..recording.recorders import add_record_argument
 
     add_record_argument(parser)  # records the planner benchmark's world-model episodes
@@ -52,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
         JoyAIError: the world model could not be loaded (bad option, unavailable backend).
         OSError: the output folder cannot be written.
     """
+    if getattr(args, "libero", None):
+        from ..evaluation.libero import run_libero_eval
+
+        return run_libero_eval(args)
     from ..envs import load_world_model
     from ..errors import JoyAIError
     from ..evaluation.tables import format_table, plain
