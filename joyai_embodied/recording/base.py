@@ -108,23 +108,26 @@ class Recorder(ABC):
         for label, view in imagined:
             self.log_imagined(label, view)
 
-    def log_imagined(self, label: str, view: ImaginedView | Mapping[str, Any]) -> None:
-        """Logs an imagined camera as a frustum with its imagined image (and depth when it has one).
+    def log_imagined(self, label: str, view: ImaginedView | Mapping[str, Any], depth: bool = False) -> None:
+        """Logs an imagined camera as a frustum with its imagined image.
 
         Args:
             label: the camera's name (``"side camera"``, ``"rollout"``...).
             view: an ImaginedView, or a frame mapping with ``rgb``, ``intrinsics``, ``cam_to_world`` and
                 optionally ``depth`` (a :class:`~joyai_embodied.rollout.WorldModelEnv` observation).
+            depth: also log the imagined depth (off by default: it adds a third of a camera's logging cost
+                and the observer's depth and cloud already give the scene's geometry).
         """
         if isinstance(view, Mapping):
             missing = [k for k in ("rgb", "intrinsics", "cam_to_world") if k not in view]
             if missing:
                 raise InvalidInputError("view", "rgb, intrinsics and cam_to_world", f"missing {missing}")
-            rgb, depth, k, pose = view["rgb"], view.get("depth"), view["intrinsics"], view["cam_to_world"]
+            rgb, view_depth, k, pose = view["rgb"], view.get("depth"), view["intrinsics"], view["cam_to_world"]
         else:
-            rgb, depth, k, pose = view.rgb, view.depth, view.intrinsics, view.cam_to_world
-        self._log_camera(f"imagined/{_slug(label)}", np.asarray(rgb), None if depth is None else np.asarray(depth),
-                         None, np.asarray(k, dtype=np.float64), np.asarray(pose, dtype=np.float64))
+            rgb, view_depth, k, pose = view.rgb, view.depth, view.intrinsics, view.cam_to_world
+        depth_image = np.asarray(view_depth) if depth and view_depth is not None else None
+        self._log_camera(f"imagined/{_slug(label)}", np.asarray(rgb), depth_image, None,
+                         np.asarray(k, dtype=np.float64), np.asarray(pose, dtype=np.float64))
 
     def log_edit(self, label: str, before: Sequence[SceneObject], after: Sequence[SceneObject]) -> None:
         """Logs an edit as the boxes of the changed objects before and after it."""
