@@ -24,7 +24,9 @@ class RosConfig(TypedConfig):
         start_nodes: "auto" starts the nodes when none answer within ``wait_s``; True always starts
             them; False only connects.
         timeout_s: per-call timeout, seconds.
-        wait_s: how long to wait for running nodes before starting our own.
+        wait_s: how long to wait for running nodes before starting our own (discovery of a running
+            process takes ~0.5 s on an idle machine, seconds on a loaded one; starting a second set of
+            nodes in the same domain would split the requests between two services).
     """
 
     preset: str = "geometric"
@@ -32,7 +34,7 @@ class RosConfig(TypedConfig):
     device: str | None = None
     start_nodes: bool | Literal["auto"] = "auto"
     timeout_s: float = 60.0
-    wait_s: float = 2.0
+    wait_s: float = 5.0
 
     def check(self) -> None:
         if self.preset.strip() in ("", "ros"):

@@ -194,7 +194,7 @@ class RosSimEnv:
     metadata = {"render_modes": []}
 
     def __init__(self, width: int = 640, height: int = 480, camera: str = "front",
-                 start_bridge: bool | str = "auto", timeout_s: float = 60.0, wait_s: float = 2.0):
+                 start_bridge: bool | str = "auto", timeout_s: float = 60.0, wait_s: float = 5.0):
         import rclpy
 
         os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
