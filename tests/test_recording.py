@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,6 +78,11 @@ def test_rrd_recording_loads_back_with_its_entities(tmp_path, world):
             labels += [label for row in batch.column(column).to_pylist() if row for label in row]
     _, scene, _ = world
     assert sorted(labels) == sorted(f"{o.name} #{o.id}" for o in scene.objects)
+    # the viewer's own loader (the `rerun` executable the SDK installs) accepts the file
+    viewer = Path(sys.executable).with_name("rerun")
+    if viewer.exists():
+        result = subprocess.run([str(viewer), "rrd", "verify", str(path)], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
 
 
 def test_mcap_recording_has_ros2_typed_messages(tmp_path, world):
