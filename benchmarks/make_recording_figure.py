@@ -1,7 +1,7 @@
 """Draws one step of an MCAP recording headlessly: the figure in joyai_embodied/recording/README.md.
 
     python benchmarks/make_recording_figure.py                 # -> joyai_embodied/recording/figures/recording_view.png
-    python benchmarks/make_recording_figure.py --small --out /tmp/view.png
+    python benchmarks/make_recording_figure.py --small          # -> out/recording_view_small.png
 
 It records a planner episode with ``--record``'s MCAP recorder, reads the file back with the ``mcap`` reader
 (as Foxglove would), and draws what a viewer shows at step 0 from the messages alone: the observing camera's
@@ -175,8 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="320x240 frames (quick check)")
     parser.add_argument("--seed", type=int, default=24, help="episode seed (24: a side-camera task)")
-    parser.add_argument("--out", default=str(FIGURE))
+    parser.add_argument("--out", default=None,
+                        help="PNG to write (default: the README figure; with --small, out/recording_view_small.png)")
     args = parser.parse_args(argv)
+    if args.out is None:  # a quick check never overwrites the committed figure
+        args.out = "out/recording_view_small.png" if args.small else str(FIGURE)
     import gymnasium as gym
 
     import sim_envs
