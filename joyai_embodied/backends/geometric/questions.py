@@ -42,7 +42,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ...camera import orbit
-from ...spatial import DIRECTIONS
+from ...spatial import DIRECTION_WORDS, DIRECTIONS
 from ...types import Answer, CameraMove, CameraPose, Scene, SceneObject
 from . import reasoning
 from .reasoning import Viewer
@@ -56,7 +56,7 @@ _RELATIONS = (
 )
 _REL = "|".join(re.escape(phrase) for phrase, _ in _RELATIONS)
 _REL_FIELD = dict(_RELATIONS)
-_REL_WORDS = {"left_of": "left of", "right_of": "right of", "in_front_of": "in front of", "behind": "behind",
+_REL_WORDS = {**{key: words for words, key in DIRECTION_WORDS.items()},
               "above": "above", "below": "below", "on_top_of": "on top of"}
 _DIRECTIONAL = frozenset(DIRECTIONS)
 _THE = r"(?:the )?"
