@@ -414,3 +414,25 @@ def test_serve_model_bad_options_end_in_one_line_and_exit_2(argv, words, capsys)
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert words in err.strip().splitlines()[-1], err
+
+
+def test_a_retry_whose_reply_was_dropped_is_told_so_not_run_again(local, obs):
+    """At most once even when the reply store had no room for the reply (here: a 1 KiB store)."""
+    with ModelServer(local, LOOPBACK, reply_cache_bytes=1024) as tiny:
+        client = ModelClient(tiny.address, timeout_s=20)
+        handle = client.call("observe", {"observation": obs})["handle"]
+        context = zmq.Context()
+        sock = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(tiny.address)
+        frames = request_frames("edit", {"scene": handle, "edit": MoveObject("red cube", [0.1, 0.1, 0.4])}, "e1")
+        send(sock, frames)
+        assert receive(sock)["ok"]
+        scenes = tiny.info()["scenes"]
+        send(sock, frames)
+        again = receive(sock)
+        assert again["ok"] is False and "already ran once" in again["error"]["message"]
+        assert tiny.info()["scenes"] == scenes  # not applied a second time
+        sock.close()
+        context.term()
+        client.close()

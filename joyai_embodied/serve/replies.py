@@ -17,6 +17,9 @@ from typing import Any
 
 #: Key of a reply: the client's ZMQ routing id and its request id, so ids of different clients never collide.
 ReplyKey = tuple[bytes, str]
+#: Keys of answered requests remembered after their reply was dropped (~100 bytes each), so a late retry is
+#: told the request already ran instead of running it again; far more than any retry window spans.
+MAX_ANSWERED_KEYS = 16384
 
 
 @dataclass
@@ -47,14 +50,25 @@ class ReplyStore:
         self._cache: OrderedDict[ReplyKey, list] = OrderedDict()
         self._cache_bytes = 0
         self._unread: list[_Unread] = []
+        self._answered: OrderedDict[ReplyKey, None] = OrderedDict()
 
     # -- the cache -----------------------------------------------------------------------------------------
     def cached(self, key: ReplyKey) -> list | None:
         """The kept reply to ``key``, or None."""
         return self._cache.get(key)
 
+    def answered(self, key: ReplyKey) -> bool:
+        """True when ``key`` was answered (its reply may since have been dropped from the cache)."""
+        return key in self._answered
+
     def keep(self, key: ReplyKey, frames: list) -> bool:
-        """Keeps a reply for retries, evicting the oldest while over budget; False when it cannot fit at all."""
+        """Keeps a reply for retries, evicting the oldest while over budget; False when it cannot fit at all.
+
+        The key is remembered as answered either way (the last :data:`MAX_ANSWERED_KEYS` of them).
+        """
+        self._answered[key] = None
+        while len(self._answered) > MAX_ANSWERED_KEYS:
+            self._answered.popitem(last=False)
         size = frames_size(frames)
         if size > self.max_bytes:
             return False

@@ -293,6 +293,11 @@ class ModelServer:
             self._send(router, key, kept)
         elif key in self._inflight:  # a retry of a queued or running request: it gets that request's reply
             self._stats["duplicates"] += 1
+        elif self._replies.answered(key):  # answered, reply since dropped: never run a second time
+            self._stats["duplicates"] += 1
+            self._reply_error(router, key, RemoteError(
+                "this request already ran once; its reply was dropped because the server's reply memory "
+                "(--reply-cache-mb) was full, and it is not run again"))
         elif method in DIRECT_METHODS:
             self._reply(router, key, {"ok": True, "result": self.info()})
         elif self._draining.is_set():
