@@ -111,21 +111,8 @@ class CameraPose:
 
     @property
     def world_to_cam(self) -> np.ndarray:
-        from .camera import world_to_camera
-
-        return world_to_camera(self.cam_to_world)
-
-    def to_camera(self, points_world: np.ndarray) -> np.ndarray:
-        """World points (N, 3) in this camera's frame (OpenCV axes); see :func:`joyai_embodied.camera.to_camera`."""
-        from .camera import to_camera
-
-        return to_camera(points_world, self.cam_to_world)
-
-    def project(self, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pixel coordinates (N, 2) as (u, v) and camera depth (N,) of world points (N, 3)."""
-        from .camera import project
-
-        return project(points_world, self.intrinsics, self.cam_to_world)
+        """The inverse of ``cam_to_world``; point transforms live in :mod:`joyai_embodied.camera`."""
+        return np.linalg.inv(self.cam_to_world)
 
 
 def _label_id(key: Any) -> int:

@@ -8,6 +8,7 @@ from joyai_embodied import (CameraMove, CameraPose, InvalidInputError, MoveObjec
                             WorldModel)
 from joyai_embodied.backends.geometric import GeometricBackend
 from joyai_embodied.backends.geometric.perception import fit_objects, lift_observation
+from joyai_embodied.camera import to_camera
 from joyai_embodied.evaluation import synthetic
 from joyai_embodied.evaluation.synthetic import TABLE_HEIGHT, Box
 from joyai_embodied.spatial import DIRECTIONS, direction_offset, scene_pivot
@@ -126,7 +127,7 @@ def test_relations_carry_signed_offsets_in_every_frame(wm, scene, camera, boxes)
     rel = wm.relation(scene, "red cube", "blue box")
     # Camera at +x looking toward -x: the red cube (world y -0.08) is left of the blue box (y 0.10) and
     # farther from the camera (x -0.10 against 0.06).
-    truth = synthetic.front_camera(320, 240).to_camera(np.stack([red, blue]))
+    truth = to_camera(np.stack([red, blue]), camera.cam_to_world)
     assert rel.lateral_m == pytest.approx(truth[0, 0] - truth[1, 0], abs=0.005) and rel.lateral_m < 0
     assert rel.depth_m == pytest.approx(truth[0, 2] - truth[1, 2], abs=0.005) and rel.depth_m > 0
     assert rel.vertical_m == pytest.approx(red[2] - blue[2], abs=0.003)
