@@ -151,8 +151,8 @@ class ModelServer:
             True when everything finished; False when the running request outlived ``timeout_s`` (its client
             got an error reply; the context is then left to process exit rather than closed under the worker).
         """
-        self._draining.set()
         self._drain_deadline = time.monotonic() + timeout_s
+        self._draining.set()
         io_thread, worker = (self._threads + [None, None])[:2]
         if io_thread is not None:
             io_thread.join(timeout_s + 5)
@@ -225,7 +225,12 @@ class ModelServer:
                         except zmq.Again:
                             break
                         self._on_request(router, parts)
+        except BaseException as exc:  # a bug here must end the process visibly, not leave it deaf
+            print(f"joyai-embodied serve-model: I/O thread failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            self.drained_cleanly = False
+            raise
         finally:
+            self._draining.set()  # serve_forever returns, whatever ended this loop
             self._worker.stop()
             # The drained replies are queued in ZMQ: give them a moment to reach their clients.
             router.close(linger=DRAIN_LINGER_MS if self._draining.is_set() else 0)
@@ -423,7 +428,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"serving {args.preset!s} ({world_model.backend.name}) on {server.address}", flush=True)
     clean = server.serve_forever(drain_timeout_s=args.drain_timeout)
     if not clean:
-        print("joyai-embodied serve-model: stopped before the running request finished (--drain-timeout)",
+        print("joyai-embodied serve-model: stopped without answering every request (see above, or --drain-timeout)",
               file=sys.stderr)
         os._exit(1)  # the worker still runs inside the model: do not tear the interpreter down under it
     world_model.close()
