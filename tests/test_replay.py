@@ -164,3 +164,18 @@ def test_sim_bag_is_deterministic_and_succeeds(tmp_path):
     write_sim_episode_bag(second, seed=4, width=64, height=48)
     assert first.read_bytes() == second.read_bytes()  # same seed, same bytes: a fixture that never drifts
     assert summary["success"] and summary["topics"][RGB_TOPIC] == summary["frames"] > 20
+
+
+def test_frames_without_a_partner_are_skipped_and_counted(tmp_path, capsys):
+    late = tmp_path / "late.mcap"
+    # frames 20 ms apart, depth stamped 100 ms late: with 3 frames, no depth lies within 15 ms of any colour
+    write_sim_episode_bag(late, seed=1, width=64, height=48, depth_delay_ms=100.0, max_frames=3)
+    out = tmp_path / "out.mcap"
+    assert main([str(late), *TOPIC_ARGS, "--pose-topic", POSE_TOPIC, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "usable frame" in err and f"no {DEPTH_TOPIC} within 15 ms" in err and "\n" not in err
+    # a wider window pairs them all
+    assert main([str(late), *TOPIC_ARGS, "--pose-topic", POSE_TOPIC, "--max-skew-ms", "120", "--out", str(out),
+                 "--quiet"]) == 0
+    messages, _ = _read(out)
+    assert Counter(t for t, _, _ in messages)["/joyai/markers"] == 3

@@ -182,6 +182,14 @@ class BagReader:
             if channel.topic in self.topics:
                 yield BagMessage(channel.topic, schema.name, int(message.log_time), message.data)
 
+    def msgdef(self, topic: str) -> str:
+        """The ros2msg definition of ``topic``'s type: the bag's own, else generated from the bag's type store."""
+        known = self.msgdefs.get(topic)
+        if known is None:
+            known, _ = self.typestore.generate_msgdef(self.topics[topic], ros_version=2)
+            self.msgdefs[topic] = known
+        return known
+
     def message_count(self, topic: str) -> int:
         """Messages on ``topic`` from the bag's index (0 when the bag does not say)."""
         if self._any is not None:

@@ -34,6 +34,8 @@ MARKERS_TOPIC = "/joyai/markers"
 SUMMARY_TOPIC = "/joyai/summary"
 #: Default pairing window: under half a frame period of a 30 Hz camera, so a frame never pairs with the next one.
 MAX_SKEW_MS = 15.0
+#: Depth / segmentation / pose messages kept for pairing per topic: 2 s of a 30 Hz camera.
+MAX_BUFFERED = 64
 #: Progress line refresh interval (s): often enough to look alive, rarely enough to cost nothing.
 PROGRESS_PERIOD_S = 0.2
 COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8")
@@ -213,7 +215,8 @@ def _replay(bag: str | Path, out: Path, wm: Any, rgb_topic: str, depth_topic: st
         total = reader.message_count(rgb_topic)
         total_frames = (total + every - 1) // every if total else 0
         tf = _TfTree()
-        buffers: dict[str, deque] = {t: deque() for t in aux_topics}
+        # bounded: a bag whose colour topic stalls must not hold every depth image in memory
+        buffers: dict[str, deque] = {t: deque(maxlen=MAX_BUFFERED) for t in aux_topics}
         pending: deque = deque()  # (stamp, rgb message) waiting for their pairs
         latest_info: list[Any] = []
         summary: dict[str, Any] = {"bag": str(bag), "frames_in_bag": total, "frames_processed": 0,
@@ -261,8 +264,13 @@ def _replay(bag: str | Path, out: Path, wm: Any, rgb_topic: str, depth_topic: st
                         return
                     world_frame, cam_to_world = found
                 k = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
-                obs = Observation(rgb=rgb, depth=depth, intrinsics=k, cam_to_world=cam_to_world, segmentation=seg)
-                scene = wm.observe(obs)
+                try:
+                    scene = wm.observe(Observation(rgb=rgb, depth=depth, intrinsics=k, cam_to_world=cam_to_world,
+                                                   segmentation=seg))
+                except InvalidInputError as exc:  # one unusable frame (no valid depth...) does not end the run
+                    reason = str(exc)
+                    summary["frames_skipped"][reason] = summary["frames_skipped"].get(reason, 0) + 1
+                    return
                 writer.write(MARKERS_TOPIC, scene_markers(scene, frame_ns, world_frame), frame_ns)
                 index = summary["frames_processed"]
                 for question in questions:
@@ -283,7 +291,7 @@ def _replay(bag: str | Path, out: Path, wm: Any, rgb_topic: str, depth_topic: st
 
             for message in reader.messages():
                 writer.write_raw(message.topic, message.msgtype, message.data, message.log_time_ns,
-                                 msgdef=reader.msgdefs.get(message.topic))
+                                 msgdef=reader.msgdef(message.topic))
                 last_ns = max(last_ns, message.log_time_ns)
                 topic = message.topic
                 if topic == rgb_topic:
@@ -302,6 +310,9 @@ def _replay(bag: str | Path, out: Path, wm: Any, rgb_topic: str, depth_topic: st
             flush(None)
             if rgb_index == 0:
                 raise InvalidInputError(rgb_topic, "at least one colour image", "no messages")
+            if summary["frames_processed"] == 0:  # every frame was skipped: say why, as bad input
+                reason = max(summary["frames_skipped"], key=summary["frames_skipped"].get)
+                raise InvalidInputError("bag", "at least one usable frame", f"none; e.g. {reason}")
             seconds = time.perf_counter() - started
             summary.update(seconds=round(seconds, 3),
                            fps=summary["frames_processed"] / seconds if seconds > 0 else 0.0)
