@@ -41,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from joyai_embodied import WorldModel
     from joyai_embodied.evaluation.planner import evaluate_planner
-    from joyai_embodied.planner.cli import make_env
+    from joyai_embodied.envs import make_env
 
     wm = WorldModel.load(args.backend)
-    env = make_env(args.width, args.height)
+    env = make_env(width=args.width, height=args.height)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
 
     def progress(name: str, episode) -> None:
