@@ -51,11 +51,24 @@ def ros_transport() -> Iterator[WorldModel]:
         yield model
 
 
+@contextlib.contextmanager
+def ray_transport() -> Iterator[WorldModel]:
+    """``serve-model --ray --replicas 2`` in its own loopback-only network namespace, over an ipc socket."""
+    from ray_namespace import WHY_NOT, serve_model_over_ray
+
+    if WHY_NOT:
+        pytest.skip(WHY_NOT)
+    with serve_model_over_ray(replicas=2) as address:
+        with WorldModel.load("remote", address=address, timeout_s=60, retries=0) as model:
+            yield model
+
+
 #: name -> factory of a context manager yielding a WorldModel over that transport. "inprocess" is the reference.
 TRANSPORTS: dict[str, Callable[[], ContextManager[WorldModel]]] = {
     "inprocess": inprocess_transport,
     "zmq": zmq_transport,
     "ros": ros_transport,
+    "ray": ray_transport,
 }
 REFERENCE = "inprocess"
 

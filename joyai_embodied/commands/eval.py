@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..recording.recorders import add_record_argument
 
     add_record_argument(parser)  # records the planner benchmark's world-model episodes
+    from ..distributed.cli import add_eval_ray_arguments
+
+    add_eval_ray_arguments(parser)  # --workers N | --ray-address ADDR: the episodes on Ray
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,7 +66,10 @@ def run(args: argparse.Namespace) -> int:
     from ..envs import load_world_model
     from ..errors import JoyAIError
     from ..evaluation.tables import format_table, plain
+    from ..distributed.cli import run_eval, uses_ray
 
+    if uses_ray(args):
+        return run_eval(args)
     if args.small:
         args.seeds, (args.width, args.height) = min(args.seeds, SMALL_SEEDS), SMALL_SIZE
     chosen = args.only or (["spatial", "imagination"] + (["planner"] if args.planner else []))

@@ -19,12 +19,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..serve import zmq_server  # pyzmq is needed from here on
 
     zmq_server.add_arguments(parser)
+    from ..distributed.cli import add_ray_arguments
+
+    add_ray_arguments(parser)  # --ray --replicas N [--ray-address ADDR]: the model on Ray Serve behind the ZMQ server
 
 
 def run(args: argparse.Namespace) -> int:
     """Serves until SIGINT/SIGTERM (see the server's ``run`` for the exit codes)."""
     from ..serve import zmq_server
 
+    if getattr(args, "ray", False):
+        from ..distributed.cli import run_serve
+
+        return run_serve(args)
     return zmq_server.run(args)
 
 

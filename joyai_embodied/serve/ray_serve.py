@@ -1,0 +1,455 @@
+"""The WorldModel as Ray Serve replicas behind the one service layer (``joyai-embodied serve-model --ray``).
+
+Pieces, all Ray's own (no scheduler or cluster manager of ours):
+
+- :class:`SceneStoreActor`: ONE bounded scene store (the service's :class:`~joyai_embodied.service.SceneStore`)
+  in its own actor, so scenes are not pinned to a replica: any replica answers any handle, and a replica lost
+  loses no scene. Each replica keeps a read-through cache of immutable scenes and checks the store on every
+  request (one small actor call), so a released or evicted handle is expired on every replica alike.
+- :class:`WorldModelReplica` (deployed as ``WorldModelDeployment``): each Serve replica loads the model once and runs the ordinary
+  :class:`~joyai_embodied.service.ModelService`. Concurrent ``imagine`` requests are merged by ``@serve.batch``
+  (batch size and wait from the preset's ``ray_serve`` section, or :func:`deploy`'s arguments).
+- :class:`RayServeService`: the client-side proxy with the interface the ZMQ server calls (``run``,
+  ``imagine_batch``, ``scene``, ``stats``), so ``ModelServer(..., service=RayServeService(...))`` forwards every request
+  to the deployment. A request whose replica dies is re-sent (same request id) up to :data:`RETRY_ATTEMPTS`
+  times; a scene-creating request (observe, edit) takes its handle from the request id, so a retried edit
+  is committed to the store at most once.
+
+Every call here needs a connected Ray (:func:`joyai_embodied.distributed.cluster.connect`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any, Mapping, Sequence
+
+import ray
+from ray import serve
+
+from ..errors import InvalidInputError, RemoteError, SceneExpiredError, error_from_fields, error_to_fields
+from ..service import ModelService
+from ..types import CameraMove, CameraPose, ImaginedView, Scene
+
+APP_NAME = "joyai"
+STORE_NAME = "joyai_scene_store"
+STORE_NAMESPACE = "joyai"
+#: Preset section read by :func:`serve_options` (``ray_serve: {max_batch_size: 4, ...}``).
+PRESET_SECTION = "ray_serve"
+#: Defaults when the preset has no ``ray_serve`` section: 8 views is what one GPU batch of the real model holds.
+DEFAULT_MAX_BATCH, DEFAULT_BATCH_WAIT_S = 8, 0.005
+#: A request whose replica died is sent again this many times in all (Serve replaces the replica meanwhile).
+RETRY_ATTEMPTS = 4
+#: Pause before a resend, growing linearly: gives Serve's router time to drop the dead replica.
+RETRY_BACKOFF_S = 0.25
+#: Longest a request may take (the real model's imagine takes ~90 s per 1024 px view on one GPU).
+REQUEST_TIMEOUT_S = 900.0
+#: Request ids whose committed scene handle the store remembers (answers a late retry of an edit).
+COMMITTED_IDS = 4096
+_HANDLE_NAMESPACE = uuid.UUID("6f1c1b1e-4a2b-4f4e-9a51-3d8a0d6c2e11")
+_REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("joyai_request_id", default=None)
+_PENDING: contextvars.ContextVar[list | None] = contextvars.ContextVar("joyai_pending_scenes", default=None)
+
+
+def handle_for_request(request_id: str | None) -> str:
+    """The scene handle a scene-creating request gets: derived from its id, so a retry gets the same one."""
+    return uuid.uuid4().hex if request_id is None else uuid.uuid5(_HANDLE_NAMESPACE, request_id).hex
+
+
+class SceneStoreActor:
+    """The cluster's one scene store (run as a Ray actor by :func:`scene_store`): LRU-bounded, by handle.
+
+    Args:
+        max_scenes: scenes kept; one more evicts the least recently used (as the service's SceneStore).
+    """
+
+    def __init__(self, max_scenes: int):
+        if isinstance(max_scenes, bool) or not isinstance(max_scenes, int) or max_scenes < 1:
+            raise InvalidInputError("max_scenes", "an integer >= 1", max_scenes)
+        self.max_scenes, self.evicted, self.duplicates = max_scenes, 0, 0
+        self._scenes: OrderedDict[str, Scene] = OrderedDict()
+
+    def put(self, handle: str, scene: Scene) -> bool:
+        """Stores ``scene`` under ``handle`` unless that handle is there already (a retried request)."""
+        if handle in self._scenes:
+            self.duplicates += 1
+            return False
+        self._scenes[handle] = scene
+        while len(self._scenes) > self.max_scenes:
+            self._scenes.popitem(last=False)
+            self.evicted += 1
+        return True
+
+    def get(self, handle: str, cached: bool) -> Any:
+        """``None`` when expired; ``True`` (still there, marked used) when the caller has it cached; else it."""
+        scene = self._scenes.get(handle)
+        if scene is None:
+            return None
+        self._scenes.move_to_end(handle)
+        return True if cached else scene
+
+    def release(self, handles: Sequence[str]) -> int:
+        return sum(self._scenes.pop(h, None) is not None for h in handles)
+
+    def stats(self) -> dict[str, int]:
+        return {"scenes": len(self._scenes), "max_scenes": self.max_scenes, "evicted": self.evicted,
+                "duplicates": self.duplicates}
+
+
+def scene_store(max_scenes: int = 64) -> Any:
+    """The store actor of this cluster, started when there is none (its bound is then ``max_scenes``)."""
+    actor = ray.remote(num_cpus=0, max_restarts=0)(SceneStoreActor)
+    return actor.options(name=STORE_NAME, namespace=STORE_NAMESPACE, get_if_exists=True).remote(max_scenes)
+
+
+class _SharedScenes:
+    """The replica's view of the store, with the interface :class:`ModelService` uses (put/get/release).
+
+    ``fetch`` (async, before the service runs) brings the request's scene into the local cache; ``put``
+    queues a new scene under the request's handle and ``commit`` (async, after) writes it to the store.
+    """
+
+    def __init__(self, store: Any, max_scenes: int):
+        self.store, self.max_scenes, self.evicted = store, max_scenes, 0
+        self._cache: OrderedDict[str, Scene] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    async def fetch(self, handle: Any) -> None:
+        if not isinstance(handle, str):
+            return  # the service's own check names the field
+        found = await self.store.get.remote(handle, handle in self._cache)
+        if found is None:
+            self._cache.pop(handle, None)
+        elif found is not True:
+            self._cache[handle] = found
+        if handle in self._cache:
+            self._cache.move_to_end(handle)
+            while len(self._cache) > self.max_scenes:
+                self._cache.popitem(last=False)
+
+    def get(self, handle: Any) -> Scene:
+        if not isinstance(handle, str):
+            raise InvalidInputError("params.scene", "a scene handle string returned by observe or edit",
+                                    type(handle).__name__)
+        if handle not in self._cache:
+            raise SceneExpiredError(handle)
+        return self._cache[handle]
+
+    def put(self, scene: Scene) -> str:
+        handle = handle_for_request(_REQUEST_ID.get())
+        pending = _PENDING.get()
+        if pending is None:
+            raise RuntimeError("a scene was created outside a deployment request")
+        pending.append((handle, scene))
+        return handle
+
+    async def commit(self, pending: list) -> None:
+        for handle, scene in pending:
+            await self.store.put.remote(handle, scene)
+            self._cache[handle] = scene
+
+
+class WorldModelReplica:
+    """One Serve replica: the model loaded once, the ordinary ModelService over the shared scene store.
+
+    Args:
+        preset: model preset name or YAML path (its ``ray_serve`` section is not a backend option).
+        overrides: preset options to replace (``device``, ``path``...).
+        max_scenes: bound of the replica's scene cache (the store has its own, set by :func:`deploy`).
+        max_batch, batch_wait_s: ``@serve.batch`` size and wait for concurrent ``imagine`` requests.
+    """
+
+    def __init__(self, preset: str, overrides: Mapping[str, Any], max_scenes: int, max_batch: int,
+                 batch_wait_s: float):
+        self.world_model = load_world_model(preset, overrides)
+        self.service = ModelService(self.world_model, max_scenes)
+        self.scenes = _SharedScenes(ray.get_actor(STORE_NAME, namespace=STORE_NAMESPACE), max_scenes)
+        self.service.scenes = self.scenes  # the service keeps no scene of its own on a replica
+        self.imagine_batched.set_max_batch_size(max_batch)
+        self.imagine_batched.set_batch_wait_timeout_s(batch_wait_s)
+        self.preset, self.batches, self.batched = str(preset), 0, 0
+
+    async def run(self, method: str, params: Mapping[str, Any], request_id: str | None = None) -> Any:
+        """Runs one protocol request; a JoyAIError comes back as ``{"__error__": fields}`` (types kept)."""
+        _REQUEST_ID.set(request_id)
+        pending: list = []
+        _PENDING.set(pending)
+        try:
+            if method == "release":
+                handles = params.get("scenes")
+                if not isinstance(handles, list) or not all(isinstance(h, str) for h in handles):
+                    raise InvalidInputError("params.scenes", "a list of scene handle strings", repr(handles)[:80])
+                for handle in handles:
+                    self.scenes._cache.pop(handle, None)
+                return await self.scenes.store.release.remote(handles)
+            await self.scenes.fetch(params.get("scene") if isinstance(params, Mapping) else None)
+            if method == "imagine" and _batchable(params):
+                result = await self.imagine_batched((params.get("scene"), params["move"], params.get("seed")))
+                if isinstance(result, BaseException):
+                    raise result
+            else:
+                result = self.service.run(method, params)
+            await self.scenes.commit(pending)
+            return result
+        except Exception as exc:  # every failure is that request's error reply; the replica keeps serving
+            return {"__error__": error_to_fields(exc)}
+
+    @serve.batch(max_batch_size=DEFAULT_MAX_BATCH, batch_wait_timeout_s=DEFAULT_BATCH_WAIT_S)
+    async def imagine_batched(self, requests: list[tuple[Any, Any, Any]]) -> list[Any]:
+        """Concurrent imagine requests: one ``imagine_many`` per (scene, seed); each gets its view or error."""
+        self.batches += 1
+        self.batched += len(requests)
+        groups: dict[tuple, list[int]] = {}
+        for index, (handle, _, seed) in enumerate(requests):
+            groups.setdefault((handle if isinstance(handle, str) else id(handle), seed), []).append(index)
+        results: list[Any] = [None] * len(requests)
+        for indices in groups.values():
+            handle, _, seed = requests[indices[0]]
+            try:
+                views = self.service.imagine_batch(handle, [requests[i][1] for i in indices], seed)
+                for i, view in zip(indices, views):
+                    results[i] = view
+            except Exception:  # one bad move must not fail its neighbours: run them one by one
+                for i in indices:
+                    try:
+                        results[i] = self.service.run("imagine", {"scene": handle, "move": requests[i][1],
+                                                                  "seed": seed})
+                    except Exception as exc:
+                        results[i] = exc
+        return results
+
+    def info(self) -> dict[str, Any]:
+        """Who answered: replica id, pid, node; plus the backend's info and batching counters."""
+        context = serve.get_replica_context()
+        return {"replica": str(getattr(context.replica_id, "unique_id", context.replica_id)), "pid": os.getpid(),
+                "node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address(),
+                "preset": self.preset, "backend": self.world_model.backend.name,
+                "backend_info": self.world_model.info(), "batches": self.batches, "batched_requests": self.batched,
+                "cached_scenes": len(self.scenes)}
+
+
+# The class stays importable by name (replicas unpickle it by reference, not by value).
+WorldModelDeployment = serve.deployment(name="WorldModel", ray_actor_options={"num_cpus": 1})(WorldModelReplica)
+
+
+def _batchable(params: Any) -> bool:
+    """A well-formed imagine goes to the batcher; anything else to the service, whose checks name the field."""
+    seed = params.get("seed") if isinstance(params, Mapping) else None
+    return (isinstance(params, Mapping) and isinstance(params.get("scene"), str) and "move" in params
+            and (seed is None or (isinstance(seed, int) and not isinstance(seed, bool))))
+
+
+def load_world_model(preset: str, overrides: Mapping[str, Any] | None = None) -> Any:
+    """``WorldModel.load(preset, **overrides)`` with the preset's ``ray_serve`` section left out."""
+    from ..backends.base import create_backend
+    from ..world_model import WorldModel, resolve_preset
+
+    options = resolve_preset(preset)
+    if PRESET_SECTION not in options:
+        return WorldModel.load(preset, **dict(overrides or {}))
+    options.pop(PRESET_SECTION)
+    options.update({k: v for k, v in dict(overrides or {}).items() if v is not None})
+    backend_name = options.pop("backend")
+    for key in ("name", "aliases", "description"):
+        options.pop(key, None)
+    return WorldModel(create_backend(backend_name, **options), {"backend": backend_name, **options})
+
+
+def serve_options(preset: str) -> dict[str, Any]:
+    """The preset's ``ray_serve`` section (``max_batch_size``, ``batch_wait_timeout_s``, ``num_gpus``, ``num_cpus``)."""
+    from ..world_model import resolve_preset
+
+    section = resolve_preset(preset).get(PRESET_SECTION) or {}
+    known = {"max_batch_size", "batch_wait_timeout_s", "num_gpus", "num_cpus"}
+    if not isinstance(section, Mapping) or set(section) - known:
+        raise InvalidInputError(f"preset {preset}: {PRESET_SECTION}", "a mapping with keys " + ", ".join(sorted(known)),
+                                section)
+    return dict(section)
+
+
+# -- client side: deploy, and the proxy the ZMQ server (or any caller) uses ------------------------------------
+
+def deploy(preset: str = "geometric", replicas: int = 1, *, overrides: Mapping[str, Any] | None = None,
+           max_scenes: int = 64, max_batch: int | None = None, batch_wait_s: float | None = None,
+           num_cpus: float | None = None, num_gpus: float | None = None,
+           app_name: str = APP_NAME) -> "RayServeService":
+    """Deploys the model as ``replicas`` Serve replicas (no HTTP proxy: requests come through handles only).
+
+    Args:
+        preset: model preset name or YAML path; its ``ray_serve`` section gives defaults for the rest.
+        replicas: number of replicas (each loads the model once).
+        overrides: preset options to replace on every replica (e.g. ``{"device": "cuda"}``).
+        max_scenes: bound of the shared scene store (least recently used evicted first).
+        max_batch, batch_wait_s: ``@serve.batch`` size and longest wait for concurrent imagines.
+        num_cpus, num_gpus: resources of each replica (``num_gpus=1`` puts each on its own GPU).
+        app_name: Serve application name.
+
+    Returns:
+        A :class:`RayServeService` for the deployment.
+
+    Raises:
+        InvalidInputError: a count or resource is out of range, or the preset's ``ray_serve`` section is malformed.
+    """
+    for name, value in (("replicas", replicas), ("max_scenes", max_scenes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInputError(name, "an integer >= 1", value)
+    options = serve_options(preset)
+    max_batch = int(max_batch if max_batch is not None else options.get("max_batch_size", DEFAULT_MAX_BATCH))
+    batch_wait_s = float(batch_wait_s if batch_wait_s is not None
+                         else options.get("batch_wait_timeout_s", DEFAULT_BATCH_WAIT_S))
+    if max_batch < 1 or not 0 <= batch_wait_s <= 10:
+        raise InvalidInputError("max_batch / batch_wait_s", "max_batch >= 1 and a wait in [0, 10] s",
+                                (max_batch, batch_wait_s))
+    actor_options = {"num_cpus": float(num_cpus if num_cpus is not None else options.get("num_cpus", 1))}
+    gpus = num_gpus if num_gpus is not None else options.get("num_gpus")
+    if gpus:
+        actor_options["num_gpus"] = float(gpus)
+    # The store lives as long as a handle to it does (not detached): the returned service keeps this one.
+    store = scene_store(max_scenes)
+    ray.get(store.stats.remote(), timeout=120)  # registered under its name before a replica looks it up
+    serve.start(proxy_location="Disabled")
+    app = WorldModelDeployment.options(
+        num_replicas=replicas, ray_actor_options=actor_options,
+        # room for a full batch to gather on one replica, plus the requests queued behind it
+        max_ongoing_requests=max(2 * max_batch, 8),
+    ).bind(str(preset), dict(overrides or {}), max_scenes, max_batch, batch_wait_s)
+    return RayServeService(serve.run(app, name=app_name, route_prefix=None), store=store)
+
+
+def undeploy(app_name: str = APP_NAME) -> None:
+    """Deletes the application and the scene store (their scenes are gone)."""
+    serve.delete(app_name)
+    try:
+        ray.kill(ray.get_actor(STORE_NAME, namespace=STORE_NAMESPACE))
+    except ValueError:
+        pass  # no store
+
+
+def _retryable() -> tuple[type, ...]:
+    """Errors that mean "the replica (or its reply) was lost", not "the request failed": resend those."""
+    names = ("RayActorError", "ActorUnavailableError", "WorkerCrashedError", "ObjectLostError",
+             "OwnerDiedError", "NodeDiedError")
+    return tuple(getattr(ray.exceptions, n) for n in names if hasattr(ray.exceptions, n))
+
+
+class _StoreView:
+    """``len()``, ``max_scenes`` and ``evicted`` of the shared store (as the service's SceneStore has them)."""
+
+    def __init__(self, store: Any):
+        self.store = store
+
+    def stats(self) -> dict[str, int]:
+        return ray.get(self.store.stats.remote(), timeout=30)
+
+    def __len__(self) -> int:
+        return self.stats()["scenes"]
+
+    @property
+    def max_scenes(self) -> int:
+        return self.stats()["max_scenes"]
+
+    @property
+    def evicted(self) -> int:
+        return self.stats()["evicted"]
+
+
+class _Backend:
+    name = "ray-serve"
+
+
+class _ServedModel:
+    """Stands in for the WorldModel a ModelServer reports on: ``info()`` is that of the replica answering."""
+
+    def __init__(self, service: "RayServeService"):
+        self._service, self.backend = service, _Backend()
+
+    def info(self) -> dict[str, Any]:
+        info = self._service.info()
+        self.backend.name = str(info.get("backend", _Backend.name))
+        return {**info.get("backend_info", {}), "backend": self.backend.name,
+                "replica": {k: info.get(k) for k in ("replica", "pid", "node_id", "node_ip")}}
+
+    def close(self) -> None:
+        pass  # the deployment outlives its front ends (see undeploy)
+
+
+class RayServeService:
+    """The ModelService interface (``run``, ``imagine_batch``, ``scene``, ``stats``) over a Serve deployment.
+
+    Give it to the ZMQ server (``ModelServer(service.world_model, bind, service=service)``) to keep the ZMQ,
+    remote-backend and ROS ``--address`` front ends while Ray Serve does the work. Thread-safe.
+
+    Args:
+        handle: the deployment handle; by default that of the application ``app_name``.
+        app_name: Serve application name.
+        attempts: tries per request when its replica dies (:data:`RETRY_ATTEMPTS`).
+        timeout_s: longest wait for one reply.
+        store: the scene store actor's handle; by default looked up by name.
+    """
+
+    def __init__(self, handle: Any = None, app_name: str = APP_NAME, attempts: int = RETRY_ATTEMPTS,
+                 timeout_s: float = REQUEST_TIMEOUT_S, store: Any = None):
+        self.handle = handle if handle is not None else serve.get_app_handle(app_name)
+        self.scenes = _StoreView(store if store is not None else ray.get_actor(STORE_NAME, namespace=STORE_NAMESPACE))
+        self.attempts, self.timeout_s = attempts, timeout_s
+        self.world_model = _ServedModel(self)
+        self.retries = 0  # resends after a lost replica (read by tests and benchmarks)
+        self._lock = threading.Lock()
+
+    def run(self, method: str, params: Mapping[str, Any], request_id: str | None = None) -> Any:
+        """Runs one request on some replica; raises what the model raised there (same class and fields).
+
+        Raises:
+            RemoteError: no replica answered in :attr:`attempts` tries.
+        """
+        return self._call("run", method, dict(params), request_id or uuid.uuid4().hex)
+
+    def imagine_batch(self, handle: str, moves: Sequence[CameraMove | CameraPose],
+                      seed: int | None = None) -> list[ImaginedView]:
+        """Several moves of one scene in one backend call on one replica."""
+        return self.run("imagine_batch", {"scene": handle, "moves": list(moves), "seed": seed})
+
+    imagine_many = imagine_batch
+
+    def scene(self, handle: str) -> Scene:
+        """The scene held under ``handle`` (fetched from the store).
+
+        Raises:
+            SceneExpiredError: the handle is no longer held.
+        """
+        scene = ray.get(self.scenes.store.get.remote(handle, False), timeout=60) if isinstance(handle, str) else None
+        if scene is None:
+            raise SceneExpiredError(str(handle))
+        return scene
+
+    def stats(self) -> dict[str, int]:
+        """Scenes held in the shared store, their bound, evictions (the keys ModelService.stats has)."""
+        stats = self.scenes.stats()
+        return {"scenes": stats["scenes"], "max_scenes": stats["max_scenes"], "scenes_evicted": stats["evicted"]}
+
+    def info(self) -> dict[str, Any]:
+        """The answering replica's id, pid, node and backend info (see :meth:`WorldModelReplica.info`)."""
+        return self._call("info")
+
+    def _call(self, name: str, *args: Any) -> Any:
+        last: BaseException | None = None
+        for attempt in range(self.attempts):
+            try:
+                reply = getattr(self.handle, name).remote(*args).result(timeout_s=self.timeout_s)
+            except _retryable() as exc:
+                last = exc
+                with self._lock:
+                    self.retries += 1
+                time.sleep(RETRY_BACKOFF_S * (attempt + 1))
+                continue
+            if isinstance(reply, dict) and "__error__" in reply:
+                raise error_from_fields(reply["__error__"], "on a Ray Serve replica")
+            return reply
+        raise RemoteError(f"no Ray Serve replica answered {name} in {self.attempts} tries: "
+                          f"{type(last).__name__}: {last}")
