@@ -41,8 +41,10 @@ MIN_HUE_SHARE = 0.03
 OCCLUDER_DEPTH_M = 0.01
 #: A floating cluster is kept when this share of the support under it is hidden (it peeks over an occluder).
 HIDDEN_BELOW_SHARE = 0.8
-#: Points per cluster dropped to the plane to test what hides the support under it.
+#: Points per cluster dropped to the plane to test what hides the support under it ...
 HIDDEN_BELOW_SAMPLES = 100
+#: ... and the shares of their height they are dropped by (half-way: the lower part of a tall occluder).
+HIDDEN_BELOW_DROPS = (0.5, 1.0)
 
 
 def segment_without_labels(points: np.ndarray, colors: np.ndarray, camera: CameraPose,
@@ -112,7 +114,7 @@ def hidden_below(points: np.ndarray, heights: np.ndarray, frame: PlaneFrame, cam
     stride = max(1, len(points) // HIDDEN_BELOW_SAMPLES)
     sample = points[::stride].astype(np.float64)
     drop = heights[::stride].astype(np.float64)
-    below = np.concatenate([sample - (f * drop)[:, None] * frame.normal for f in (0.5, 1.0)])
+    below = np.concatenate([sample - (f * drop)[:, None] * frame.normal for f in HIDDEN_BELOW_DROPS])
     rows, cols, z, inside = image_pixels(below, camera)
     if not inside.any():
         return False
