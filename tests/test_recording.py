@@ -234,3 +234,17 @@ def test_replay_is_a_joyai_embodied_subcommand(tmp_path, capsys):
                  "--camera-info-topic", "/c", "--out", str(tmp_path / "o.mcap")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("joyai-embodied replay: bag") and "\n" not in err
+
+
+def test_demo_record_and_sim_episode_bag_from_the_command_line(tmp_path, capsys):
+    from joyai_embodied.commands import main
+
+    record = tmp_path / "demo.mcap"
+    assert main(["demo", "--episodes", "1", "--width", "96", "--height", "72", "--out", str(tmp_path / "demo"),
+                 "--record", str(record)]) == 0
+    counts = Counter(topic for topic, _, _, _ in _read_mcap(record))
+    assert counts["/joyai/log/instruction"] == 1 and counts["/joyai/markers/objects"] >= 1
+    bag = tmp_path / "episode.mcap"
+    assert main(["sim-episode", "--seed", "2", "--width", "64", "--height", "48", "--bag", str(bag)]) == 0
+    assert Counter(topic for topic, _, _, _ in _read_mcap(bag))["/camera/color/image_raw"] > 20
+    capsys.readouterr()
