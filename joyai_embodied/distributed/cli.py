@@ -75,8 +75,9 @@ def run_eval(args: argparse.Namespace) -> int:
         where = args.ray_address or f"a local cluster of {args.workers} workers"
         print(f"== {name}: {len(seeds)} seeds from {seeds[0]}, backend {args.backend}, on {where}", flush=True)
 
-        def progress(done: int, total: int, seed: int, seconds: float) -> None:
-            print(f"[{done}/{total}] seed {seed}: {seconds:.2f} s", flush=True)
+        def progress(episode: Any) -> None:
+            print(f"[{episode.done}/{episode.total}] seed {episode.seed}: {episode.seconds:.2f} s "
+                  f"(node {episode.node_id[:8]})", flush=True)
 
         result, stats = evaluate_distributed(name, seeds, config, workers=args.workers, address=args.ray_address,
                                              progress=progress)

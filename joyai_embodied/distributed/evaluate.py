@@ -42,11 +42,13 @@ class EpisodeWorker:
 
         return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
 
-    def run(self, seed: int) -> tuple[Any, float, int]:
-        """``(record, seconds spent in the episode, pid)``."""
+    def run(self, seed: int) -> tuple[Any, float, int, str]:
+        """``(record, seconds spent in the episode, pid, node id)``."""
+        import ray
+
         start = time.perf_counter()
         record = self.bench.run(self.state, int(seed))
-        return record, time.perf_counter() - start, os.getpid()
+        return record, time.perf_counter() - start, os.getpid(), ray.get_runtime_context().get_node_id()
 
 
 @dataclass
@@ -63,6 +65,7 @@ class RunStats:
     episode_s: list[float] = field(default_factory=list)  # time inside the episodes (on the workers)
     round_trip_s: list[float] = field(default_factory=list)  # sent -> result back, seen by the driver
     episodes_by_pid: dict[int, int] = field(default_factory=dict)
+    records: dict[int, Any] = field(default_factory=dict, repr=False)  # seed -> episode record (not reported)
 
     def to_dict(self) -> dict[str, Any]:
         overhead = [r - e for r, e in zip(self.round_trip_s, self.episode_s)]
@@ -74,7 +77,18 @@ class RunStats:
                 "episodes_by_worker": {str(k): v for k, v in self.episodes_by_pid.items()}}
 
 
-ProgressFn = Callable[[int, int, int, float], None]  # (done, total, seed, seconds)
+@dataclass(frozen=True)
+class EpisodeDone:
+    """What a progress callback gets after each episode."""
+
+    done: int
+    total: int
+    seed: int
+    seconds: float
+    node_id: str
+
+
+ProgressFn = Callable[[EpisodeDone], None]
 
 
 def evaluate_distributed(name: str, seeds: Sequence[int], config: Mapping[str, Any], *, workers: int | None = None,
@@ -92,7 +106,7 @@ def evaluate_distributed(name: str, seeds: Sequence[int], config: Mapping[str, A
             ``HOST:PORT`` joins one (see :func:`.cluster.connect`).
         attempts: tries per episode when the worker holding it dies.
         cpus_per_worker: CPUs Ray reserves per worker.
-        progress: called after each episode with (done, total, seed, episode seconds).
+        progress: called with an :class:`EpisodeDone` after each episode.
         on_start: called once every first worker is ready (tests use it to inject faults).
 
     Returns:
@@ -121,7 +135,7 @@ def evaluate_distributed(name: str, seeds: Sequence[int], config: Mapping[str, A
 
     queue: deque[int] = deque(seeds)
     tries = {seed: 0 for seed in seeds}
-    records: dict[int, Any] = {}
+    records = stats.records
     starting: dict[Any, Any] = {}  # ready() ref -> actor
     running: dict[Any, tuple[Any, int, float]] = {}  # run() ref -> (actor, seed, sent at)
     idle: list[Any] = []
@@ -171,7 +185,7 @@ def evaluate_distributed(name: str, seeds: Sequence[int], config: Mapping[str, A
                     continue
                 actor, seed, sent = running.pop(ref)
                 try:
-                    record, seconds, pid = ray.get(ref)
+                    record, seconds, pid, node_id = ray.get(ref)
                 except ray.exceptions.RayActorError:
                     stats.worker_deaths += 1
                     died_at.setdefault(seed, time.perf_counter())
@@ -194,7 +208,7 @@ def evaluate_distributed(name: str, seeds: Sequence[int], config: Mapping[str, A
                     if seed in died_at:
                         stats.recovery_s.append(time.perf_counter() - died_at[seed])
                     if progress is not None:
-                        progress(len(records), len(seeds), seed, seconds)
+                        progress(EpisodeDone(len(records), len(seeds), seed, seconds, node_id))
                 idle.append(actor)
             if not started_any and not starting and not running and first_error is not None:
                 raise BackendUnavailableError(f"no {name} worker could start: {first_error}")
