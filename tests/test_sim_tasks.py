@@ -9,7 +9,6 @@ import pytest
 
 import sim_envs
 from joyai_embodied.camera import project
-from sim_envs import scripted
 from sim_envs.cameras import camera_to_world
 from sim_envs.relations import directional_offset, holds
 
@@ -118,10 +117,12 @@ def test_some_seeds_stack_and_some_hide_objects(episodes):
 
 
 def test_sim_episode_command_writes_frames_and_succeeds(tmp_path, capsys):
+    from joyai_embodied.commands import sim_episode
+
     parser = argparse.ArgumentParser()
-    scripted.add_arguments(parser)
+    sim_episode.add_arguments(parser)
     args = parser.parse_args(["--seed", "3", "--out", str(tmp_path), "--width", "64", "--height", "48"])
-    assert scripted.run(args) == 0
+    assert sim_episode.run(args) == 0
     frames = sorted(p.name for p in tmp_path.glob("*.png"))
     assert "frame_00_reset.png" in frames and "frame_02_place.png" in frames
     assert "success" in capsys.readouterr().out
