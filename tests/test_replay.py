@@ -150,6 +150,12 @@ def test_malformed_bag_is_one_line_exit_2(tmp_path, capsys, case, topic):
     assert not out.exists()  # no half-written output
 
 
+def test_replay_refuses_to_overwrite_its_input(sim_bag, capsys):
+    size = sim_bag.stat().st_size
+    assert main([str(sim_bag), *TOPIC_ARGS, "--pose-topic", POSE_TOPIC, "--out", str(sim_bag), "--quiet"]) == 2
+    assert "--out" in capsys.readouterr().err and sim_bag.stat().st_size == size
+
+
 def test_replay_as_a_process_prints_one_line_not_a_traceback(tmp_path):
     missing = tmp_path / "nothing.mcap"
     result = subprocess.run([sys.executable, "-m", "joyai_embodied.recording.replay", str(missing), *TOPIC_ARGS,

@@ -178,6 +178,8 @@ def replay(bag: str | Path, out: str | Path, wm: Any, rgb_topic: str, depth_topi
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise InvalidInputError("--every", "a positive integer", repr(every))
     out = Path(out)
+    if out.resolve() == Path(bag).resolve():
+        raise InvalidInputError("--out", "a file other than the input bag", str(out))
     existed = out.exists()
     try:
         return _replay(bag, out, wm, rgb_topic, depth_topic, camera_info_topic, pose_topic, frame_id,
