@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .camera import orbit, to_camera
-from .errors import ImpossibleCameraMoveError
+from .errors import ImpossibleCameraMoveError, InvalidInputError
 from .types import CameraMove, CameraPose, Scene, SceneObject
 
 #: Direction words -> (camera axis index, sign): A is <word> B iff sign * (A - B)[axis] > margin in the
@@ -41,8 +41,16 @@ def direction_offset(direction: str, lateral_m: float, depth_m: float) -> float:
         direction: a :data:`DIRECTIONS` key ("left_of", ...) or phrase ("left of", ...).
         lateral_m: subject minus reference along the viewer's x axis (positive = subject to the right).
         depth_m: subject minus reference along the viewer's optical axis (positive = subject farther away).
+
+    Returns:
+        The offset (NaN when the offsets are unknown); the direction holds with margin m iff it exceeds m.
+
+    Raises:
+        InvalidInputError: ``direction`` is not a direction word.
     """
     key = DIRECTION_WORDS.get(direction, direction)
+    if key not in DIRECTIONS:
+        raise InvalidInputError("direction", f"one of {', '.join([*DIRECTIONS, *DIRECTION_WORDS])}", repr(direction))
     axis, sign = DIRECTIONS[key]
     return float(sign * (lateral_m if axis == 0 else depth_m))
 
