@@ -115,3 +115,20 @@ def test_orbit_scene_refuses_a_camera_inside_an_object():
         orbit_scene(scene, CameraMove(zoom=10.0))  # 0.09 m from the pivot: inside the 0.3 m box
     assert info.value.field == "move" and "inside the big box" in str(info.value)
     assert orbit_scene(scene, CameraMove(zoom=2.0)).position[0] > 0.15
+
+
+def test_direction_offsets_follow_the_one_direction_table():
+    from joyai_embodied import InvalidInputError
+    from joyai_embodied.spatial import DIRECTION_WORDS, DIRECTIONS, direction_offset, offsets_in_view
+
+    pose = look_at([0.0, -1.0, 0.4], [0.0, 0.0, 0.4])  # looking along +y: camera right is world +x
+    lateral, depth, vertical = offsets_in_view([0.1, 0.2, 0.5], [0.0, 0.0, 0.4], pose)
+    assert (lateral, depth, vertical) == pytest.approx((0.1, 0.2, 0.1))
+    assert direction_offset("right_of", lateral, depth) == pytest.approx(0.1)
+    assert direction_offset("left of", lateral, depth) == pytest.approx(-0.1)
+    assert direction_offset("behind", lateral, depth) == pytest.approx(0.2)
+    assert set(DIRECTION_WORDS.values()) == set(DIRECTIONS)
+    assert np.isnan(direction_offset("in_front_of", float("nan"), float("nan")))
+    with pytest.raises(InvalidInputError) as info:
+        direction_offset("above", lateral, depth)
+    assert info.value.field == "direction"
