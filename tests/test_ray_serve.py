@@ -1,0 +1,151 @@
+"""The WorldModel on Ray Serve: two replicas on a real two-node cluster, in a loopback-only network namespace.
+
+One cluster serves the module: replicas answer and say who they are; any replica answers any scene handle;
+a released handle is expired on every replica; an edit retried with its request id is committed once;
+concurrent imagines are batched; a replica killed under load loses no request.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ray_namespace import requires_ray_namespace, run_isolated
+
+pytestmark = [requires_ray_namespace, pytest.mark.timeout(400)]
+REQUESTS, EDITS = 120, 6
+
+SCRIPT = f"""
+import json, os, signal, time
+from concurrent.futures import ThreadPoolExecutor
+
+import ray
+from ray.cluster_utils import Cluster
+
+from joyai_embodied import CameraMove, MoveObject, WorldModel, errors
+from joyai_embodied.evaluation.synthetic import default_boxes, front_camera, observe
+from joyai_embodied.serve import ray_serve
+
+cluster = Cluster(initialize_head=True, head_node_args={{"num_cpus": 1, "include_dashboard": False}})
+cluster.add_node(num_cpus=1)
+ray.init(address=cluster.address, namespace="joyai", log_to_driver=False)
+service = ray_serve.deploy("geometric", replicas=2, max_batch=8, batch_wait_s=0.2)
+pool = ThreadPoolExecutor(8)
+result = {{}}
+
+
+def replicas_seen(count=24):
+    return {{i["replica"]: i for i in pool.map(lambda _: service.info(), range(count))}}
+
+
+obs = observe(front_camera(160, 120), default_boxes())
+wm = WorldModel.load("geometric")
+local = wm.observe(obs)
+want = wm.relation(local, "red cube", "blue box")
+handle = service.run("observe", {{"observation": obs}})["handle"]
+relation = {{"scene": handle, "subject": "red cube", "reference": "blue box"}}
+answers = list(pool.map(lambda _: service.run("relation", relation), range(40)))
+result["relations_equal"] = all(a == want or repr(a) == repr(want) for a in answers)
+infos = replicas_seen()
+result["replicas"] = len(infos)
+result["nodes"] = len({{i["node_id"] for i in infos.values()}})
+result["info_keys"] = sorted(next(iter(infos.values())))
+result["replicas_holding_the_scene"] = sum(i["cached_scenes"] > 0 for i in infos.values())
+
+# an edit sent twice with one request id (a retry) is committed once, and answers the same handle
+edit = {{"scene": handle, "edit": MoveObject("red cube", [0.15, 0.12, 0.40])}}
+before = service.stats()["scenes"]
+first = service.run("edit", edit, request_id="edit-once")["handle"]
+again = service.run("edit", edit, request_id="edit-once")["handle"]
+result["edit_retry_same_handle"] = first == again
+result["edit_retry_scenes_added"] = service.stats()["scenes"] - before
+
+# concurrent imagines on one replica are merged by @serve.batch
+moves = [CameraMove(yaw_deg=float(y)) for y in range(-16, 16, 2)]
+views = list(pool.map(lambda m: service.run("imagine", {{"scene": handle, "move": m}}), moves))
+direct = wm.imagine_batch(local, moves)
+result["imagine_equal"] = all((v.rgb == d.rgb).all() for v, d in zip(views, direct))
+infos = replicas_seen()
+result["batched"] = sum(i["batched_requests"] for i in infos.values())
+result["batches"] = sum(i["batches"] for i in infos.values())
+
+# a released handle is expired on every replica, not only on the one that released it
+released = service.run("edit", edit)["handle"]
+list(pool.map(lambda _: service.run("relation", {{**relation, "scene": released}}), range(8)))
+service.run("release", {{"scenes": [released]}})
+expired = 0
+for _ in range(8):
+    try:
+        service.run("relation", {{**relation, "scene": released}})
+    except errors.SceneExpiredError:
+        expired += 1
+result["expired_everywhere"] = expired
+
+# a replica killed under load: every request answered, each edit committed once
+victim = next(iter(infos.values()))
+before = service.stats()["scenes"]
+def request(i):
+    if i % (({REQUESTS} // {EDITS})) == 0:
+        return ("edit", service.run("edit", {{"scene": handle,
+                                              "edit": MoveObject("red cube", [0.1 + 0.001 * i, 0.1, 0.4])}}))
+    if i % 2:
+        return ("imagine", service.run("imagine", {{"scene": handle, "move": CameraMove(yaw_deg=10.0)}}))
+    return ("relation", service.run("relation", relation))
+futures = [pool.submit(request, i) for i in range({REQUESTS})]
+while sum(f.done() for f in futures) < 10:
+    time.sleep(0.01)
+killed_at = time.perf_counter()
+result["outstanding_at_kill"] = sum(not f.done() for f in futures)
+os.kill(victim["pid"], signal.SIGKILL)
+outcomes, failures = [], []
+for f in futures:
+    try:
+        outcomes.append(f.result(timeout=120))
+    except Exception as exc:
+        failures.append(repr(exc)[:300])
+first_after = time.perf_counter() - killed_at
+result["answered"] = len(outcomes)
+result["failures"] = failures
+result["relations_after_kill_equal"] = all(v == want or repr(v) == repr(want)
+                                           for kind, v in outcomes if kind == "relation")
+result["edit_handles"] = len({{v["handle"] for kind, v in outcomes if kind == "edit"}})
+result["edit_scenes_added"] = service.stats()["scenes"] - before
+result["retries"] = service.retries
+while len({{i["pid"] for i in replicas_seen(8).values()}} - {{victim["pid"]}}) < 2 and \\
+        time.perf_counter() - killed_at < 120:
+    time.sleep(0.5)
+result["recovery_s"] = round(time.perf_counter() - killed_at, 2)
+print("RESULT " + json.dumps(result))
+"""
+
+
+@pytest.fixture(scope="module")
+def run():
+    return run_isolated(SCRIPT, timeout_s=380)
+
+
+def test_two_replicas_answer_and_say_who_they_are(run):
+    assert run["relations_equal"]
+    assert run["replicas"] == 2 and run["nodes"] == 2
+    assert {"replica", "pid", "node_id", "node_ip"} <= set(run["info_keys"])
+
+
+def test_scenes_are_shared_by_every_replica(run):
+    assert run["replicas_holding_the_scene"] == 2  # the replica that did not observe it answered it too
+    assert run["expired_everywhere"] == 8
+
+
+def test_a_retried_edit_is_applied_once(run):
+    assert run["edit_retry_same_handle"] and run["edit_retry_scenes_added"] == 1
+
+
+def test_concurrent_imagines_are_batched(run):
+    assert run["imagine_equal"]
+    assert run["batches"] < run["batched"], "16 concurrent imagines should share batches"
+
+
+def test_a_replica_killed_under_load_loses_no_request(run):
+    assert run["failures"] == [] and run["answered"] == REQUESTS
+    assert run["relations_after_kill_equal"]
+    assert run["edit_handles"] == EDITS and run["edit_scenes_added"] == EDITS  # each edit committed once
+    print(f"replica killed with {run['outstanding_at_kill']} requests outstanding: {run['retries']} resent; "
+          f"both replicas serving again after {run['recovery_s']} s")
