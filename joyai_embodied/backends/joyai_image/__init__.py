@@ -1,6 +1,7 @@
 """The ``joyai-image`` backend: JoyAI-Image (Qwen3-VL understanding + JoyImageEdit MMDiT) on a GPU.
 
-- ``backend``: :class:`JoyAIImageBackend`, loading and inference over transformers and diffusers.
+- ``backend``: :class:`JoyAIImageBackend`, loading, observing and imagination over transformers + diffusers.
+- ``understanding``: the MLLM half (relations, questions), mixed into the backend.
 - ``configuration_joyai_image``: :class:`JoyAIImageConfig`, the typed preset options.
 - ``checkpoint``: finding and checking a checkpoint folder before anything loads.
 - ``geometry``: generation buckets and the intrinsics of what was generated; orbits; the MoveObject box.
