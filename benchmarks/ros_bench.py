@@ -4,6 +4,8 @@ Starts ``joyai-embodied ros`` in a child process (loopback discovery, a domain i
 times, on one simulator frame:
   - a spatial query (relation of two objects) in-process: ``wm.observe`` + ``wm.relation``;
   - the same request over ``/joyai/spatial_query`` carrying the frame (message packing, DDS, node, response);
+  - the frame sent once (an observe request returns a ``scene_id``), then queries naming that scene_id
+    (no images in the request) vs. in-process ``wm.relation`` on an already observed Scene;
   - the planner-loop path: the frame published once on the node's camera topics (as the sim bridge
     does), then ``use_latest`` queries (no images in the request; the node observes the frame once
     and answers from its cached Scene) vs. in-process ``wm.relation`` on an already observed Scene;
@@ -15,8 +17,8 @@ ROS overhead at p50), the medians of all runs printed beside it. Target: ROS add
 Both processes use the shared-memory transport of ``ros_nodes/fastdds_profile.py`` unless
 ``--default-transport`` (Fast DDS defaults, for comparison), and one OpenBLAS thread each.
 
-    .venv/bin/python benchmarks/ros_bench.py             # 640x480, 3 runs of 100 (+100 use_latest) queries + 10 imagines
-    .venv/bin/python benchmarks/ros_bench.py --small     # 160x120, 1 run of 30 (+30) queries + 5 imagines (CI)
+    .venv/bin/python benchmarks/ros_bench.py          # 640x480, 3 runs of 100 (+100 +100) queries + 10 imagines
+    .venv/bin/python benchmarks/ros_bench.py --small  # 160x120, 1 run of 30 (+30 +30) queries + 5 imagines (CI)
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def publish_frame(client, observation, subject: str, reference: str, timeout_s: 
     from sensor_msgs.msg import CameraInfo, Image
 
     from ros_nodes import conversions
-    from ros_nodes.common import TOPIC_DEFAULTS
+    from ros_nodes.topics import TOPIC_DEFAULTS
 
     stamp = client.get_clock().now().to_msg()
     seg = observation.segmentation
@@ -143,7 +145,8 @@ def main() -> int:
 
     import sim_envs  # noqa: F401  (registers the env)
     from joyai_embodied import CameraMove, Observation, WorldModel
-    from ros_nodes.client import WorldModelClient
+    from ros_nodes.child_process import start_launcher, stop_process
+    from ros_nodes.clients.world_model_client import WorldModelClient
 
     env = gym.make("joyai/TabletopSpatial-v0", width=width, height=height)
     obs, info = env.reset(seed=args.seed)
@@ -163,11 +166,12 @@ def main() -> int:
     def local_imagine():
         wm.imagine(wm.observe(observation), CameraMove(yaw_deg=30))
 
-    node = subprocess.Popen([sys.executable, "-m", "joyai_embodied.cli", "ros", "--preset", args.preset],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    node = start_launcher(["--preset", args.preset], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     rclpy.init()
     client = WorldModelClient("ros_bench_client")
-    results = []  # per run: (local query, ROS query, local imagine, ROS imagine, local relation, ROS use_latest)
+    # per run: (local query, ROS query, local imagine, ROS imagine, local relation, ROS use_latest,
+    #           local relation, ROS scene_id query)
+    results = []
     camera = None
     try:
         client.wait_until_ready(timeout_s=60)
@@ -185,31 +189,38 @@ def main() -> int:
                                           timeout_s=30)
             assert result.success, result.error
 
+        scene_id = client.observe(observation).scene_id  # the frame travels once
+
+        def ros_by_id():
+            result = client.spatial_query(scene_id=scene_id, subject=subject, reference=reference, timeout_s=30)
+            assert result.success, result.error
+
         camera = publish_frame(client, observation, subject, reference)
         for _ in range(runs):
             results.append(interleaved(local_query, ros_query, queries) + interleaved(local_imagine, ros_imagine,
                                                                                        imagines)
-                           + interleaved(local_relation, ros_latest, queries))
+                           + interleaved(local_relation, ros_latest, queries)
+                           + interleaved(local_relation, ros_by_id, queries))
     finally:
         for publisher in camera.values() if camera else ():
             client.destroy_publisher(publisher)
         client.destroy_node()
         rclpy.try_shutdown()
-        node.terminate()
-        node.wait(timeout=10)
+        stop_process(node)
 
     print(f"ros_bench: {width}x{height}, preset {args.preset}, transport: {transport}; "
-          f"{runs} run(s) of {queries} queries (+ {queries} use_latest) + {imagines} imagines, "
-          f"in-process and ROS calls alternating")
-    for index, (lq, rq, li, ri, lr, rl) in enumerate(results, 1):
+          f"{runs} run(s) of {queries} queries (+ {queries} use_latest, + {queries} by scene_id) + {imagines} "
+          f"imagines, in-process and ROS calls alternating")
+    for index, (lq, rq, li, ri, lr, rl, lr2, rh) in enumerate(results, 1):
         print(f" run {index}:")
         for name, samples in (("spatial query, in-process", lq), ("spatial query, over ROS", rq),
                               ("relation on observed Scene", lr), ("use_latest query, over ROS", rl),
+                              ("relation on observed Scene", lr2), ("scene_id query, over ROS", rh),
                               ("imagine, in-process", li), ("imagine action, over ROS", ri)):
             p50, p99 = p50_p99(samples)
             print(f"  {name:28s} p50 {p50:8.2f} ms   p99 {p99:8.2f} ms")
         for what, local, remote in (("spatial query", lq, rq), ("use_latest query", lr, rl),
-                                    ("imagine action", li, ri)):
+                                    ("scene_id query", lr2, rh), ("imagine action", li, ri)):
             added, ratio = overhead(local, remote)
             print(f"  ROS adds to the {what:16s} {added:+7.2f} ms at p50 (ratio {ratio:.2f}x)")
         added, ratio = overhead(lq, rl)
@@ -218,13 +229,13 @@ def main() -> int:
     print(f" summary over {runs} run(s) (best, median of runs):")
     summary = {}
     for what, local_at, remote_at in (("spatial query", 0, 1), ("use_latest query", 4, 5),
-                                      ("imagine action", 2, 3)):
+                                      ("scene_id query", 6, 7), ("imagine action", 2, 3)):
         added = [overhead(run[local_at], run[remote_at]) for run in results]
         summary[what] = min(added)
         print(f"  {what:16s}: ROS adds {min(added)[0]:+.2f} ms at p50 (ratio {min(added)[1]:.2f}x); "
               f"median {np.median([a for a, _ in added]):+.2f} ms")
     if not args.small:
-        for what in ("spatial query", "use_latest query"):
+        for what in ("spatial query", "use_latest query", "scene_id query"):
             verdict = "met" if summary[what][0] <= TARGET_MS else "NOT met"
             print(f"  target (ROS adds <= {TARGET_MS:.0f} ms at p50, 640x480 {what}): {verdict}")
     return 0

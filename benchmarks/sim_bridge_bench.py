@@ -1,6 +1,6 @@
 """Latency of the simulator over ROS 2 (sim_bridge_node) vs. the same env in-process.
 
-Starts ``python -m ros_nodes.sim_bridge_node`` in a child process (loopback discovery, a domain id of
+Starts ``python -m ros_nodes.nodes.sim_bridge`` in a child process (loopback discovery, a domain id of
 its own), then times, over several seeds:
   - reset + the first complete camera frame (5 topics, one stamp) received by a client;
   - pick + the frame after it; place + the frame after it;
@@ -79,11 +79,11 @@ def main() -> int:
     import rclpy
 
     import sim_envs  # noqa: F401
-    from ros_nodes.sim_client import SimBridgeClient
+    from ros_nodes.child_process import start_node, stop_process
+    from ros_nodes.clients.sim_client import SimBridgeClient
 
-    bridge = subprocess.Popen([sys.executable, "-m", "ros_nodes.sim_bridge_node", "--ros-args",
-                               "-p", f"width:={width}", "-p", f"height:={height}"],
-                              env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    bridge = start_node("ros_nodes.nodes.sim_bridge", ["-p", f"width:={width}", "-p", f"height:={height}"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rclpy.init()
     client = SimBridgeClient("sim_bridge_bench")
     env = gym.make("joyai/TabletopSpatial-v0", width=width, height=height, action_mode="primitive")
@@ -97,8 +97,7 @@ def main() -> int:
         env.close()
         client.destroy_node()
         rclpy.try_shutdown()
-        bridge.terminate()
-        bridge.wait(timeout=10)
+        stop_process(bridge)
 
     print(f"sim bridge vs in-process, {width}x{height}, {episodes} episodes (ms)")
     print(f"{'step':8} {'ROS p50':>8} {'ROS p90':>8} {'local p50':>10} {'local p90':>10} {'ROS adds p50':>13}")

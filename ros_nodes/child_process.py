@@ -54,7 +54,8 @@ def stop_process(process: subprocess.Popen | None, timeout_s: float = 5.0) -> in
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-        raise ProcessHangError(f"{process.args[:4]}... did not exit within {timeout_s} s of SIGTERM; killed it") from None
+        raise ProcessHangError(f"{process.args[:4]}... did not exit within {timeout_s} s of SIGTERM; "
+                               "killed it") from None
 
 
 def close_client(node: Any, process: subprocess.Popen | None, owns_context: bool) -> None:

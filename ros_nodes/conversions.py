@@ -249,7 +249,8 @@ def camera_from_fields(info: CameraInfo, pose: Pose, values: Sequence[float] = (
     if info.width == 0 or info.height == 0:
         raise InvalidInputError(f"{field}_info.width/height", "the viewpoint's image size", "0x0")
     k = intrinsics_from_camera_info(info, int(info.width), int(info.height), f"{field}_info")
-    return CameraPose(pose_from_fields(values, pose, f"{field}_cam_to_world", f"{field}_pose"), k, int(info.width), int(info.height))
+    cam_to_world = pose_from_fields(values, pose, f"{field}_cam_to_world", f"{field}_pose")
+    return CameraPose(cam_to_world, k, int(info.width), int(info.height))
 
 
 def fill_camera_fields(message: Any, prefix: str, camera: CameraPose) -> None:
@@ -302,7 +303,8 @@ def observation_from_messages(rgb: Image, depth: Image, segmentation: Image, cam
                                     f"{arr.shape[1]}x{arr.shape[0]}")
     return Observation(rgb=rgb_array, depth=depth_array, segmentation=seg_array,
                        intrinsics=intrinsics_from_camera_info(camera_info, width, height),
-                       cam_to_world=pose_from_fields(cam_to_world, camera_pose, "cam_to_world", "camera_pose"), labels=labels)
+                       cam_to_world=pose_from_fields(cam_to_world, camera_pose, "cam_to_world", "camera_pose"),
+                       labels=labels)
 
 
 def observation_from_request(request: Any) -> Observation:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any
 
 DISCOVERY_RANGES = {"localhost": "LOCALHOST", "subnet": "SUBNET"}
 
@@ -82,7 +82,8 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise InvalidInputError("--params-file", "a readable ROS parameters YAML file",
                                     f"{args.params_file!r} ({exc.strerror or exc})") from None
         except yaml.YAMLError as exc:
-            raise InvalidInputError("--params-file", "valid YAML", f"{args.params_file!r}: {str(exc).splitlines()[0]}") from None
+            raise InvalidInputError("--params-file", "valid YAML",
+                                    f"{args.params_file!r}: {str(exc).splitlines()[0]}") from None
         if not isinstance(content, dict):
             raise InvalidInputError("--params-file", "a YAML mapping (node name: ros__parameters: ...)",
                                     f"{args.params_file!r} holds {type(content).__name__}")

@@ -200,7 +200,8 @@ def test_a_standalone_node_stops_within_2s_with_exit_0(ros_context, frame, modul
                 assert "Traceback" not in output, output[-1500:]
             finally:
                 _kill(process)
-            _wait_until_gone(lambda: client._query_client.service_is_ready() or client._imagine_client.server_is_ready())
+            _wait_until_gone(lambda: client._query_client.service_is_ready()
+                             or client._imagine_client.server_is_ready())
     finally:
         client.destroy_node()
 
@@ -242,3 +243,29 @@ def test_observation_arrays_are_views_of_the_request_not_copies(frame):
     request.rgb.width, request.rgb.height = 4000, 4000
     with pytest.raises(InvalidInputError, match=f"at most {conversions.MAX_IMAGE_PIXELS} pixels"):
         conversions.observation_from_request(request)
+
+
+#: A node killed without a goodbye leaves the graph after the participant lease of fastdds_profile (5 s).
+KILLED_NOTICED_WITHIN_S = 10.0
+
+
+def test_a_killed_launcher_is_reported_to_a_waiting_client_not_timed_out(ros_context, frame):
+    """kill -9 with a goal in flight: BackendUnavailableError within ~lease + 1 s, far from the 60 s timeout."""
+    from joyai_embodied.errors import BackendUnavailableError
+    from ros_nodes.clients.world_model_client import WorldModelClient
+
+    observation, _ = frame
+    process = start_launcher(["--preset", "geometric"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = WorldModelClient("kill_probe")
+    try:
+        client.wait_until_ready(timeout_s=START_S)
+        assert client.imagine(observation, yaw_deg=5.0, timeout_s=30).success
+        threading.Timer(0.02, process.kill).start()
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailableError, match="went away before answering"):
+            for _ in range(50):  # until one call is caught by the kill (a fast one may finish first)
+                client.imagine(observation, yaw_deg=30.0, timeout_s=60)
+        assert time.monotonic() - started < KILLED_NOTICED_WITHIN_S
+    finally:
+        _kill(process)
+        client.destroy_node()

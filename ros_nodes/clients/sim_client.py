@@ -205,8 +205,9 @@ class RosSimEnv:
         self.client = SimBridgeClient("joyai_ros_sim_env")
         self._process: subprocess.Popen | None = None
         if start_bridge is True or (start_bridge == "auto" and not self._ready(wait_s)):
-            self._process = start_node("ros_nodes.nodes.sim_bridge", ["-p", f"width:={self.width}", "-p",
-                                                                      f"height:={self.height}", "-p", f"camera:={camera}"])
+            self._process = start_node("ros_nodes.nodes.sim_bridge", ["-p", f"width:={self.width}",
+                                                                      "-p", f"height:={self.height}",
+                                                                      "-p", f"camera:={camera}"])
         self._instruction, self._target, self._success, self._objects = "", {}, False, []
         self._cameras: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         try:

@@ -142,7 +142,8 @@ def spin_until_stopped(nodes: Sequence[Any], stop: threading.Event, serving: Ser
     return finished
 
 
-def _spin(executor: Any, done: Callable[[], bool], report: Callable[[str], None], period: float = SPIN_PERIOD_S) -> None:
+def _spin(executor: Any, done: Callable[[], bool], report: Callable[[str], None],
+          period: float = SPIN_PERIOD_S) -> None:
     while not done():
         try:
             executor.spin_once(timeout_sec=period)

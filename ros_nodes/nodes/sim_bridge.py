@@ -28,9 +28,9 @@ The node owns one env (``action_mode="primitive"``) and
   (``SimPick``: segmentation id) and ``/joyai/sim/place`` (``SimPlace``: world position of the held
   object's bottom centre). Every response carries the stamp from which the camera topics show the
   new state, and the simulator's ground-truth objects; ``SimReset`` also the calibration (K and
-  exact cam_to_world) of every named camera, so a client needs no simulator installed. A request that cannot run (unknown id,
-  nothing held, a NaN position) answers ``success=false`` with an ``error`` naming the field; the
-  node keeps serving.
+  exact cam_to_world) of every named camera, so a client needs no simulator installed. A request
+  that cannot run (unknown id, nothing held, a NaN position) answers ``success=false`` with an
+  ``error`` naming the field; the node keeps serving.
 
 Threading: MuJoCo's GL context is current only in the thread that created it, so one physics
 thread creates the env and runs every reset, action, render and publish; service callbacks only

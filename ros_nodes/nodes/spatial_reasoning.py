@@ -3,8 +3,10 @@
 A request names a scene kept on the node (``scene_id``), points at the latest camera frames
 (``use_latest``) or carries an RGB-D frame, and asks a free-text ``question`` (optionally answered
 from imagined views too: ``with_imagination``) and/or the relation of ``subject`` to ``reference``.
-The response carries the ``scene_id`` to use next time (the frame need not travel again), the
-scene's pivot and every object. A request with a frame and nothing to ask is an observe.
+The response carries the scene's pivot and every object. A request with a frame and nothing to ask
+is an observe: the scene is kept, and the response's ``scene_id`` names it, so later requests need
+not send the frame again. A request with a frame and a question is answered without keeping the
+scene (``scene_id`` empty): one-shot clients do not fill the bounded scene store.
 
 Bad input never takes the node down: the response says ``success=false``, ``error`` names the field
 and what was expected, ``error_json`` carries the error's fields.
@@ -75,6 +77,7 @@ class SpatialReasoningNode(Node):
         if request.with_imagination and not question.strip():
             raise InvalidInputError("question", "a question to answer with imagination", "an empty string")
         handle = scene_for(request, self.latest, self.model)
+        one_shot = not request.scene_id and not request.use_latest and bool(subject or question.strip())
         service, relation, answer = self.model.service, None, None
         if subject:
             relation = service.relation(handle, subject, reference, frame=frame)
@@ -83,6 +86,9 @@ class SpatialReasoningNode(Node):
         elif question.strip():
             answer = service.ask(handle, question, frame=frame)
         scene = self.model.scene(handle)
+        if one_shot:  # a frame plus a question: answered, not kept (send the frame alone to get a scene_id)
+            service.release([handle])
+            handle = ""
         response.scene_id, response.backend = handle, scene.backend
         response.pivot = Point(x=float(scene.pivot[0]), y=float(scene.pivot[1]), z=float(scene.pivot[2]))
         response.objects = [results.scene_object_to_msg(obj) for obj in scene.objects]
