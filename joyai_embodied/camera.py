@@ -105,6 +105,21 @@ def pixel_rays(rows: np.ndarray, cols: np.ndarray, intrinsics: np.ndarray, cam_t
     return rays_cam @ np.asarray(cam_to_world, dtype=np.float64)[:3, :3].T
 
 
+def grid_rays(intrinsics: np.ndarray, cam_to_world: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H*W, 3) float32 world directions of every pixel's ray, row-major, scaled so camera z = 1.
+
+    :func:`pixel_rays` for a whole image, built by broadcasting one row and one column (a ray's camera x
+    depends only on its column, its y only on its row): a few times faster than transforming every pixel.
+    """
+    k = np.asarray(intrinsics, dtype=np.float64)
+    rotation = np.asarray(cam_to_world, dtype=np.float64)[:3, :3]
+    x = ((np.arange(width) - k[0, 2]) / k[0, 0])[:, None] * rotation[:, 0]  # (W, 3)
+    y = ((np.arange(height) - k[1, 2]) / k[1, 1])[:, None] * rotation[:, 1] + rotation[:, 2]  # (H, 3)
+    rays = np.empty((height, width, 3), dtype=np.float32)
+    np.add(y.astype(np.float32)[:, None, :], x.astype(np.float32)[None, :, :], out=rays)
+    return rays.reshape(height * width, 3)
+
+
 def unproject(depth: np.ndarray, intrinsics: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
     """Lifts an HxW z-depth image to HxWx3 world points (NaN where depth is invalid)."""
     height, width = depth.shape

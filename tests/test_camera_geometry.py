@@ -54,7 +54,7 @@ def test_orbit_refuses_flipping_over_the_top():
 
 def test_world_to_camera_is_the_inverse_and_every_transform_agrees():
     from joyai_embodied import CameraPose
-    from joyai_embodied.camera import image_pixels, pixel_rays, projection_matrix, world_to_camera
+    from joyai_embodied.camera import grid_rays, image_pixels, pixel_rays, projection_matrix, world_to_camera
 
     pose = look_at([0.8, 0.3, 1.1], [0.0, 0.0, 0.4])
     assert np.allclose(world_to_camera(pose) @ pose, np.eye(4), atol=1e-12)
@@ -72,9 +72,12 @@ def test_world_to_camera_is_the_inverse_and_every_transform_agrees():
         & (np.round(uv[:, 1]) >= 0) & (np.round(uv[:, 1]) < 96)
     assert np.array_equal(inside, expected) and inside.any() and not inside.all()
     assert np.array_equal(cols[inside], np.round(uv[inside, 0])) and np.array_equal(rows[inside], np.round(uv[inside, 1]))
-    # A pixel's ray scaled by its z-depth lands back on the point.
+    # A pixel's ray scaled by its z-depth lands back on the point; the whole-image rays are the same rays.
     rays = pixel_rays(uv[:, 1], uv[:, 0], K, pose)
     assert np.allclose(pose[:3, 3] + rays * z[:, None], points)
+    rows, cols = np.divmod(np.arange(96 * 128), 128)
+    grid = grid_rays(K, pose, 96, 128)
+    assert grid.dtype == np.float32 and np.allclose(grid, pixel_rays(rows, cols, K, pose), atol=1e-6)
 
 
 def _tabletop_scene(objects):

@@ -21,7 +21,7 @@ import functools
 
 import numpy as np
 
-from ...camera import pixel_rays
+from ...camera import grid_rays
 from ...errors import InvalidInputError
 from ...types import Observation, SceneObject
 from .boxes import fit_all
@@ -142,7 +142,6 @@ def _world_rays_cached(k_bytes: bytes, r_bytes: bytes, height: int, width: int) 
     k = np.frombuffer(k_bytes, dtype=np.float64).reshape(3, 3)
     pose = np.eye(4)
     pose[:3, :3] = np.frombuffer(r_bytes, dtype=np.float64).reshape(3, 3)
-    grid = _pixel_grid(height, width)
-    rays = pixel_rays(grid[:, 0], grid[:, 1], k, pose).astype(np.float32)
+    rays = grid_rays(k, pose, height, width)
     rays.flags.writeable = False
     return rays
