@@ -315,7 +315,8 @@ def test_a_client_that_never_reads_cannot_grow_the_server_beyond_its_cap():
     """Issue 12 item 4: before, 360 unread 640x480 imagine replies took the server from 74 to 867 MB."""
     cap_mb, requests = 16, 80
     obs = synthetic_observe(front_camera(640, 480), default_boxes())  # imagine replies of 3.7 MB each
-    server = ServerProcess(f"tcp://127.0.0.1:{free_port()}", "--reply-cache-mb", str(cap_mb))
+    # One imagine at a time: the bound under test is reply memory, not the working set of an 8-view batch.
+    server = ServerProcess(f"tcp://127.0.0.1:{free_port()}", "--reply-cache-mb", str(cap_mb), "--max-batch", "1")
     reader = WorldModel.load("remote", address=server.address, timeout_s=30, retries=0)
     context, sock = dealer(server.address, rcvhwm=1)
     try:
@@ -334,7 +335,8 @@ def test_a_client_that_never_reads_cannot_grow_the_server_beyond_its_cap():
         peak = max(peak, server.rss_mb())
         assert info["held_back"] + info["busy"] > 0, info  # the slow reader was held back or refused
         assert info["held_reply_bytes"] <= cap_mb * 2**20
-        # 80 unread replies would be ~300 MB; the cap plus one imagine's working set is what may be added.
+        # 80 unread replies would be ~300 MB (measured before the fix: 86 -> 324 MB); the cap plus one
+        # imagine's working set is what may be added (measured after: +31 MB).
         assert peak - baseline < cap_mb + 60, (baseline, peak)
         # the server still serves everyone else
         assert reader.relation(scene, "red cube", "blue box").distance_m > 0
