@@ -29,6 +29,8 @@ FINGERS_STILL_M = 0.0005
 GRIPPER_MIN_STEPS = 4
 GRIPPER_MAX_STEPS = 25
 OPEN, CLOSE = -1.0, 1.0
+#: A wrist turn is done within this angle (rad): parallel fingers tolerate a few degrees.
+TURNED_RAD = 0.08
 
 
 class StepBudgetExceeded(Exception):
@@ -153,6 +155,6 @@ class Arm:
         self.target_rotation = yaw_rotation(yaw_rad) @ self.down
         target = self.position.copy()
         for _ in range(max_steps):
-            if np.linalg.norm(rotation_error(quat_to_matrix(self.state[3:7]), self.target_rotation)) < 0.03:
+            if np.linalg.norm(rotation_error(quat_to_matrix(self.state[3:7]), self.target_rotation)) < TURNED_RAD:
                 return
             self.step(target - self.position)

@@ -16,6 +16,7 @@ import numpy as np
 from ...errors import InvalidInputError
 from ...types import MoveObject, Scene, SceneObject
 from .control import OPEN, Arm, StepBudgetExceeded
+from .heights import HeightMap
 from .grounding import GroundingError, find_one, numbered_labels, resolve_subject
 from .instructions import parse_pick_place
 from .skills import LIFTED_M, RIM_GRASP_WORDS, pick, place_on
@@ -97,6 +98,7 @@ class LiberoPlanner:
     # ------------------------------------------------------------------ the plan
     def _observe(self, sim: Any, labels: Mapping[int, str]) -> Scene:
         obs = sim.observe()
+        self._last_obs = obs
         return self.wm.observe(obs, labels=numbered_labels(obs["segmentation"], labels))
 
     def _pick_and_place(self, sim: Any, arm: Arm, labels: Mapping[int, str], instruction: str,
@@ -116,7 +118,7 @@ class LiberoPlanner:
             subject = _by_id(scene, subject.id) or subject
             before_top = subject.top_z
             obstacles = [o for o in scene.objects if o.id != subject.id]
-            grasp = pick(arm, subject, obstacles)
+            grasp = pick(arm, subject, obstacles, HeightMap(self._last_obs))
             scene = self._observe(sim, labels)   # verify the lift by looking again
             lifted = _by_id(scene, subject.id)
             rise = None if lifted is None else lifted.top_z - before_top

@@ -8,13 +8,17 @@ by observing again (the object must have risen).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 from ...types import SceneObject
-from .control import CLOSE, OPEN, VIA_M, Arm
+from .control import CLOSE, OPEN, VIA_M, Arm, yaw_rotation
+from .heights import HeightMap
+
+log = logging.getLogger(__name__)
 
 #: The fingers close this far inside a bowl's outer radius: the middle of a ~1-2 cm rim wall.
 RIM_INSET_M = 0.012
@@ -30,6 +34,16 @@ CARRY_CLEARANCE_M = 0.06
 PLACE_CLEARANCE_M = 0.015
 #: An object that rose less than this after a lift was not picked.
 LIFTED_M = 0.03
+#: Open Panda fingers sit this far either side of the grasp point.
+FINGER_HALF_SPAN_M = 0.04
+#: Radius around a fingertip that must be free.
+FINGER_FOOTPRINT_M = 0.015
+#: Fingertips reach this far below the end-effector site.
+FINGERTIP_BELOW_M = 0.01
+#: Room below a fingertip beyond this counts as clear (the table itself leaves ~2 cm; ties go to the unturned wrist, then reach).
+ROOM_ENOUGH_M = 0.015
+#: Gripper yaws tried for a rim grasp (rad, about the start orientation).
+RIM_YAWS = (0.0, np.pi / 2)
 #: Words of categories that get a rim grasp.
 RIM_GRASP_WORDS = ("bowl", "ramekin", "plate", "basket")
 
@@ -44,18 +58,36 @@ class Grasp:
     kind: str                 # "rim" or "top"
 
 
-def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject]) -> tuple[np.ndarray, float, str]:
-    """Grasp point (world m), yaw of the gripper (rad, about its start) and the kind of grasp."""
+def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
+               heights: HeightMap | None = None) -> tuple[np.ndarray, float, str]:
+    """Grasp point (world m), yaw of the gripper (rad, about its start) and the kind of grasp.
+
+    For a rim grasp, four rim points are tried (two sides, two gripper yaws); the one whose outer
+    fingertip lands farthest above anything observed there wins (no neighbour, no drawer wall).
+    """
     name = obj.name.lower()
     centre = np.asarray(obj.centroid, dtype=np.float64)
     if any(word in name for word in RIM_GRASP_WORDS):
         radius = float(min(obj.extent[0], obj.extent[1])) / 2.0
-        axis = arm.closing_axis
-        sides = [centre + sign * (radius - RIM_INSET_M) * axis for sign in (1.0, -1.0)]
-        # Take the rim side with the most room: the other fingertip must not land on a neighbour.
-        point = max(sides, key=lambda p: _clearance(p, obstacles))
-        point[2] = obj.top_z - RIM_GRASP_DEPTH_M
-        return point, 0.0, "rim"
+        grasp_z = obj.top_z - RIM_GRASP_DEPTH_M
+        best = None
+        for yaw in RIM_YAWS:
+            axis = yaw_rotation(yaw) @ arm.closing_axis
+            for sign in (1.0, -1.0):
+                point = centre + sign * (radius - RIM_INSET_M) * axis
+                point[2] = grasp_z
+                outer = point + sign * FINGER_HALF_SPAN_M * axis
+                if heights is not None:
+                    room = grasp_z - FINGERTIP_BELOW_M - heights.top_near(outer[:2], FINGER_FOOTPRINT_M, obj.id)
+                else:
+                    room = _clearance(outer, obstacles)
+                # Among clear points: prefer not turning the wrist, then the side nearer the arm (reach).
+                reach = float(np.linalg.norm(point[:2] - arm.home[:2]))
+                score = min(room, ROOM_ENOUGH_M) - (0.001 if yaw else 0.0) - 0.005 * reach
+                log.debug("rim candidate yaw %.2f side %+d: room %.3f m, reach %.2f m", yaw, sign, room, reach)
+                if best is None or score > best[0]:
+                    best = (score, point, yaw)
+        return best[1], best[2], "rim"
     # Box-like: fingers close across the narrower horizontal side of the object's oriented box.
     axes = np.asarray(obj.obb_rotation, dtype=np.float64)
     narrow = axes[:, 0] if obj.extent[0] <= obj.extent[1] else axes[:, 1]
@@ -65,21 +97,30 @@ def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject]) -> 
     return point, yaw, "top"
 
 
-def pick(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject]) -> Grasp | None:
+def pick(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
+         heights: HeightMap | None = None) -> Grasp | None:
     """Grasps ``obj`` and lifts it; None when the fingers closed on nothing.
 
     Args:
         arm: the arm.
         obj: the object, as the world model sees it now.
         obstacles: the other objects (to pick a free rim side and a safe hover height).
+        heights: the observation's surface points, to keep fingertips off neighbours.
     """
-    point, yaw, kind = plan_grasp(arm, obj, obstacles)
+    point, yaw, kind = plan_grasp(arm, obj, obstacles, heights)
     hover = point + np.array([0.0, 0.0, APPROACH_M])
     arm.set_gripper(OPEN)
+    arm.target_rotation = yaw_rotation(yaw) @ arm.down   # the wrist turns while the arm travels
     _travel(arm, hover, obstacles)
+    travelled = arm.steps
     arm.rotate_to_yaw(yaw)
+    turned = arm.steps
     arm.move_to(point, max_steps=40)
+    descended = arm.steps
     arm.set_gripper(CLOSE)
+    log.debug("pick %s (%s grasp, yaw %.2f): travel to step %d, turn %d, descend %d (%.3f m off), close %d",
+              obj.name, kind, yaw, travelled, turned, descended, float(np.linalg.norm(point - arm.position)),
+              arm.steps)
     grasp = Grasp(position=arm.position.copy(), offset=arm.position - np.asarray(obj.centroid),
                   below_eef_m=float(arm.position[2] - obj.bottom_z), kind=kind)
     if not arm.holding():

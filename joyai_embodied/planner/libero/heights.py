@@ -1,0 +1,39 @@
+"""What stands where, from one observation: the heights of observed surface points near a place on the table.
+
+Skills use it to keep fingers off neighbours (a drawer's wall, a cookie box beside a bowl): the world model
+gives each object a box, but a drawer or cabinet is one box with hollow parts.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+#: Subsample the image by this stride: 1-cm finger footprints need no more than every other pixel at 256 px.
+STRIDE = 2
+
+
+class HeightMap:
+    """World points of an RGB-D observation with their instance ids.
+
+    Args:
+        obs: an observation dict with depth, intrinsics, cam_to_world and segmentation.
+    """
+
+    def __init__(self, obs: Mapping[str, np.ndarray]):
+        depth = np.asarray(obs["depth"], dtype=np.float64)[::STRIDE, ::STRIDE]
+        ids = np.asarray(obs["segmentation"])[::STRIDE, ::STRIDE]
+        K, pose = np.asarray(obs["intrinsics"]), np.asarray(obs["cam_to_world"])
+        rows, cols = np.mgrid[0:depth.shape[0], 0:depth.shape[1]] * STRIDE
+        valid = np.isfinite(depth) & (depth > 0)
+        z = depth[valid]
+        cam = np.stack([(cols[valid] - K[0, 2]) / K[0, 0] * z, (rows[valid] - K[1, 2]) / K[1, 1] * z, z], axis=1)
+        self.points = cam @ pose[:3, :3].T + pose[:3, 3]
+        self.ids = ids[valid]
+
+    def top_near(self, xy: np.ndarray, radius_m: float, exclude_id: int) -> float:
+        """Highest observed point within ``radius_m`` of ``xy`` that is not object ``exclude_id`` (-inf if none)."""
+        near = np.hypot(self.points[:, 0] - xy[0], self.points[:, 1] - xy[1]) < radius_m
+        near &= self.ids != exclude_id
+        return float(self.points[near, 2].max()) if near.any() else -np.inf
