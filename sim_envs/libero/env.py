@@ -183,7 +183,10 @@ class LiberoEnv(gym.Env):
                 self._renderer.close()
             self._renderer = CameraRenderer(model, self.config.camera, self.config.width, self.config.height)
             self._model = model
-        names = [n for n in inner.model.instances_to_ids if not is_robot(n)]
+        # Labelled instances are the task's objects and fixtures; the arm, gripper and mount (whatever the
+        # robot model calls them: MountedPanda0, OnTheGroundPanda0...) stay background.
+        names = [n for n in inner.model.instances_to_ids
+                 if (n in inner.objects_dict or n in inner.fixtures_dict) and not is_robot(n)]
         # Ids shuffled per episode from the seed: their order must not reveal which instance is the goal's.
         order = self.np_random.permutation(len(names))
         self._instance_ids = {names[i]: rank + 1 for rank, i in enumerate(order)}

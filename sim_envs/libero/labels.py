@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 
 #: Instances that belong to the robot: removed from segmentation and labels.
-ROBOT_INSTANCE_PREFIXES = ("MountedPanda", "PandaGripper", "RethinkMount", "Panda", "mount", "gripper")
+ROBOT_INSTANCE_PREFIXES = ("MountedPanda", "OnTheGroundPanda", "PandaGripper", "RethinkMount", "Panda", "mount",
+                           "gripper")
 
 #: LIBERO asset names whose words differ from what the instructions say.
 CATEGORY_WORDS = {
