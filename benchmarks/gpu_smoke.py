@@ -11,7 +11,8 @@ all in one JSON (rewritten after every stage, so a killed run still leaves what 
 1. ``environment``: torch / CUDA / bf16 / flash-attn (2 and 3) / library versions, host RAM, GPU memory.
 2. ``kernels``: a bf16 matmul and SDPA on each torch backend (flash, efficient, cuDNN, math) against a
    float32 reference, flash-attn's own kernel when importable (float32 SDPA on a CPU).
-3. ``tiny``: a random checkpoint written in the real layout, loaded by the real loader (bf16 on CUDA), then
+3. ``tiny``: a random checkpoint written in the real layout, loaded by the real loader (bf16 on CUDA, 512-px
+   buckets; float32 and 256 px on a CPU), then
    a relation question, a camera move, the ``init="geometric"`` start, a mixed-length batch and an edit;
    on CUDA once per attention backend (SDPA, and flash-attn 2 when importable), with the image difference.
 4. ``checkpoint`` (with ``--checkpoint``): layout and config checks, host RAM, load once, 512 px,
@@ -254,7 +255,9 @@ def stage_tiny(entry: dict, small: bool) -> str | None:
     cuda = torch.cuda.is_available()
     with measured(entry, "write", cuda):
         path = write_tiny_checkpoint(Path(tempfile.mkdtemp(prefix="joyai-tiny-")) / "ckpt")
-    size, resolution, steps = ((160, 120), 64, 2) if small else ((640, 480), 512, 4)
+    # A 640x480 sensor frame; on a CPU 256-px buckets (~16x fewer attention pairs than 512) keep the stage
+    # well under a minute even on a shared machine.
+    size, resolution, steps = ((160, 120), 64, 2) if small else ((640, 480), 512 if cuda else 256, 4)
     options = dict(device="cuda" if cuda else "cpu", dtype="bfloat16" if cuda else "float32", steps=steps,
                    resolution=resolution, max_new_tokens=16)
     entry.update(frame=list(size), **options)
