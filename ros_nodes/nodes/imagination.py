@@ -4,7 +4,8 @@ A goal names a scene kept on the node (``scene_id``), points at the latest frame
 or carries an RGB-D frame; it asks for a camera move about the scene's pivot (or an explicit camera,
 ``use_viewpoint``) and optionally an object edit first. The edit is the world model's edit, run by the
 service: the result's ``scene_id`` is the edited scene (later requests with it see the edit), exactly
-as ``WorldModel.edit`` in process; ``edit_only`` returns it without rendering a view.
+as ``WorldModel.edit`` in process; ``edit_only`` returns it without rendering a view. A goal that
+carries a frame keeps one scene (the edited one when it edits), named by the result's ``scene_id``.
 
 Stages observe -> edit -> imagine -> encode publish feedback (``progress``, ``stage``) before each.
 Cancel is honoured within ~10 ms: each model stage runs in a worker thread while the action thread
@@ -97,7 +98,10 @@ class ImaginationNode(Node):
         handle = self._run(goal_handle, lambda: scene_for(goal, self.latest, self.model))
         if edit is not None:
             self._stage(goal_handle, 0.3, "edit")
-            handle = self._run(goal_handle, lambda: self.model.service.edit(handle, edit, seed=seed))[0]
+            observed = handle
+            handle = self._run(goal_handle, lambda: self.model.service.edit(observed, edit, seed=seed))[0]
+            if not goal.scene_id and not goal.use_latest:  # keep one scene per goal: the edited one
+                self.model.service.release([observed])
         if move is not None:
             self._stage(goal_handle, 0.5, "imagine")
             view = self._run(goal_handle, lambda: self.model.service.imagine(handle, move, seed=seed))

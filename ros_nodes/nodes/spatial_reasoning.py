@@ -79,16 +79,18 @@ class SpatialReasoningNode(Node):
         handle = scene_for(request, self.latest, self.model)
         one_shot = not request.scene_id and not request.use_latest and bool(subject or question.strip())
         service, relation, answer = self.model.service, None, None
-        if subject:
-            relation = service.relation(handle, subject, reference, frame=frame)
-        if question.strip() and request.with_imagination:
-            answer = service.answer_with_imagination(handle, question, max_views=int(request.max_views))
-        elif question.strip():
-            answer = service.ask(handle, question, frame=frame)
-        scene = self.model.scene(handle)
-        if one_shot:  # a frame plus a question: answered, not kept (send the frame alone to get a scene_id)
-            service.release([handle])
-            handle = ""
+        try:
+            if subject:
+                relation = service.relation(handle, subject, reference, frame=frame)
+            if question.strip() and request.with_imagination:
+                answer = service.answer_with_imagination(handle, question, max_views=int(request.max_views))
+            elif question.strip():
+                answer = service.ask(handle, question, frame=frame)
+            scene = self.model.scene(handle)
+        finally:
+            if one_shot:  # a frame plus a question: answered, not kept (send the frame alone to get a scene_id)
+                service.release([handle])
+        handle = "" if one_shot else handle
         response.scene_id, response.backend = handle, scene.backend
         response.pivot = Point(x=float(scene.pivot[0]), y=float(scene.pivot[1]), z=float(scene.pivot[2]))
         response.objects = [results.scene_object_to_msg(obj) for obj in scene.objects]
