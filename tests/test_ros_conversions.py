@@ -1,7 +1,5 @@
 """ROS message <-> numpy/core-type conversions (no nodes, no DDS traffic)."""
 
-import math
-
 import numpy as np
 import pytest
 

@@ -252,7 +252,7 @@ def test_ros_sim_env_raises_for_bad_fields_and_reports_refused_primitives(sim):
 
 
 def test_ros_sim_env_needs_no_simulator_calibration_comes_with_reset(sim):
-    """RosSimEnv's cameras are the simulator's (sent in SimReset), and its module imports neither sim_envs nor MuJoCo."""
+    """RosSimEnv's cameras are the simulator's (sent in SimReset); its module imports neither sim_envs nor MuJoCo."""
     from ros_nodes.clients import sim_client
     from ros_nodes.clients.sim_client import RosSimEnv
     from sim_envs import tabletop
