@@ -68,10 +68,10 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.tables import format_table, plain
     from ..distributed.cli import run_eval, uses_ray
 
-    if uses_ray(args):
-        return run_eval(args)
     if args.small:
         args.seeds, (args.width, args.height) = min(args.seeds, SMALL_SEEDS), SMALL_SIZE
+    if uses_ray(args):  # --workers N | --ray-address ADDR: the same benchmarks, episodes on Ray workers
+        return run_eval(args)
     chosen = args.only or (["spatial", "imagination"] + (["planner"] if args.planner else []))
     if getattr(args, "record", None) and "planner" not in chosen:
         from ..errors import InvalidInputError

@@ -48,6 +48,8 @@ def uses_ray(args: argparse.Namespace) -> bool:
 def run_eval(args: argparse.Namespace) -> int:
     """``joyai-embodied eval`` on Ray: the same tables and JSON as serially, plus "workers" and "wall_s".
 
+    ``args`` as the ``eval`` command parsed them, ``--small`` already applied to seeds and size.
+
     Returns:
         0 when every benchmark ran and no episode was lost, 1 otherwise.
 
@@ -61,10 +63,6 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if getattr(args, "record", None):
         raise InvalidInputError("--record", "a serial run (recording is not done on Ray workers)")
-    if args.small:
-        from ..commands.eval import SMALL_SEEDS, SMALL_SIZE
-
-        args.seeds, (args.width, args.height) = min(args.seeds, SMALL_SEEDS), SMALL_SIZE
     chosen = args.only or (["spatial", "imagination"] + (["planner"] if args.planner else []))
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     out = Path(args.out)

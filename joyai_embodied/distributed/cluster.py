@@ -49,7 +49,9 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
                                "runtime_env": {"env_vars": env}}
     try:
         if address is None:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", **options)
+            # "local": a new cluster even when `ray start` left one registered on this machine
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                     **options)
         else:
             ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:

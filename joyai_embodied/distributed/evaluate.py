@@ -57,6 +57,7 @@ class RunStats:
 
     workers: int
     wall_s: float = 0.0
+    ready_s: float = 0.0  # start -> every first worker built (env, model): the rest of wall_s is episodes
     worker_deaths: int = 0
     retried: list[int] = field(default_factory=list)
     lost: list[int] = field(default_factory=list)
@@ -69,7 +70,7 @@ class RunStats:
 
     def to_dict(self) -> dict[str, Any]:
         overhead = [r - e for r, e in zip(self.round_trip_s, self.episode_s)]
-        return {"worker_deaths": self.worker_deaths, "retried": sorted(self.retried), "lost": sorted(self.lost),
+        return {"ready_s": round(self.ready_s, 3), "worker_deaths": self.worker_deaths, "retried": sorted(self.retried), "lost": sorted(self.lost),
                 "duplicates_dropped": self.duplicates_dropped,
                 "recovery_s": [round(s, 3) for s in self.recovery_s],
                 "mean_episode_s": round(sum(self.episode_s) / max(len(self.episode_s), 1), 4),
@@ -179,8 +180,10 @@ def evaluate_distributed(name: str, seeds: Sequence[int], config: Mapping[str, A
                             add_worker()
                         continue
                     idle.append(actor)
-                    if not started_any and not starting and on_start is not None:
-                        on_start()
+                    if not stats.ready_s and not starting:  # the first workers are all built
+                        stats.ready_s = time.perf_counter() - start
+                        if on_start is not None:
+                            on_start()
                     started_any = True
                     continue
                 actor, seed, sent = running.pop(ref)

@@ -109,8 +109,10 @@ def scene_store(max_scenes: int = 64) -> Any:
 class _SharedScenes:
     """The replica's view of the store, with the interface :class:`ModelService` uses (put/get/release).
 
-    ``fetch`` (async, before the service runs) brings the request's scene into the local cache; ``put``
-    queues a new scene under the request's handle and ``commit`` (async, after) writes it to the store.
+    ``begin`` (before the service runs) fetches the request's scene when it is not cached; when it is, it
+    only starts the store's check, which runs while the service works, and ``confirm`` (after) waits for
+    it: a scene released or evicted meanwhile makes the request a SceneExpiredError, as on one server.
+    ``put`` queues a new scene under the request's handle and ``commit`` writes it to the store.
     """
 
     def __init__(self, store: Any, max_scenes: int):
@@ -132,6 +134,17 @@ class _SharedScenes:
             self._cache.move_to_end(handle)
             while len(self._cache) > self.max_scenes:
                 self._cache.popitem(last=False)
+
+    async def begin(self, handle: Any) -> Any:
+        if isinstance(handle, str) and handle in self._cache:
+            return self.store.get.remote(handle, True)  # awaited in confirm, after the work it overlaps
+        await self.fetch(handle)
+        return None
+
+    async def confirm(self, handle: Any, check: Any) -> None:
+        if check is not None and (await check) is None:
+            self._cache.pop(handle, None)
+            raise SceneExpiredError(handle)
 
     def get(self, handle: Any) -> Scene:
         if not isinstance(handle, str):
@@ -188,13 +201,17 @@ class WorldModelReplica:
                 for handle in handles:
                     self.scenes._cache.pop(handle, None)
                 return await self.scenes.store.release.remote(handles)
-            await self.scenes.fetch(params.get("scene") if isinstance(params, Mapping) else None)
-            if method == "imagine" and _batchable(params):
-                result = await self.imagine_batched((params.get("scene"), params["move"], params.get("seed")))
-                if isinstance(result, BaseException):
-                    raise result
-            else:
-                result = self.service.run(method, params)
+            handle = params.get("scene") if isinstance(params, Mapping) else None
+            check = await self.scenes.begin(handle)
+            try:
+                if method == "imagine" and _batchable(params):
+                    result = await self.imagine_batched((handle, params["move"], params.get("seed")))
+                    if isinstance(result, BaseException):
+                        raise result
+                else:
+                    result = self.service.run(method, params)
+            finally:
+                await self.scenes.confirm(handle, check)  # an expired scene wins over its stale copy's answer
             await self.scenes.commit(pending)
             return result
         except Exception as exc:  # every failure is that request's error reply; the replica keeps serving

@@ -1,0 +1,186 @@
+"""Scale-out on Ray: evaluation speed-up, per-episode overhead, Serve throughput, added latency, batching.
+
+Prints:
+  - eval: the tabletop planner benchmark serially in this process, then on 1 and 2 Ray workers; the
+    speed-up of 2 workers over 1, and Ray's per-episode overhead (round trip seen by the driver minus the
+    time inside the episode) as a share of an episode;
+  - serve: requests/s of CPU-bound geometric requests (relation, observe) from 8 client threads to 1 and
+    to 2 replicas;
+  - latency: p50 of a relation through the plain ZMQ server and through the ZMQ server forwarding to Ray
+    Serve (``serve-model --ray``), and the difference;
+  - batching: k concurrent imagine requests on one replica (``@serve.batch``) against k one after another,
+    with the tiny random joyai-image checkpoint on CPU.
+
+Every Ray part runs in a loopback-only network namespace: the script re-executes itself under
+``unshare -n`` (root) unless it already runs in one (``JOYAI_IN_NAMESPACE=1``).
+
+    .venv/bin/python benchmarks/ray_bench.py            # 12 planner seeds at 640x480, 400 requests
+    .venv/bin/python benchmarks/ray_bench.py --small    # 6 seeds at 320x240, 120 requests (CI smoke run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+CLIENT_THREADS = 8
+
+
+def in_namespace(argv: list[str]) -> int:
+    """Re-runs this script inside ``unshare -n`` with only loopback up; returns its exit code."""
+    env = {**os.environ, "JOYAI_IN_NAMESPACE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    inner = " ".join([sys.executable, os.path.abspath(__file__), *argv])
+    try:
+        return subprocess.call(["unshare", "-n", "bash", "-c", f"ip link set lo up && exec {inner}"], env=env)
+    except FileNotFoundError:
+        print("ray_bench: needs unshare (util-linux) and root: Ray must run in a loopback-only namespace",
+              file=sys.stderr)
+        return 2
+
+
+def bench_eval(seeds: list[int], config: dict) -> None:
+    from joyai_embodied.distributed.episodes import run_serial
+    from joyai_embodied.distributed.evaluate import evaluate_distributed
+
+    start = time.perf_counter()
+    run_serial("planner", seeds, config)
+    serial = time.perf_counter() - start
+    walls = {}
+    for workers in (1, 2):
+        _, stats = evaluate_distributed("planner", seeds, config, workers=workers)
+        walls[workers] = stats.wall_s - stats.ready_s  # the episodes, once every worker is built
+        figures = stats.to_dict()
+        share = figures["mean_overhead_s"] / max(figures["mean_episode_s"], 1e-9)
+        print(f"eval planner, {len(seeds)} seeds at {config['width']}x{config['height']}, {workers} worker(s): "
+              f"{stats.wall_s:.2f} s wall, of which {stats.ready_s:.2f} s building env + model; episode "
+              f"{figures['mean_episode_s'] * 1000:.0f} ms, Ray overhead {figures['mean_overhead_s'] * 1000:.1f} ms "
+              f"per episode ({100 * share:.1f}% of an episode)")
+    print(f"eval serial in-process: {serial:.2f} s (incl. building); speed-up of the episodes, 2 workers over 1: "
+          f"{walls[1] / walls[2]:.2f}x")
+
+
+def _throughput(call, count: int) -> float:
+    with ThreadPoolExecutor(CLIENT_THREADS) as pool:
+        list(pool.map(lambda _: call(), range(min(count, 16))))  # warm: every replica has the scene cached
+        start = time.perf_counter()
+        list(pool.map(lambda _: call(), range(count)))
+    return count / (time.perf_counter() - start)
+
+
+def bench_serve(obs, count: int) -> None:
+    from joyai_embodied.serve import ray_serve
+
+    rates: dict[str, dict[int, float]] = {"relation": {}, "observe": {}}
+    for replicas in (1, 2):
+        service = ray_serve.deploy("geometric", replicas=replicas)
+        handle = service.run("observe", {"observation": obs})["handle"]
+        relation = {"scene": handle, "subject": "red cube", "reference": "blue box"}
+        rates["relation"][replicas] = _throughput(lambda: service.run("relation", relation), count)
+        rates["observe"][replicas] = _throughput(lambda: service.run("observe", {"observation": obs}),
+                                                 max(count // 8, 16))
+        ray_serve.undeploy()
+    for kind, by_count in rates.items():
+        print(f"serve {kind}: 1 replica {by_count[1]:.0f} req/s, 2 replicas {by_count[2]:.0f} req/s "
+              f"({by_count[2] / by_count[1]:.2f}x), {CLIENT_THREADS} client threads")
+
+
+def _p50_ms(model, scene, count: int) -> float:
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        model.relation(scene, "red cube", "blue box")
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def bench_latency(obs, count: int) -> None:
+    from joyai_embodied import WorldModel
+    from joyai_embodied.serve import ray_serve
+    from joyai_embodied.serve.zmq_server import ModelServer
+
+    results = {}
+    with ModelServer(WorldModel.load("geometric"), "tcp://127.0.0.1:*") as server:
+        with WorldModel.load("remote", address=server.address, timeout_s=30, retries=0) as model:
+            results["zmq"] = _p50_ms(model, model.observe(obs), count)
+    service = ray_serve.deploy("geometric", replicas=1)
+    with ModelServer(service.world_model, "tcp://127.0.0.1:*", service=service) as server:
+        with WorldModel.load("remote", address=server.address, timeout_s=30, retries=0) as model:
+            results["ray"] = _p50_ms(model, model.observe(obs), count)
+    direct_scene = service.run("observe", {"observation": obs})["handle"]
+    params = {"scene": direct_scene, "subject": "red cube", "reference": "blue box"}
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        service.run("relation", params)
+        times.append(time.perf_counter() - start)
+    ray_serve.undeploy()
+    print(f"latency relation p50: plain ZMQ {results['zmq']:.2f} ms, ZMQ -> Ray Serve {results['ray']:.2f} ms "
+          f"(+{results['ray'] - results['zmq']:.2f} ms); Serve handle alone {1000 * statistics.median(times):.2f} ms")
+
+
+def bench_batching(k: int) -> None:
+    from joyai_embodied import CameraMove
+    from joyai_embodied.backends.joyai_image import write_tiny_checkpoint
+    from joyai_embodied.evaluation.synthetic import default_boxes, front_camera, observe
+    from joyai_embodied.serve import ray_serve
+
+    folder = tempfile.mkdtemp(prefix="joyai-tiny-")
+    checkpoint = write_tiny_checkpoint(os.path.join(folder, "tiny"), seed=0)
+    overrides = {"path": str(checkpoint), "device": "cpu", "dtype": "float32", "steps": 2, "resolution": 64,
+                 "max_new_tokens": 24}
+    service = ray_serve.deploy("joyai-image", replicas=1, overrides=overrides, max_batch=k, batch_wait_s=0.2)
+    handle = service.run("observe", {"observation": observe(front_camera(160, 120), default_boxes())})["handle"]
+    moves = [CameraMove(yaw_deg=float(5 * i)) for i in range(k)]
+    service.run("imagine", {"scene": handle, "move": moves[0], "seed": 0})  # warm
+    start = time.perf_counter()
+    for move in moves:
+        service.run("imagine", {"scene": handle, "move": move, "seed": 0})
+    one_by_one = time.perf_counter() - start
+    with ThreadPoolExecutor(k) as pool:
+        start = time.perf_counter()
+        list(pool.map(lambda m: service.run("imagine", {"scene": handle, "move": m, "seed": 0}), moves))
+        together = time.perf_counter() - start
+    info = service.info()
+    ray_serve.undeploy()
+    print(f"batching, tiny joyai-image on CPU: {k} concurrent imagines {together:.2f} s vs {k} x one "
+          f"{one_by_one:.2f} s ({one_by_one / together:.2f}x); replica batches so far {info['batches']} for "
+          f"{info['batched_requests']} requests")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="6 seeds at 320x240, 120 requests")
+    parser.add_argument("--only", choices=("eval", "serve", "latency", "batching"), action="append")
+    args = parser.parse_args(argv)
+    if os.environ.get("JOYAI_IN_NAMESPACE") != "1":
+        return in_namespace(argv)
+    from joyai_embodied.distributed.cluster import connect
+    from joyai_embodied.evaluation.synthetic import default_boxes, front_camera, observe
+
+    connect(None, num_cpus=2)
+    size = (320, 240) if args.small else (640, 480)
+    seeds = list(range(6 if args.small else 12))
+    count = 120 if args.small else 400
+    obs = observe(front_camera(*size), default_boxes())
+    chosen = args.only or ["eval", "serve", "latency", "batching"]
+    if "eval" in chosen:
+        bench_eval(seeds, {"width": size[0], "height": size[1]})
+    if "serve" in chosen:
+        bench_serve(obs, count)
+    if "latency" in chosen:
+        bench_latency(obs, count)
+    if "batching" in chosen:
+        bench_batching(4)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
