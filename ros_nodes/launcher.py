@@ -138,6 +138,9 @@ def run(args: argparse.Namespace) -> int:
     Raises:
         InvalidInputError: a bad option (see :func:`check_arguments`); BackendUnavailableError: no such backend.
     """
+    from .nodes.runtime import StopSignal
+
+    stop = StopSignal().install()  # first: a SIGTERM during the imports and the model load still ends cleanly
     check_arguments(args)
     configure_environment(args.discovery, args.domain_id)
     from .fastdds_profile import use_large_frame_transport
@@ -177,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
                 f"discovery {args.discovery})")
 
     ros_args = ["--ros-args", "--params-file", args.params_file] if args.params_file else []
-    return serve(make_nodes, threads=args.threads, args=[sys.argv[0], *ros_args], banner=banner)
+    return serve(make_nodes, threads=args.threads, args=[sys.argv[0], *ros_args], banner=banner, stop=stop)
 
 
 def _sim_bridge(args: argparse.Namespace, serving: Any):
@@ -193,9 +196,16 @@ def _sim_bridge(args: argparse.Namespace, serving: Any):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m ros_nodes.launcher``: as ``joyai-embodied ros`` (bad input: one line, exit code 2)."""
+    from joyai_embodied.errors import JoyAIError
+
     parser = argparse.ArgumentParser(prog="joyai-embodied ros", description=__doc__.splitlines()[0])
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    try:
+        return run(parser.parse_args(argv))
+    except JoyAIError as exc:
+        print(f"joyai-embodied ros: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -156,7 +156,7 @@ def _spin(executor: Any, done: Callable[[], bool], report: Callable[[str], None]
 
 
 def serve(make_nodes: Callable[[Serving], Sequence[Any]], threads: int = 4, args: Sequence[str] | None = None,
-          banner: Callable[[Sequence[Any]], str] | None = None) -> int:
+          banner: Callable[[Sequence[Any]], str] | None = None, stop: StopSignal | None = None) -> int:
     """Initialises rclpy, builds the nodes, serves them until SIGINT/SIGTERM, and shuts down cleanly.
 
     Args:
@@ -164,13 +164,14 @@ def serve(make_nodes: Callable[[Serving], Sequence[Any]], threads: int = 4, args
         threads: executor threads.
         args: ROS arguments for ``rclpy.init`` (``--ros-args ...``).
         banner: a line printed once the nodes serve.
+        stop: handlers the caller installed already (as early as it could); installed here otherwise.
 
     Returns:
         0 (a signal is the normal way to stop).
     """
     import rclpy
 
-    stop = StopSignal().install()  # before anything slow, so that an early SIGTERM is not lost
+    stop = stop or StopSignal().install()  # before anything slow, so that an early SIGTERM is not lost
     init_rclpy(args)
     finished = True
     try:
