@@ -97,7 +97,14 @@ class LiberoEnv(gym.Env):
             raise InvalidInputError("options", "only the key 'init_state'", sorted(options))
         self._check_init_state(init_state)
         self.init_state = int(init_state)
-        self._env.reset()
+        # robosuite places fixtures (cabinet, stove) with the global numpy generator and set_init_state does not
+        # move them: seed it from the episode's generator so that a seed replays the same scene exactly.
+        saved = np.random.get_state()
+        np.random.seed(int(self.np_random.integers(2**31)))
+        try:
+            self._env.reset()
+        finally:
+            np.random.set_state(saved)
         self._state = self._env.set_init_state(self.task.init_states[self.init_state])
         self._bind_model()
         for _ in range(self.config.settle_steps):

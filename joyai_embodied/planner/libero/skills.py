@@ -113,10 +113,12 @@ def pick(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
     arm.target_rotation = yaw_rotation(yaw) @ arm.down   # the wrist turns while the arm travels
     _travel(arm, hover, obstacles)
     travelled = arm.steps
+    log.debug("hover %s reached %s", np.round(hover, 3), np.round(arm.position, 3))
     arm.rotate_to_yaw(yaw)
     turned = arm.steps
     arm.move_to(point, max_steps=40)
     descended = arm.steps
+    log.debug("grasp point %s reached %s", np.round(point, 3), np.round(arm.position, 3))
     arm.set_gripper(CLOSE)
     log.debug("pick %s (%s grasp, yaw %.2f): travel to step %d, turn %d, descend %d (%.3f m off), close %d",
               obj.name, kind, yaw, travelled, turned, descended, float(np.linalg.norm(point - arm.position)),
