@@ -360,6 +360,29 @@ def test_use_latest_follows_each_new_frame_and_repeats_agree(client):
         camera.close()
 
 
+def test_a_streaming_camera_does_not_evict_observed_scenes(client):
+    """use_latest scenes of a camera republishing (new stamps) are released as frames pass, not piled up."""
+    from ros_nodes.nodes.common import DEFAULT_MAX_SCENES
+
+    observation, objects = _frames(seed=8, width=160, height=120)
+    kept = client.observe(observation)
+    assert kept.success, kept.error
+    camera = _CameraPublisher(client)
+    seen = set()
+    try:
+        for _ in range(DEFAULT_MAX_SCENES + 8):
+            camera.set_frame(observation)  # a new stamp: a new frame for the node
+            result = _query_latest_until(client, camera, lambda r: r.scene_id not in seen,
+                                         question="How many objects are there?", labels=observation.labels)
+            assert result.success, result.error
+            seen.add(result.scene_id)
+    finally:
+        camera.close()
+    assert len(seen) > DEFAULT_MAX_SCENES  # more use_latest scenes than the store holds went by
+    again = client.spatial_query(scene_id=kept.scene_id, subject=objects[0]["name"], reference=objects[1]["name"])
+    assert again.success, again.error
+
+
 def test_eight_concurrent_clients_each_get_every_answer_once(node_process, scene):
     from ros_nodes.clients.world_model_client import WorldModelClient
 

@@ -14,6 +14,7 @@ latest frames is kept until a new message arrives on a camera topic (:meth:`Late
 
 from __future__ import annotations
 
+import collections
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,9 @@ from .runtime import Serving
 #: Scenes the nodes keep by default. A 640x480 geometric scene holds ~10 MB (frame + point cloud), so
 #: the default bounds the store near 300 MB; ``--max-scenes`` / the ``max_scenes`` parameter change it.
 DEFAULT_MAX_SCENES = 32
+#: Scenes of the latest frames kept per node: the current one and the one before, so that a request still
+#: answering about the previous frame when a new one is observed keeps its scene; older ones are released.
+LATEST_SCENES_KEPT = 2
 
 
 @dataclass
@@ -133,6 +137,9 @@ class LatestFrames:
         # Held while observing a frame not yet cached, so that concurrent requests about a new frame
         # observe it once (the others wait, then hit); the model lock serialises observes anyway.
         self._observe_lock = threading.Lock()
+        # Handles of the scenes observed here, oldest first: a camera streaming frames would otherwise
+        # fill the bounded store and evict the scenes clients observed on purpose.
+        self._own: collections.deque[str] = collections.deque()
         string = ParameterType.PARAMETER_STRING
         for name, default in TOPIC_DEFAULTS.items():
             node.declare_parameter(name, default, ParameterDescriptor(
@@ -181,7 +188,8 @@ class LatestFrames:
 
         The handle is kept until a message arrives on any camera topic (or the labels, or the
         ``camera_pose`` parameter in use, change); one scene answers concurrent requests. A handle the
-        service has evicted meanwhile is observed again.
+        service has evicted meanwhile is observed again. Only the last :data:`LATEST_SCENES_KEPT` scenes
+        observed here stay in the store (its scene_id expires two frames later).
 
         Args:
             labels: ``{segmentation id: name}`` of the request, or None.
@@ -206,6 +214,9 @@ class LatestFrames:
             with self._lock:
                 if self._generation == generation:  # no newer frame arrived while observing
                     self._cached = (key, handle)
+            self._own.append(handle)
+            while len(self._own) > LATEST_SCENES_KEPT:
+                model.service.release([self._own.popleft()])
         return handle
 
     def _lookup(self, key: tuple) -> str | None:
