@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     count = 120 if args.small else 400
     obs = observe(front_camera(*size), default_boxes())
     chosen = args.only or ["eval", "serve", "latency", "batching"]
+    # On a shared machine other jobs take cores from the workers: say how busy it was.
+    print("load average (1, 5, 15 min) at start: " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
     if "eval" in chosen:
         bench_eval(seeds, {"width": size[0], "height": size[1]})
     if "serve" in chosen:

@@ -12,6 +12,8 @@ from ..errors import BackendUnavailableError, InvalidInputError
 
 #: Namespace of the drivers; named actors (the scene store) are looked up in it.
 NAMESPACE = "joyai"
+#: Environment of every Ray worker process, unless this process sets the variable itself.
+WORKER_ENV = {"MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1", "LP_NUM_THREADS": "1"}
 
 
 def import_ray() -> Any:
@@ -43,8 +45,10 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
         return ray
     if num_cpus is not None and (isinstance(num_cpus, bool) or not isinstance(num_cpus, int) or num_cpus < 1):
         raise InvalidInputError("num_cpus", "an integer >= 1", num_cpus)
-    # Workers started by Ray inherit these: headless MuJoCo, and no hub downloads on a worker either.
-    env = {k: os.environ.get(k, v) for k, v in (("MUJOCO_GL", "egl"), ("HF_HUB_OFFLINE", "1"))}
+    # Workers started by Ray inherit these: headless MuJoCo, no hub downloads on a worker either, and one
+    # rendering thread per worker (Mesa's llvmpipe otherwise starts one per core in every worker process,
+    # and N workers on N cores then fight over them).
+    env = {k: os.environ.get(k, v) for k, v in WORKER_ENV.items()}
     options: dict[str, Any] = {"namespace": NAMESPACE, "log_to_driver": False,
                                "runtime_env": {"env_vars": env}}
     try:

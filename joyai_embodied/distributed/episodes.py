@@ -54,8 +54,14 @@ class WorkerState:
 
 def _world_model(config: Mapping[str, Any]) -> Any:
     from ..envs.factory import load_world_model
+    from ..evaluation.synthetic import default_boxes, front_camera, observe
 
-    return load_world_model(config.get("backend", "geometric"), address=config.get("address"))
+    wm = load_world_model(config.get("backend", "geometric"), address=config.get("address"))
+    # One observe first: a worker's first call pays for lazy imports, which would otherwise land in the
+    # first episode of every worker (and in figures such as observe_ms) instead of once per serial run.
+    wm.observe(observe(front_camera(int(config.get("width", 640)), int(config.get("height", 480))),
+                       default_boxes()))
+    return wm
 
 
 # -- planner ---------------------------------------------------------------------------------------------------
