@@ -12,6 +12,12 @@ import numpy as np
 
 #: Subsample the image by this stride: 1-cm finger footprints need no more than every other pixel at 256 px.
 STRIDE = 2
+#: Half width of the strip of a bowl's points that locates its rim on one side.
+RIM_STRIP_HALF_WIDTH_M = 0.012
+#: Points this close inside the outermost one belong to the rim wall.
+RIM_WALL_BAND_M = 0.015
+#: Fewer strip points than this and the rim is taken from the object's box instead.
+MIN_RIM_POINTS = 5
 
 
 class HeightMap:
@@ -37,3 +43,23 @@ class HeightMap:
         near = np.hypot(self.points[:, 0] - xy[0], self.points[:, 1] - xy[1]) < radius_m
         near &= self.ids != exclude_id
         return float(self.points[near, 2].max()) if near.any() else -np.inf
+
+    def rim(self, centre: np.ndarray, axis: np.ndarray, object_id: int,
+            half_width_m: float = RIM_STRIP_HALF_WIDTH_M) -> tuple[float, float] | None:
+        """Where a bowl's rim is along ``axis`` from ``centre``: (outer distance in m, rim top z), or None.
+
+        Uses the object's own points in a narrow strip through the centre along the axis, so a tilted
+        bowl gets the rim height on the side the fingers go to, not its highest point.
+        """
+        mine = self.points[self.ids == object_id]
+        if len(mine) == 0:
+            return None
+        offset = mine[:, :2] - np.asarray(centre)[:2]
+        along = offset @ axis[:2]
+        across = np.abs(offset @ np.array([-axis[1], axis[0]]))
+        strip = (across < half_width_m) & (along > 0)
+        if strip.sum() < MIN_RIM_POINTS:
+            return None
+        outer = float(along[strip].max())
+        near_wall = strip & (along > outer - RIM_WALL_BAND_M)
+        return outer, float(mine[near_wall, 2].max())

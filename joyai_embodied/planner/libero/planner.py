@@ -24,7 +24,9 @@ from .skills import LIFTED_M, RIM_GRASP_WORDS, pick, place_on
 #: Control steps per episode in LIBERO's standard evaluation protocol (as VLA papers report it).
 MAX_STEPS = {"libero_spatial": 220, "libero_object": 280, "libero_goal": 300, "libero_10": 520, "libero_90": 400}
 DEFAULT_MAX_STEPS = 300
-MAX_GRASP_ATTEMPTS = 3
+MAX_GRASP_ATTEMPTS = 4
+#: Pick-and-place rounds: a placement seen to miss the target is picked up again from where it landed.
+MAX_PLACE_ATTEMPTS = 2
 #: Steps to wait after releasing so that LIBERO's contact-based check sees the object at rest.
 SETTLE_AFTER_PLACE_STEPS = 8
 log = logging.getLogger(__name__)
@@ -112,9 +114,33 @@ class LiberoPlanner:
         episode.queries = choice.queries
         episode.predicted_on_target = self._predict(scene, subject, target)
 
-        grasp = None
-        for attempt in range(1, self.max_grasp_attempts + 1):
-            episode.grasp_attempts = attempt
+        attempts = 0
+        for _ in range(MAX_PLACE_ATTEMPTS):
+            grasp, scene, attempts = self._grasp(sim, arm, labels, scene, subject, attempts)
+            episode.grasp_attempts = attempts
+            if grasp is None:
+                episode.failure = "grasp"
+                episode.message = f"{subject.name} not lifted in {attempts} tries"
+                return
+            target = _by_id(scene, target.id) or target
+            obstacles = [o for o in scene.objects if o.id not in (subject.id, target.id)]
+            place_on(arm, grasp, target, obstacles, held_height_m=_hanging(grasp, subject))
+            log.info("placed on %s at step %d (success %s)", target.name, arm.steps, arm.succeeded)
+            arm.hold(SETTLE_AFTER_PLACE_STEPS)
+            if arm.succeeded:
+                break
+            scene = self._observe(sim, labels)   # verify the placement by looking again
+            episode.verified_on_target = self._on(scene, subject.id, target.id)
+            if episode.verified_on_target:
+                break
+            # Not on the target (dropped beside it, or still stuck to a finger): pick it up again from there.
+        episode.verified_on_target = bool(arm.succeeded or episode.verified_on_target)
+
+    def _grasp(self, sim: Any, arm: Arm, labels: Mapping[int, str], scene: Scene, subject: SceneObject,
+               attempts: int) -> tuple[Any, Scene, int]:
+        """Picks ``subject`` until it is seen lifted; returns (grasp or None, latest scene, attempts so far)."""
+        while attempts < self.max_grasp_attempts:
+            attempts += 1
             subject = _by_id(scene, subject.id) or subject
             before_top = subject.top_z
             obstacles = [o for o in scene.objects if o.id != subject.id]
@@ -122,25 +148,14 @@ class LiberoPlanner:
             scene = self._observe(sim, labels)   # verify the lift by looking again
             lifted = _by_id(scene, subject.id)
             rise = None if lifted is None else lifted.top_z - before_top
-            log.info("grasp %d of %s: fingers %.4f m, rose %s m, step %d", attempt, subject.name, arm.finger_width,
+            log.info("grasp %d of %s: fingers %.4f m, rose %s m, step %d", attempts, subject.name, arm.finger_width,
                      None if rise is None else round(rise, 3), arm.steps)
             if grasp is not None and rise is not None and rise > LIFTED_M:
-                break
+                return grasp, scene, attempts
             if grasp is not None:
                 arm.set_gripper(OPEN)
                 scene = self._observe(sim, labels)
-            grasp = None
-        if grasp is None:
-            episode.failure, episode.message = "grasp", f"{subject.name} not lifted in {self.max_grasp_attempts} tries"
-            return
-
-        target = _by_id(scene, target.id) or target
-        obstacles = [o for o in scene.objects if o.id not in (subject.id, target.id)]
-        place_on(arm, grasp, target, obstacles, held_height_m=_hanging(grasp, subject))
-        log.info("placed on %s at step %d (success %s)", target.name, arm.steps, arm.succeeded)
-        arm.hold(SETTLE_AFTER_PLACE_STEPS)
-        scene = self._observe(sim, labels)
-        episode.verified_on_target = self._on(scene, subject.id, target.id)
+        return None, scene, attempts
 
     def _predict(self, scene: Scene, subject: SceneObject, target: SceneObject) -> bool:
         """Imagines the subject moved onto the target and asks whether it then rests on it."""

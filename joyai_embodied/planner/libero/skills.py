@@ -42,6 +42,13 @@ FINGER_FOOTPRINT_M = 0.015
 FINGERTIP_BELOW_M = 0.01
 #: Room below a fingertip beyond this counts as clear (the table itself leaves ~2 cm; ties go to the unturned wrist, then reach).
 ROOM_ENOUGH_M = 0.015
+#: The fingers close this far inside an observed rim's outer edge: on the wall itself (a few mm thick), so
+#: closing pinches it instead of pushing the bowl (a bowl resting on a ramekin falls off when pushed).
+SEEN_RIM_INSET_M = 0.007
+#: A side whose rim the camera does not see is tried only when the others are blocked.
+UNSEEN_RIM_PENALTY_M = 0.01
+#: An observed rim farther than this from the box's radius is noise (rim bleed), not the rim.
+RIM_TRUST_M = 0.02
 #: Gripper yaws tried for a rim grasp (rad, about the start orientation).
 RIM_YAWS = (0.0, np.pi / 2)
 #: Words of categories that get a rim grasp.
@@ -76,15 +83,22 @@ def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
             for sign in (1.0, -1.0):
                 point = centre + sign * (radius - RIM_INSET_M) * axis
                 point[2] = grasp_z
+                seen = heights.rim(centre, sign * axis, obj.id) if heights is not None else None
+                if seen is not None and abs(seen[0] - radius) < RIM_TRUST_M:
+                    # The observed rim on this side: right for tilted bowls and boxes cut by occlusion.
+                    point = centre + sign * (seen[0] - SEEN_RIM_INSET_M) * axis
+                    point[2] = seen[1] - RIM_GRASP_DEPTH_M
                 outer = point + sign * FINGER_HALF_SPAN_M * axis
                 if heights is not None:
-                    room = grasp_z - FINGERTIP_BELOW_M - heights.top_near(outer[:2], FINGER_FOOTPRINT_M, obj.id)
+                    room = point[2] - FINGERTIP_BELOW_M - heights.top_near(outer[:2], FINGER_FOOTPRINT_M, obj.id)
                 else:
                     room = _clearance(outer, obstacles)
                 # Among clear points: prefer not turning the wrist, then the side nearer the arm (reach).
                 reach = float(np.linalg.norm(point[:2] - arm.home[:2]))
-                score = min(room, ROOM_ENOUGH_M) - (0.001 if yaw else 0.0) - 0.005 * reach
-                log.debug("rim candidate yaw %.2f side %+d: room %.3f m, reach %.2f m", yaw, sign, room, reach)
+                score = (min(room, ROOM_ENOUGH_M) - (0.001 if yaw else 0.0) - 0.005 * reach
+                         - (UNSEEN_RIM_PENALTY_M if seen is None else 0.0))
+                log.debug("rim candidate yaw %.2f side %+d: room %.3f m, reach %.2f m, box radius %.3f, seen %s",
+                          yaw, sign, room, reach, radius, seen)
                 if best is None or score > best[0]:
                     best = (score, point, yaw)
         return best[1], best[2], "rim"
@@ -149,6 +163,7 @@ def place_on(arm: Arm, grasp: Grasp, support: SceneObject, obstacles: Sequence[S
     release[2] = support.top_z + below + PLACE_CLEARANCE_M
     _travel(arm, release + np.array([0.0, 0.0, APPROACH_M / 2]), obstacles, hanging_m=below)
     arm.move_to(release, max_steps=40)
+    log.debug("release point %s reached %s (hang %.3f m)", np.round(release, 3), np.round(arm.position, 3), below)
     arm.set_gripper(OPEN)
     arm.move_to(release + np.array([0.0, 0.0, APPROACH_M]), tolerance_m=VIA_M, max_steps=30)
     aim[2] = support.top_z
