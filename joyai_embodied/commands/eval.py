@@ -61,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     """
     if getattr(args, "libero", None):
         from ..evaluation.libero import run_libero_eval
+        from ..distributed.cli import run_libero_eval as run_libero_on_ray, uses_ray
+
+        if uses_ray(args):  # --workers N | --ray-address ADDR: one (task, init state) per Ray episode
+            return run_libero_on_ray(args)
 
         return run_libero_eval(args)
     from ..envs import load_world_model

@@ -95,6 +95,43 @@ def run_eval(args: argparse.Namespace) -> int:
     return status
 
 
+def run_libero_eval(args: argparse.Namespace) -> int:
+    """``joyai-embodied eval --libero SUITE --workers N | --ray-address ADDR``: LIBERO episodes on Ray workers.
+
+    Returns:
+        0 when every episode succeeded, 1 otherwise (as the serial LIBERO evaluation).
+
+    Raises:
+        InvalidInputError: bad suite, task or init-state list.
+    """
+    from ..evaluation.libero import format_task_table, parse_index_list
+    from .episodes import LIBERO_KEY_STRIDE, libero_keys
+    from .evaluate import evaluate_distributed
+
+    from sim_envs.libero.suites import task_count  # the suite's size, to expand "all tasks"
+
+    tasks = list(range(task_count(args.libero))) if args.tasks is None else parse_index_list(args.tasks, "tasks")
+    keys = libero_keys(tasks, parse_index_list(args.init_states, "init-states"))
+    config = {"suite": args.libero, "backend": getattr(args, "backend", "geometric"),
+              "address": getattr(args, "address", None)}
+
+    def progress(episode: Any) -> None:
+        task, state = divmod(episode.seed, LIBERO_KEY_STRIDE)
+        print(f"[{episode.done}/{episode.total}] task {task} init {state}: {episode.seconds:.1f} s "
+              f"(node {episode.node_id[:8]})", flush=True)
+
+    report, stats = evaluate_distributed("libero", keys, config, workers=getattr(args, "workers", None),
+                                         address=getattr(args, "ray_address", None), progress=progress)
+    report = {**report, "workers": stats.workers, "wall_s": round(stats.wall_s, 3), "ray": stats.to_dict()}
+    out = Path(getattr(args, "out", None) or "out/eval")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"libero_{args.libero}.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    if report.get("episodes"):
+        print(format_task_table(report))
+    print(f"({report['wall_s']} s on {stats.workers} workers; written {out / ('libero_' + args.libero + '.json')})")
+    return 0 if report.get("success_rate") == 1.0 and not stats.lost else 1
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """``joyai-embodied serve-model --ray``: deploys the replicas, then serves ZMQ in front of them.
 

@@ -15,6 +15,8 @@ How close the merged report is to the all-seeds-at-once evaluation:
 - ``imagination``: every figure is the mean over seeds as serially (each seed scores one view per yaw).
 - ``spatial``: counts, accuracies, means, maxima and ``observe_ms`` (median of one-scene medians) are the
   serial ones; a ``p95`` is the n-weighted mean of the per-seed p95 (the per-scene errors are not returned).
+- ``libero``: one (task, init state) per episode (key ``task * 1000 + init_state``, :func:`libero_keys`);
+  the report is ``evaluate_libero``'s ``summarise`` of the same episode records.
 """
 
 from __future__ import annotations
@@ -173,6 +175,33 @@ def _nanmean(values: Sequence[float]) -> float:
     return float(sum(finite) / len(finite)) if finite else float("nan")
 
 
+# -- LIBERO ----------------------------------------------------------------------------------------------------
+#: A LIBERO episode's key is ``task * LIBERO_KEY_STRIDE + init_state`` (init states are 0-49 in the protocol).
+LIBERO_KEY_STRIDE = 1000
+
+
+def libero_keys(tasks: Sequence[int], init_states: Sequence[int]) -> list[int]:
+    """Episode keys of ``tasks`` x ``init_states``, in the order the serial evaluation runs them."""
+    return [t * LIBERO_KEY_STRIDE + s for t in sorted(set(tasks)) for s in sorted(set(init_states))]
+
+
+def _libero_run(state: WorkerState, key: int) -> dict[str, Any]:
+    from ..evaluation.libero import evaluate_libero
+
+    task, init_state = divmod(int(key), LIBERO_KEY_STRIDE)
+    # evaluate_libero makes the env per call (one task); the world model is the worker's own, kept
+    report = evaluate_libero(state.config["suite"], tasks=[task], init_states=[init_state], out_dir=None,
+                             world_model=state.wm, width=int(state.config.get("width", 256)),
+                             height=int(state.config.get("height", 256)), progress=None)
+    return report["episodes"][0]
+
+
+def _libero_merge(records: Sequence[dict[str, Any]], config: Mapping[str, Any]) -> dict[str, Any]:
+    from ..evaluation.libero import summarise
+
+    return summarise(config["suite"], list(records))
+
+
 def _model_build(config: Mapping[str, Any]) -> WorkerState:
     # evaluate_spatial / evaluate_imagination make their simulator per call; only the model is kept.
     return WorkerState(config, _world_model(config))
@@ -182,6 +211,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "planner": Benchmark(_planner_build, _planner_run, _planner_merge),
     "spatial": Benchmark(_model_build, _spatial_run, _spatial_merge),
     "imagination": Benchmark(_model_build, _imagination_run, _imagination_merge),
+    "libero": Benchmark(_model_build, _libero_run, _libero_merge),  # config: suite, width, height
 }
 
 
