@@ -141,7 +141,7 @@ def run_serve(args: argparse.Namespace) -> int:
     Raises:
         JoyAIError: Ray missing or unreachable, bad option, the model fails to load on a replica.
     """
-    from ..serve import ray_serve, zmq_server
+    from ..serve import zmq_server
     from ..serve.endpoint import check_bind
     from ..serve.zmq_server import ModelServer
     from .cluster import connect
@@ -149,7 +149,8 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.generate_keys:
         return zmq_server.run(args)
     check_bind(args.bind, args.keys, args.insecure)  # refused before a replica loads a model
-    connect(args.ray_address)
+    connect(args.ray_address)  # a one-line BackendUnavailableError when Ray is missing or unreachable
+    from ..serve import ray_serve
     overrides = {"device": args.device} if getattr(args, "device", None) else {}
     service = ray_serve.deploy(args.preset, args.replicas, overrides=overrides, max_scenes=args.max_scenes,
                                num_gpus=args.replica_gpus)
