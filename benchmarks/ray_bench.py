@@ -34,15 +34,24 @@ CLIENT_THREADS = 8
 
 
 def in_namespace(argv: list[str]) -> int:
-    """Re-runs this script inside ``unshare -n`` with only loopback up; returns its exit code."""
-    env = {**os.environ, "JOYAI_IN_NAMESPACE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    inner = " ".join([sys.executable, os.path.abspath(__file__), *argv])
+    """Re-runs this script inside ``unshare -n`` with only loopback up; returns its exit code.
+
+    Where a namespace cannot be made (no unshare, not root) it prints why and returns 0: a Ray cluster is
+    never started on the machine's network, and CI's ``bench-small`` goes on (as the Ray tests skip).
+    """
+    import shlex
+
     try:
-        return subprocess.call(["unshare", "-n", "bash", "-c", f"ip link set lo up && exec {inner}"], env=env)
+        probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True)
     except FileNotFoundError:
-        print("ray_bench: needs unshare (util-linux) and root: Ray must run in a loopback-only namespace",
-              file=sys.stderr)
-        return 2
+        probe = None
+    if probe is None or probe.returncode != 0:
+        print("ray_bench: skipped: Ray runs only in a loopback-only network namespace, and `unshare -n` is not "
+              "available here (needs util-linux and root)")
+        return 0
+    env = {**os.environ, "JOYAI_IN_NAMESPACE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    inner = " ".join(shlex.quote(a) for a in [sys.executable, os.path.abspath(__file__), *argv])
+    return subprocess.call(["unshare", "-n", "bash", "-c", f"ip link set lo up && exec {inner}"], env=env)
 
 
 def bench_eval(seeds: list[int], config: dict) -> None:

@@ -144,3 +144,5 @@ class SharedScenes:
         for handle, scene in pending:
             await self.store.put.remote(handle, scene)
             self._cache[handle] = scene
+        while len(self._cache) > self.max_scenes:
+            self._cache.popitem(last=False)
