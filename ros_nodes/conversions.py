@@ -43,6 +43,10 @@ SEGMENTATION_ENCODINGS = ("32SC1", "16UC1", "mono16", "16SC1", "8UC1", "mono8")
 #: fastdds_profile; a larger one loses fragments and its sender waits for nothing.
 MAX_IMAGE_PIXELS = 1920 * 1080
 MAX_IMAGE_PIXELS_TEXT = "e.g. 1920x1080"
+#: Largest reply the nodes build: the 32 MiB segment less room for headers and the other fields.
+MAX_REPLY_BYTES = 28 * 2**20
+#: Bytes per pixel of an imagined view on the wire: rgb8 3 + 32FC1 depth 4 + 32SC1 ids 4 + mono8 mask 1.
+VIEW_BYTES_PER_PIXEL = 12
 
 
 def is_empty(msg: Image) -> bool:
@@ -278,6 +282,19 @@ def check_image_size(width: int, height: int, field: str = "rgb") -> None:
         raise InvalidInputError(f"{field}.width/height", f"at most {MAX_IMAGE_PIXELS} pixels over ROS "
                                 f"({MAX_IMAGE_PIXELS_TEXT}; the shared-memory segment holds one such frame)",
                                 f"{width}x{height}")
+
+
+def check_views_fit(views: int, width: int, height: int, field: str = "max_views") -> None:
+    """Refuses, before any work, ``views`` imagined views of ``width x height`` beyond :data:`MAX_REPLY_BYTES`.
+
+    Raises:
+        InvalidInputError: too many views of that size for one reply (the message gives how many fit).
+    """
+    per_view = int(width) * int(height) * VIEW_BYTES_PER_PIXEL
+    fit = MAX_REPLY_BYTES // per_view if per_view else views
+    if views > fit:
+        raise InvalidInputError(field, f"at most {fit} imagined view(s) of {width}x{height} in one ROS reply "
+                                f"({per_view / 2**20:.1f} MiB each, {MAX_REPLY_BYTES // 2**20} MiB per reply)", views)
 
 
 def observation_from_messages(rgb: Image, depth: Image, segmentation: Image, camera_info: CameraInfo,

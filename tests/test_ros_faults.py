@@ -269,3 +269,17 @@ def test_a_killed_launcher_is_reported_to_a_waiting_client_not_timed_out(ros_con
     finally:
         _kill(process)
         client.destroy_node()
+
+
+def test_replies_that_would_not_fit_the_transport_are_refused_before_any_work():
+    """An imagined view bigger than the limit, or more views than one reply holds: refused, naming the limit."""
+    from joyai_embodied.errors import InvalidInputError
+    from ros_nodes import conversions
+
+    conversions.check_views_fit(7, 640, 480)  # 7 x 3.5 MiB fit in 28 MiB
+    with pytest.raises(InvalidInputError, match=r"max_views: expected at most 7 imagined view\(s\) of 640x480"):
+        conversions.check_views_fit(8, 640, 480)
+    with pytest.raises(InvalidInputError, match="at most 1 imagined"):
+        conversions.check_views_fit(2, 1920, 1080)
+    with pytest.raises(InvalidInputError, match="viewpoint_info.width/height"):
+        conversions.check_image_size(2500, 2500, "viewpoint_info")

@@ -542,3 +542,21 @@ def test_images_beyond_the_ros_limit_are_refused_with_the_limit(client, scene):
     response = client._wait(client._query_client.call_async(request), 30.0, "big request")
     assert not response.success and str(conversions.MAX_IMAGE_PIXELS) in response.error, response.error
     assert response.error.startswith("rgb.width/height") and time.monotonic() - started < 10
+
+    # Replies are bounded too: an imagined view beyond the limit, more views than one reply holds.
+    from joyai_interfaces.action import Imagine
+
+    from joyai_embodied.types import CameraPose
+
+    kept = client.observe(observation).scene_id
+    huge = CameraPose(observation.cam_to_world, observation.intrinsics, 2500, 2500)
+    with pytest.raises(InvalidInputError, match="viewpoint.width/height"):
+        client.imagine(scene_id=kept, viewpoint=huge)  # refused before sending
+    goal = Imagine.Goal(scene_id=kept, use_viewpoint=True, seed=-1)
+    conversions.fill_camera_fields(goal, "viewpoint", huge)
+    handle = client._wait(client._imagine_client.send_goal_async(goal), 30.0, "goal")
+    outcome = client.to_imagine_result(client._wait(handle.get_result_async(), 30.0, "result"))
+    assert outcome.status == "aborted" and outcome.error.startswith("viewpoint_info.width/height"), outcome.error
+    many = client.spatial_query(scene_id=kept, question=f"Is the {observation.labels[1]} left of the "
+                                f"{observation.labels[2]}?", with_imagination=True, max_views=16)
+    assert not many.success and many.error.startswith("max_views: expected at most 7 imagined"), many.error

@@ -234,6 +234,7 @@ class WorldModelClient(Node):
                                       seed=-1 if seed is None else int(seed), edit_only=bool(edit_only))
         goal.target.x, goal.target.y, goal.target.z = (float(v) for v in target)
         if viewpoint is not None:
+            conversions.check_image_size(viewpoint.width, viewpoint.height, "viewpoint")  # the view comes back
             goal.use_viewpoint = True
             conversions.fill_camera_fields(goal, "viewpoint", viewpoint)
         _fill_scene(goal, observation, labels, scene_id)

@@ -138,6 +138,7 @@ class ImaginationNode(Node):
 def move_from_goal(goal: Any) -> CameraMove | CameraPose:
     """The camera an Imagine goal asks for: its explicit viewpoint, or the move about the pivot."""
     if goal.use_viewpoint:
+        conversions.check_image_size(goal.viewpoint_info.width, goal.viewpoint_info.height, "viewpoint_info")
         return conversions.camera_from_fields(goal.viewpoint_info, goal.viewpoint_pose, goal.viewpoint_cam_to_world)
     return CameraMove(yaw_deg=goal.yaw_deg, pitch_deg=goal.pitch_deg, zoom=goal.zoom or 1.0)
 

@@ -83,6 +83,8 @@ class SpatialReasoningNode(Node):
             if subject:
                 relation = service.relation(handle, subject, reference, frame=frame)
             if question.strip() and request.with_imagination:
+                seen = service.scene(handle).observation
+                conversions.check_views_fit(int(request.max_views), seen.width, seen.height)
                 answer = service.answer_with_imagination(handle, question, max_views=int(request.max_views))
             elif question.strip():
                 answer = service.ask(handle, question, frame=frame)
