@@ -5,6 +5,7 @@ inside functions, which are still dependencies, and ``importlib.import_module("l
 bottom (README "Where things are")::
 
     commands      joyai_embodied.commands (and the joyai_embodied.cli alias)
+    scale-out     joyai_embodied.distributed: evaluation episodes on Ray actors, the model on Ray Serve
     factory       joyai_embodied.envs: make_env / load_world_model, the one place that picks adapters
     applications  planner, evaluation, recording, rollout (WorldModelEnv)
     transports    joyai_embodied.serve, ros_nodes
@@ -35,6 +36,7 @@ SKIPPED_DIRS = {"joyai_interfaces", "launch", "__pycache__"}
 LAYER_OF_PREFIX = {
     "joyai_embodied.commands": "commands",
     "joyai_embodied.cli": "commands",
+    "joyai_embodied.distributed": "scale-out",
     "joyai_embodied.envs": "factory",
     "joyai_embodied.planner": "applications",
     "joyai_embodied.evaluation": "applications",
@@ -54,8 +56,10 @@ LAYER_OF_PREFIX = {
     "joyai_embodied.config": "foundation",
 }
 BELOW = {  # layer -> the layers it may import besides its own
-    "commands": {"factory", "applications", "transports", "environments", "service", "world model", "backends",
+    "commands": {"scale-out", "factory", "applications", "transports", "environments", "service", "world model", "backends",
                  "foundation"},
+    "scale-out": {"factory", "applications", "transports", "environments", "service", "world model", "backends",
+                  "foundation"},
     "factory": {"transports", "environments", "service", "world model", "backends", "foundation"},
     "applications": {"environments", "service", "world model", "backends", "foundation"},
     "transports": {"environments", "service", "world model", "backends", "foundation"},
