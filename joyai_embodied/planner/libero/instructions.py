@@ -64,3 +64,39 @@ def parse_pick_place(instruction: str) -> PickPlaceGoal:
             raise InvalidInputError("instruction", "a referring clause such as 'next to the plate'", repr(parts[1]))
     preposition = "in" if match["prep"] in ("in", "into", "inside") else "on"
     return PickPlaceGoal(instruction, subject, clause, references, match["target"], preposition)
+
+
+_BOTH = re.compile(r"^(?:put|place|pick up) both (?:the )?(?P<a>.+?) and (?:the )?(?P<b>.+?) "
+                   r"(?P<prep>on top of|on|in|into|inside) the (?P<target>.+)$")
+_SECOND_STEP = re.compile(r" and (?=(?:put|place|pick up) the )")
+#: Verbs of articulated-object skills (drawers, knobs, doors, pushing) this planner does not have.
+ARTICULATION_VERBS = ("open", "close", "turn on", "turn off", "push")
+
+
+def parse_goals(instruction: str) -> list[PickPlaceGoal]:
+    """A LIBERO instruction as a sequence of pick-and-place goals (multi-step tasks give several).
+
+    "put both the alphabet soup and the tomato sauce in the basket" -> two goals into the basket;
+    "put the white mug on the plate and put the chocolate pudding ..." -> one goal per clause.
+
+    Raises:
+        InvalidInputError: (field "instruction") a part is not a pick-and-place; ``needs_articulation``
+            tells whether it asks for a drawer, knob or push.
+    """
+    if not isinstance(instruction, str) or not instruction.strip():
+        raise InvalidInputError("instruction", "a non-empty sentence", repr(instruction))
+    text = " ".join(instruction.lower().strip().rstrip(".").split())
+    if needs_articulation(text):
+        raise InvalidInputError("instruction", "a pick-and-place without drawers, knobs or pushing (no such skill yet)",
+                                repr(instruction))
+    both = _BOTH.match(text)
+    if both:
+        tail = f" {both['prep']} the {both['target']}"
+        return [parse_pick_place(f"put the {both['a']}{tail}"), parse_pick_place(f"put the {both['b']}{tail}")]
+    return [parse_pick_place(part) for part in _SECOND_STEP.split(text)]
+
+
+def needs_articulation(instruction: str) -> bool:
+    """True when the instruction asks to open/close/turn/push something (a skill this planner lacks)."""
+    text = " " + " ".join(instruction.lower().split()) + " "
+    return any(f" {verb} " in text for verb in ARTICULATION_VERBS)
