@@ -11,6 +11,7 @@ import pytest
 
 from joyai_embodied.errors import InvalidInputError
 from joyai_embodied.planner.libero import parse_pick_place
+from joyai_embodied.planner.libero.instructions import needs_articulation, parse_goals
 
 SPATIAL = {
     0: ("between", ("plate", "ramekin")),
@@ -31,6 +32,17 @@ def test_parses_libero_spatial_instructions():
     assert (goal.subject, goal.clause, goal.target, goal.preposition) == ("alphabet soup", None, "basket", "in")
     with pytest.raises(InvalidInputError, match="^instruction: "):
         parse_pick_place("open the top drawer of the cabinet")
+
+
+def test_multi_step_instructions_become_goal_sequences():
+    goals = parse_goals("put both the alphabet soup and the tomato sauce in the basket")
+    assert [(g.subject, g.target, g.preposition) for g in goals] == [("alphabet soup", "basket", "in"),
+                                                                      ("tomato sauce", "basket", "in")]
+    goals = parse_goals("put the bowl on the plate and put the cream cheese in the bowl")
+    assert [(g.subject, g.target) for g in goals] == [("bowl", "plate"), ("cream cheese", "bowl")]
+    with pytest.raises(InvalidInputError, match="drawers, knobs"):
+        parse_goals("put the black bowl in the bottom drawer of the cabinet and close it")
+    assert needs_articulation("turn on the stove") and not needs_articulation("put the bowl on the stove")
 
 
 libero = pytest.importorskip("libero.libero", reason="needs the libero extra")
