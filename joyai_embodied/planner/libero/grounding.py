@@ -74,7 +74,10 @@ def find_category(scene: Scene, phrase: str) -> list[SceneObject]:
     contains = [o for o in scene.objects if set(wanted) <= set(category_of(o.name).lower().split())]
     if contains:
         return contains
-    return [o for o in scene.objects if set(category_of(o.name).lower().split()) <= set(wanted)]
+    within = [o for o in scene.objects if set(category_of(o.name).lower().split()) <= set(wanted)]
+    # "yellow and white mug" holds both "white yellow mug" and "white mug": the fuller label wins.
+    most = max((len(category_of(o.name).split()) for o in within), default=0)
+    return [o for o in within if len(category_of(o.name).split()) == most]
 
 
 def find_one(scene: Scene, phrase: str) -> SceneObject:
