@@ -135,9 +135,9 @@ class _Simulator:
 class _MujocoSimulator(_Simulator):
     def __init__(self, width: int, height: int):
         import gymnasium as gym
-        import sim_envs  # noqa: F401  (registers the env)
+        import sim_envs  # registers the env
 
-        self.env = gym.make("joyai/TabletopSpatial-v0", width=width, height=height)
+        self.env = gym.make(sim_envs.ENV_ID, width=width, height=height)
 
     def reset(self, seed: int) -> None:
         obs, info = self.env.reset(seed=seed)

@@ -67,13 +67,13 @@ def evaluate_spatial(seeds: Iterable[int], width: int = 640, height: int = 480, 
     """
     import gymnasium as gym
 
-    import sim_envs  # noqa: F401  (registers the env)
+    import sim_envs  # registers the env
     from sim_envs import relations as truth
 
     from .. import CameraPose, WorldModel
 
     wm = world_model if world_model is not None else WorldModel.load("geometric")
-    env = gym.make("joyai/TabletopSpatial-v0", width=width, height=height)
+    env = gym.make(sim_envs.ENV_ID, width=width, height=height)
     correct: dict[str, list[bool]] = {}
     distance_errors, centroid_errors, size_errors, observe_ms = [], [], [], []
     names_right = names_total = found = expected = 0

@@ -5,7 +5,7 @@
     episode = planner.run_episode(env, seed=3)      # env: joyai/TabletopSpatial-v0, action_mode="primitive"
     write_report([episode], "out/demo")
 
-The command line front end is ``joyai-embodied demo`` (:mod:`.cli`).
+The command line front end is ``joyai-embodied demo`` (:mod:`joyai_embodied.commands.demo`).
 """
 
 from .instructions import Goal, InstructionError, parse_instruction

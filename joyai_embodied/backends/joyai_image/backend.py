@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ...camera import orbit
+from ...spatial import orbit_scene
 from ...config import resolve_config
 from ...errors import BackendUnavailableError, CheckpointError, InvalidInputError
 from ...spatial import scene_pivot
@@ -242,8 +242,9 @@ class JoyAIImageBackend(UnderstandingMixin, Backend):
         if isinstance(move, CameraPose):
             target, move = move, move_towards(observed, move, scene.pivot)
         else:
-            target = CameraPose(orbit(observed.cam_to_world, scene.pivot, move), observed.intrinsics,
-                                observed.width, observed.height)
+            cloud = scene.data.get("cloud") if isinstance(scene.data, dict) else None
+            plane = getattr(cloud, "plane", None)  # the lifted cloud's support plane, when there was depth
+            target = orbit_scene(scene, move, plane=plane)
         prompts.check_camera_move(move)
         return prompts.camera_prompt(move), target
 
@@ -370,8 +371,12 @@ def _lift(observation: Observation) -> tuple[Any, list[SceneObject]]:
     if observation.depth is not None:
         from ..geometric.perception import lift_observation
 
-        cloud, objects = lift_observation(observation)
-        return cloud, list(objects)
+        try:
+            cloud, objects = lift_observation(observation)
+            return cloud, list(objects)
+        except InvalidInputError as exc:  # depth is optional here: unusable depth leaves the names only
+            if exc.field != "depth":
+                raise
     if observation.labels:  # names without geometry: relations and rotations work, MoveObject does not
         return None, [SceneObject(id=i, name=name, centroid=np.full(3, np.nan), extent=np.zeros(3))
                       for i, name in sorted(observation.labels.items())]
