@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 # Debian packages: EGL/OSMesa for headless MuJoCo rendering, libusb for Open3D; the venv module, Python headers,
 # CMake and a compiler to build the ROS 2 interface wheel (ros_nodes/build_interfaces.sh) on a fresh machine.
 APT_PACKAGES := libegl1 libegl-mesa0 libgbm1 libgl1-mesa-dri libopengl0 libglvnd0 libosmesa6 libusb-1.0-0 libgomp1 \
-                python3-venv python3-dev cmake build-essential
+                python3-venv python3-dev cmake build-essential iproute2 util-linux
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.joyai-installed
@@ -56,7 +56,8 @@ $(STAMP): setup.py Makefile ros_nodes/build_interfaces.sh $(INTERFACE_SOURCES)
 	@touch $(STAMP)
 
 # Every benchmark at small size: quick figures and a check that the scripts run (CI runs this too).
-BENCHMARKS := sim_bench speed eval_spatial eval_imagination eval_planner remote_bench ros_bench sim_bridge_bench
+BENCHMARKS := sim_bench speed image_size eval_spatial eval_imagination eval_planner remote_bench ros_bench sim_bridge_bench \
+              replay_bench soak eval_libero ray_bench
 bench-small: $(STAMP)
 	@for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py --small"; $(BIN)/python benchmarks/$$b.py --small || exit 1; done
 	$(BIN)/python benchmarks/gpu_smoke.py --tiny --small
