@@ -99,7 +99,7 @@ class WorldModel:
         options = resolve_preset(name_or_preset)
         options.update({k: v for k, v in overrides.items() if v is not None})
         backend_name = options.pop("backend")
-        for key in ("name", "aliases", "description"):
+        for key in ("name", "aliases", "description", "ray_serve"):  # not backend options (ray_serve: serve/ray_serve.py)
             options.pop(key, None)
         backend = create_backend(backend_name, **options)
         return cls(backend, {"backend": backend_name, **options})
