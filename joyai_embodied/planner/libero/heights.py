@@ -18,6 +18,10 @@ RIM_STRIP_HALF_WIDTH_M = 0.012
 RIM_WALL_BAND_M = 0.015
 #: Fewer strip points than this and the rim is taken from the object's box instead.
 MIN_RIM_POINTS = 5
+#: A top face this much longer than wide has a narrow side to grasp across.
+NARROW_RATIO = 1.2
+#: Points within this of an object's highest point form its top face.
+TOP_BAND_M = 0.01
 
 
 class HeightMap:
@@ -63,3 +67,20 @@ class HeightMap:
         outer = float(along[strip].max())
         near_wall = strip & (along > outer - RIM_WALL_BAND_M)
         return outer, float(mine[near_wall, 2].max())
+
+    def narrow_axis(self, object_id: int, min_ratio: float = NARROW_RATIO) -> np.ndarray | None:
+        """Horizontal direction across which the object's observed top is narrowest, or None if it is round.
+
+        Args:
+            min_ratio: the long/short spread ratio below which the object counts as round.
+        """
+        mine = self.points[self.ids == object_id]
+        if len(mine) < MIN_RIM_POINTS:
+            return None
+        top = mine[mine[:, 2] > mine[:, 2].max() - TOP_BAND_M]   # the top face: seen whole from above
+        if len(top) < MIN_RIM_POINTS:
+            return None
+        values, vectors = np.linalg.eigh(np.cov((top[:, :2] - top[:, :2].mean(0)).T))
+        if values[0] <= 0 or values[1] / values[0] < min_ratio ** 2:
+            return None
+        return np.array([vectors[0, 0], vectors[1, 0], 0.0])

@@ -105,6 +105,9 @@ def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
     # Box-like: fingers close across the narrower horizontal side of the object's oriented box.
     axes = np.asarray(obj.obb_rotation, dtype=np.float64)
     narrow = axes[:, 0] if obj.extent[0] <= obj.extent[1] else axes[:, 1]
+    seen = heights.narrow_axis(obj.id) if heights is not None else None
+    if seen is not None:   # the observed top face is more telling than a box fitted to a half-hidden object
+        narrow = seen
     yaw = _wrap_half_turn(np.arctan2(narrow[1], narrow[0]) - np.arctan2(arm.closing_axis[1], arm.closing_axis[0]))
     point = centre.copy()
     point[2] = obj.top_z - min(TOP_GRASP_DEPTH_M, float(obj.extent[2]) / 2.0)
