@@ -19,6 +19,11 @@ from .types import (Answer, CameraMove, CameraPose, Edit, ImaginedView, MoveObje
                     RotateObject, Scene)
 
 
+#: Preset keys that are not backend options: the preset's own names, and the Ray Serve deployment section
+#: (read by joyai_embodied/serve/ray_serve.py).
+PRESET_META_KEYS = ("name", "aliases", "description", "ray_serve")
+
+
 def preset_dirs() -> list[Path]:
     """Folders searched for presets: $JOYAI_MODELS_DIR, the repository's models/, the installed copy."""
     dirs = []
@@ -99,7 +104,7 @@ class WorldModel:
         options = resolve_preset(name_or_preset)
         options.update({k: v for k, v in overrides.items() if v is not None})
         backend_name = options.pop("backend")
-        for key in ("name", "aliases", "description", "ray_serve"):  # not backend options (ray_serve: serve/ray_serve.py)
+        for key in PRESET_META_KEYS:
             options.pop(key, None)
         backend = create_backend(backend_name, **options)
         return cls(backend, {"backend": backend_name, **options})

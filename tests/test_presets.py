@@ -3,7 +3,7 @@
 import pytest
 
 from joyai_embodied import BackendUnavailableError, WorldModel
-from joyai_embodied.world_model import list_presets, resolve_preset
+from joyai_embodied.world_model import PRESET_META_KEYS, list_presets, resolve_preset
 
 
 def test_shipped_presets_are_found():
@@ -84,7 +84,7 @@ def test_every_shipped_preset_builds_its_backend_config():
     for name, path in sorted(list_presets().items()):
         options = yaml.safe_load(path.read_text())
         backend = options.pop("backend")
-        for key in ("name", "aliases", "description"):
+        for key in PRESET_META_KEYS:
             options.pop(key, None)
         config_class = backend_class(backend).config_class
         config = config_from_options(config_class, options, f"{backend} backend")
