@@ -10,6 +10,7 @@ ROS_DISTRO_WHEELS = [  # PyPI ROS 2 wheels, all pinned to one distro (kilted)
     "ros-std-srvs==5.5.1",
     "ros-sensor-msgs==5.5.1",
     "ros-geometry-msgs==5.5.1",
+    "ros-visualization-msgs==5.5.1",
     "ros-action-msgs==2.3.0",
     "ros-lifecycle-msgs==2.3.0",
 ]

@@ -15,6 +15,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from .. import drawing
+from ..drawing import (COLOR_WORDS, DEFAULT_COLOR, FRUSTUM_DEPTH_M, LABEL_HEIGHT_M, LABEL_LIFT_M,  # noqa: F401
+                       frustum_lines, object_color)
 from ..errors import InvalidInputError
 from ..types import Scene, SceneObject
 
@@ -35,21 +38,9 @@ POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
 TF_MESSAGE = "tf2_msgs/msg/TFMessage"
 STRING = "std_msgs/msg/String"
 
-#: Frustum depth drawn for a camera (metres): long enough to see its direction, short enough not to clutter.
-FRUSTUM_DEPTH_M = 0.15
-#: Text labels float this far above an object's box top (metres) so they do not hide the box.
-LABEL_LIFT_M = 0.03
-#: Label text height in RViz/Foxglove (metres).
-LABEL_HEIGHT_M = 0.025
-
-#: Colour words -> RGB in [0, 1] for boxes (the simulator's palette words; unknown words get grey).
-COLOR_WORDS = {
-    "red": (0.9, 0.15, 0.15), "green": (0.2, 0.75, 0.25), "blue": (0.2, 0.35, 0.9), "yellow": (0.95, 0.85, 0.2),
-    "orange": (1.0, 0.55, 0.1), "purple": (0.6, 0.3, 0.8), "white": (0.95, 0.95, 0.95), "black": (0.15, 0.15, 0.15),
-    "gray": (0.55, 0.55, 0.55), "grey": (0.55, 0.55, 0.55), "pink": (1.0, 0.5, 0.7), "brown": (0.55, 0.35, 0.2),
-    "cyan": (0.2, 0.8, 0.85),
-}
-DEFAULT_COLOR = (0.6, 0.6, 0.6)
+#: What the markers look like (boxes, labels, frusta, colours, the cloud layout) is defined once, in
+#: joyai_embodied/drawing.py; the functions below fill its shapes into rosbags message classes, as
+#: ros_nodes/scene_publisher.py fills them into rclpy classes for RViz.
 
 #: Image encodings replay understands, and the numpy dtype / channels of each.
 ENCODINGS = {
@@ -57,12 +48,6 @@ ENCODINGS = {
     "mono8": (np.uint8, 1), "32FC1": (np.float32, 1), "16UC1": (np.uint16, 1), "mono16": (np.uint16, 1),
     "32SC1": (np.int32, 1), "8UC1": (np.uint8, 1),
 }
-
-
-def object_color(obj: SceneObject) -> tuple[float, float, float]:
-    """RGB in [0, 1] for an object, from its colour word (or the first word of its name)."""
-    word = obj.color or obj.name.split(" ")[0]
-    return COLOR_WORDS.get(word.lower(), DEFAULT_COLOR)
 
 
 # ----------------------------------------------------------------------------------- basic pieces
@@ -210,16 +195,13 @@ def camera_info(intrinsics: np.ndarray, width: int, height: int, ns: int, frame_
 
 def point_cloud(points: np.ndarray, colors: np.ndarray, ns: int, frame_id: str = "world") -> Any:
     """sensor_msgs/PointCloud2 with x, y, z float32 and the packed ``rgb`` float32 field RViz expects."""
-    points = np.asarray(points, dtype="<f4").reshape(-1, 3)
-    colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
-    packed = np.zeros(len(points), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<u4")])
-    packed["x"], packed["y"], packed["z"] = points[:, 0], points[:, 1], points[:, 2]
-    packed["rgb"] = (colors[:, 0].astype(np.uint32) << 16) | (colors[:, 1].astype(np.uint32) << 8) | colors[:, 2]
+    data = drawing.pack_cloud(points, colors)
+    count = len(data) // drawing.CLOUD_POINT_STEP
     field = T["sensor_msgs/msg/PointField"]
-    fields = [field(name=name, offset=4 * i, datatype=7, count=1) for i, name in enumerate(("x", "y", "z", "rgb"))]
-    return T[POINT_CLOUD](header=header(ns, frame_id), height=1, width=len(points), fields=fields,
-                          is_bigendian=False, point_step=16, row_step=16 * len(points),
-                          data=packed.view(np.uint8).reshape(-1), is_dense=True)
+    fields = [field(name=name, offset=offset, datatype=kind, count=1) for name, offset, kind in drawing.CLOUD_FIELDS]
+    return T[POINT_CLOUD](header=header(ns, frame_id), height=1, width=count, fields=fields,
+                          is_bigendian=False, point_step=drawing.CLOUD_POINT_STEP,
+                          row_step=drawing.CLOUD_POINT_STEP * count, data=data, is_dense=True)
 
 
 # ----------------------------------------------------------------------------------- markers
@@ -254,51 +236,34 @@ def delete_all(ns: int, frame_id: str) -> Any:
     return msg
 
 
+#: drawing.Shape kinds -> visualization_msgs/Marker types (CUBE, TEXT_VIEW_FACING, LINE_LIST).
+MARKER_TYPES = {drawing.BOX: 1, drawing.TEXT: 9, drawing.LINES: 5}
+
+
+def shape_marker(shape: drawing.Shape, ns: int, frame_id: str) -> Any:
+    """The visualization_msgs/Marker of one library-neutral :class:`~joyai_embodied.drawing.Shape`."""
+    return marker(ns, frame_id, shape.namespace, shape.id, MARKER_TYPES[shape.kind], shape.pose, shape.scale,
+                  shape.rgb, shape.alpha, points=shape.points, text=shape.text)
+
+
 def object_markers(objects: Sequence[SceneObject], ns: int, frame_id: str = "world", namespace: str = "objects",
-                   alpha: float = 0.6, first_id: int = 0) -> list[Any]:
+                   alpha: float = drawing.BOX_ALPHA, first_id: int = 0) -> list[Any]:
     """A CUBE (the object's oriented box) and a TEXT_VIEW_FACING (its name and id) per object."""
-    markers = []
-    for index, obj in enumerate(objects):
-        matrix = np.eye(4)
-        matrix[:3, :3], matrix[:3, 3] = obj.obb_rotation, obj.centroid
-        rgb = object_color(obj)
-        markers.append(marker(ns, frame_id, namespace, first_id + 2 * index, 1, matrix, obj.extent, rgb, alpha))
-        above = np.eye(4)
-        above[:3, 3] = [obj.centroid[0], obj.centroid[1], obj.top_z + LABEL_LIFT_M]
-        markers.append(marker(ns, frame_id, namespace + "/labels", first_id + 2 * index + 1, 9, above,
-                              (0.0, 0.0, LABEL_HEIGHT_M), (1.0, 1.0, 1.0), 1.0, text=f"{obj.name} #{obj.id}"))
-    return markers
-
-
-def frustum_lines(intrinsics: np.ndarray, cam_to_world: np.ndarray, width: int, height: int,
-                  depth: float = FRUSTUM_DEPTH_M) -> list[np.ndarray]:
-    """World-frame line segments (pairs of points) of a pinhole frustum: 4 rays and the far rectangle."""
-    k_inv = np.linalg.inv(np.asarray(intrinsics, dtype=np.float64))
-    corners_px = np.array([[0, 0, 1], [width, 0, 1], [width, height, 1], [0, height, 1]], dtype=np.float64)
-    corners = (corners_px @ k_inv.T) * depth
-    world = corners @ cam_to_world[:3, :3].T + cam_to_world[:3, 3]
-    origin = cam_to_world[:3, 3]
-    lines = []
-    for i in range(4):
-        lines += [origin, world[i], world[i], world[(i + 1) % 4]]
-    return lines
+    return [shape_marker(shape, ns, frame_id)
+            for shape in drawing.object_shapes(objects, namespace, alpha, first_id)]
 
 
 def camera_marker(intrinsics: np.ndarray, cam_to_world: np.ndarray, width: int, height: int, ns: int,
                   marker_id: int, label: str, frame_id: str = "world",
-                  rgb: Sequence[float] = (1.0, 0.8, 0.1)) -> list[Any]:
+                  rgb: Sequence[float] = drawing.OBSERVER_RGB) -> list[Any]:
     """A LINE_LIST frustum plus a text label for one (observing or imagined) camera."""
-    lines = frustum_lines(intrinsics, cam_to_world, width, height)
-    text_pose = np.eye(4)
-    text_pose[:3, 3] = cam_to_world[:3, 3] + [0.0, 0.0, LABEL_LIFT_M]
-    return [marker(ns, frame_id, "cameras", 2 * marker_id, 5, scale=(0.004, 0.0, 0.0), rgb=rgb, points=lines),
-            marker(ns, frame_id, "cameras/labels", 2 * marker_id + 1, 9, text_pose, (0.0, 0.0, LABEL_HEIGHT_M),
-                   rgb, 1.0, text=label)]
+    return [shape_marker(shape, ns, frame_id)
+            for shape in drawing.camera_shapes(intrinsics, cam_to_world, width, height, marker_id, label, rgb)]
 
 
 def scene_markers(scene: Scene, stamp_ns_: int, frame_id: str = "world",
                   imagined_cameras: Sequence[tuple[str, Any]] = ()) -> Any:
-    """visualization_msgs/MarkerArray of a scene: a DELETEALL, each object's box and name, the cameras.
+    """visualization_msgs/MarkerArray of a scene: a DELETEALL, then :func:`joyai_embodied.drawing.scene_shapes`.
 
     Args:
         scene: the scene whose objects are drawn (world frame).
@@ -311,13 +276,5 @@ def scene_markers(scene: Scene, stamp_ns_: int, frame_id: str = "world",
         A ``visualization_msgs/msg/MarkerArray`` (rosbags class; ``TYPESTORE.serialize_cdr`` makes bytes).
     """
     markers = [delete_all(stamp_ns_, frame_id)]  # RViz keeps old ids otherwise
-    markers += object_markers(scene.objects, stamp_ns_, frame_id)
-    obs = scene.observation
-    markers += camera_marker(obs.intrinsics, obs.cam_to_world, obs.width, obs.height, stamp_ns_, 0, "observer",
-                             frame_id)
-    for index, (label, camera) in enumerate(imagined_cameras, start=1):
-        width = camera.rgb.shape[1] if hasattr(camera, "rgb") else camera.width
-        height = camera.rgb.shape[0] if hasattr(camera, "rgb") else camera.height
-        markers += camera_marker(camera.intrinsics, camera.cam_to_world, width, height, stamp_ns_, index, label,
-                                 frame_id, rgb=(0.3, 0.8, 1.0))
+    markers += [shape_marker(shape, stamp_ns_, frame_id) for shape in drawing.scene_shapes(scene, imagined_cameras)]
     return T[MARKER_ARRAY](markers=markers)
