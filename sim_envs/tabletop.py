@@ -18,6 +18,7 @@ from .instructions import generate_instruction
 from .mjcf import build_mjcf
 from .rendering import FAR_M, FrameRenderer
 from .scene import generate_scene
+from .sensor_noise import apply_depth_noise, noise_options
 
 ACTION_MODES = ("ee", "primitive")
 NOOP, PICK, PLACE = 0, 1, 2
@@ -80,12 +81,18 @@ class TabletopSpatialEnv(gym.Env):
         render_mode: None or "rgb_array" (``render()`` returns the observation camera's colour image).
         frame_skip: physics steps (2 ms each) per "ee" step.
         shadows: let the light cast shadows (off by default: they cost most of the render time).
+        depth_noise: ``"none"`` (exact depth), ``"structured_light"`` or ``"stereo"``: depth as a RealSense
+            D4xx-class sensor reports it (:mod:`sim_envs.sensor_noise`; 0 = no value). Spaces are unchanged.
+        noise_seed: seed of the depth noise, independent of the scene seed: the noise of an episode is
+            drawn from (noise_seed, reset seed), fresh on every frame, so a seed replays it and changing
+            it changes the noise, never the scene.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
 
     def __init__(self, width: int = 640, height: int = 480, camera: str = "front", action_mode: str = "ee",
-                 render_mode: str | None = None, frame_skip: int = 10, shadows: bool = False):
+                 render_mode: str | None = None, frame_skip: int = 10, shadows: bool = False,
+                 depth_noise: str = "none", noise_seed: int = 0):
         self.width = _check_size("width", width)
         self.height = _check_size("height", height)
         self.camera = check_camera_name(camera)
@@ -97,6 +104,7 @@ class TabletopSpatialEnv(gym.Env):
             raise InvalidInputError("frame_skip", "a positive integer", repr(frame_skip))
         self.action_mode, self.render_mode = action_mode, render_mode
         self.frame_skip, self.shadows = frame_skip, bool(shadows)
+        self.set_depth_noise(depth_noise, noise_seed)
 
         h, w = self.height, self.width
         self.observation_space = spaces.Dict({
@@ -125,6 +133,8 @@ class TabletopSpatialEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Draws a new scene and instruction; returns (observation, info)."""
         super().reset(seed=seed)
+        if seed is not None:  # the episode's noise stream: its own generator, never the scene's
+            self._noise_rng = np.random.default_rng([self.noise_seed, int(seed)])
         self._specs = generate_scene(self.np_random)
         self.model = mujoco.MjModel.from_xml_string(build_mjcf(self._specs))
         self.model.light_castshadow[:] = 1 if self.shadows else 0
@@ -344,6 +354,9 @@ class TabletopSpatialEnv(gym.Env):
         cam_to_world, intrinsics = self.camera_pose(self.camera)
         frame = self._renderer(self.width, self.height).render(self.data, cam_to_world, intrinsics,
                                                                self._geom_to_instance)
+        if self.depth_noise != "none":
+            frame["depth"] = apply_depth_noise(frame["depth"], self.depth_noise, self._noise_rng,
+                                               intrinsics=intrinsics, rgb=frame["rgb"])
         return {**frame, "intrinsics": intrinsics, "cam_to_world": cam_to_world,
                 "robot_state": self._robot_state()}
 
@@ -358,6 +371,16 @@ class TabletopSpatialEnv(gym.Env):
         return renderer
 
     # ------------------------------------------------------------------ public extras
+    def set_depth_noise(self, depth_noise: str, noise_seed: int = 0) -> None:
+        """Switches the observation depth's sensor model (as the constructor's options); from the next reset.
+
+        Raises:
+            InvalidInputError: an unknown model (field ``depth_noise``) or a bad seed (``noise_seed``).
+        """
+        checked = noise_options({"depth_noise": depth_noise, "noise_seed": noise_seed})
+        self.depth_noise, self.noise_seed = checked["depth_noise"], checked["noise_seed"]
+        self._noise_rng = np.random.default_rng([self.noise_seed])
+
     def camera_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(cam_to_world 4x4, intrinsics 3x3) of a named camera at the env's image size.
 
