@@ -51,10 +51,13 @@ class SharedModel:
     Attributes:
         service: the one service layer (scene handles, edits, expiry).
         serving: requests in flight in this process, and the refusal of new ones at shutdown.
+        scene_publisher: the process's one :class:`~ros_nodes.scene_publisher.ScenePublisher` (made by the
+            first node that asks, so that both nodes draw one current scene on one topic).
     """
 
     service: ModelService
     serving: Serving = field(default_factory=Serving)
+    scene_publisher: Any = None
 
     @property
     def world_model(self) -> WorldModel:

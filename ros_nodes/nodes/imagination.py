@@ -28,6 +28,7 @@ from joyai_embodied.errors import InvalidInputError, JoyAIError
 from joyai_embodied.types import CameraMove, CameraPose, MoveObject, RotateObject
 
 from .. import conversions, results
+from ..scene_publisher import ScenePublisher
 from ..topics import IMAGINE_ACTION
 from .common import LatestFrames, SharedModel, declare_model_parameters, load_model, scene_for
 from .runtime import Serving
@@ -55,6 +56,7 @@ class ImaginationNode(Node):
         declare_model_parameters(self)
         self.model = model or load_model(self, serving)
         self.latest = LatestFrames(self, MutuallyExclusiveCallbackGroup())
+        self.scene_publisher = ScenePublisher.shared(self.model, self)  # markers (and cloud) for RViz
         # Stages run here so that the action thread stays free to notice a cancel request.
         self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imagine")
         from joyai_interfaces.action import Imagine
@@ -102,12 +104,14 @@ class ImaginationNode(Node):
             handle = self._run(goal_handle, lambda: self.model.service.edit(observed, edit, seed=seed))[0]
             if not goal.scene_id and not goal.use_latest:  # keep one scene per goal: the edited one
                 self.model.service.release([observed])
+        view = None
         if move is not None:
             self._stage(goal_handle, 0.5, "imagine")
             view = self._run(goal_handle, lambda: self.model.service.imagine(handle, move, seed=seed))
             self._stage(goal_handle, 0.9, "encode")
             results.fill_view(result, view)
         scene = self.model.scene(handle)
+        self.scene_publisher.show(handle, scene, () if view is None else (view,))
         result.scene_id = handle
         result.pivot = Point(x=float(scene.pivot[0]), y=float(scene.pivot[1]), z=float(scene.pivot[2]))
         result.objects = [results.scene_object_to_msg(obj) for obj in scene.objects]
@@ -132,6 +136,7 @@ class ImaginationNode(Node):
 
     def destroy_node(self) -> None:
         self._workers.shutdown(wait=False, cancel_futures=True)
+        self.scene_publisher.close()
         super().destroy_node()
 
 

@@ -29,6 +29,7 @@ from joyai_embodied.errors import InvalidInputError, JoyAIError
 from joyai_embodied.types import CameraPose, Relation
 
 from .. import conversions, results
+from ..scene_publisher import ScenePublisher
 from ..topics import SPATIAL_QUERY_SERVICE
 from .common import LatestFrames, SharedModel, declare_model_parameters, load_model, scene_for
 from .runtime import Serving
@@ -50,6 +51,7 @@ class SpatialReasoningNode(Node):
         self.model = model or load_model(self, serving)
         # Requests run concurrently (message conversion overlaps); the service locks itself.
         self.latest = LatestFrames(self, MutuallyExclusiveCallbackGroup())
+        self.scene_publisher = ScenePublisher.shared(self.model, self)  # markers (and cloud) for RViz
         from joyai_interfaces.srv import SpatialQuery
 
         self.service = self.create_service(SpatialQuery, SPATIAL_QUERY_SERVICE, self.on_request,
@@ -92,6 +94,7 @@ class SpatialReasoningNode(Node):
         finally:
             if one_shot:  # a frame plus a question: answered, not kept (send the frame alone to get a scene_id)
                 service.release([handle])
+        self.scene_publisher.show(handle, scene, answer.views if answer is not None else ())
         handle = "" if one_shot else handle
         response.scene_id, response.backend = handle, scene.backend
         response.pivot = Point(x=float(scene.pivot[0]), y=float(scene.pivot[1]), z=float(scene.pivot[2]))
@@ -108,6 +111,10 @@ class SpatialReasoningNode(Node):
             response.answer = ", ".join(names) if names else "no objects found"
             response.value, response.unit, response.confidence = float(len(names)), "count", 1.0
             response.supported = True
+
+    def destroy_node(self) -> None:
+        self.scene_publisher.close()
+        super().destroy_node()
 
 
 def _frame(request: Any) -> str | CameraPose:
