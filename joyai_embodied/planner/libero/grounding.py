@@ -141,4 +141,6 @@ def _score(wm: Any, scene: Scene, clause: str, candidate: SceneObject, reference
     if clause == "on":
         # Resting on the reference: over it (small horizontal offset) and higher than it.
         return horizontal + (0.0 if (relation.on_top_of or relation.above or vertical > 0) else 1.0)
-    return horizontal  # in_drawer: inside the reference's footprint
+    # in_drawer: inside the reference's footprint, and not standing on its top (above its upper half).
+    on_top = vertical > float(references[0].extent[2]) / 2
+    return horizontal + (1.0 if on_top else 0.0)
