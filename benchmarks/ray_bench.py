@@ -6,6 +6,8 @@ Prints:
     time inside the episode) as a share of an episode;
   - serve: requests/s of CPU-bound geometric requests (relation, observe) from 8 client threads to 1 and
     to 2 replicas;
+  - zmq: the same through the ZMQ front end (``serve-model --ray``: 8 remote clients -> ModelServer with its
+    worker pool of replicas x 2 -> Serve), 1 and 2 replicas;
   - latency: p50 of a relation through the plain ZMQ server and through the ZMQ server forwarding to Ray
     Serve (``serve-model --ray``), and the difference;
   - batching: k concurrent imagine requests on one replica (``@serve.batch``) against k one after another,
@@ -100,6 +102,39 @@ def bench_serve(obs, count: int) -> None:
               f"({by_count[2] / by_count[1]:.2f}x), {CLIENT_THREADS} client threads")
 
 
+def bench_zmq_serve(obs, count: int) -> None:
+    from joyai_embodied import WorldModel
+    from joyai_embodied.serve import ray_serve
+    from joyai_embodied.serve.zmq_server import ModelServer
+
+    rates: dict[str, dict[int, float]] = {"relation": {}, "observe": {}}
+    workers = {}
+    for replicas in (1, 2):
+        service = ray_serve.deploy("geometric", replicas=replicas)
+        with ModelServer(service.world_model, "tcp://127.0.0.1:*", service=service) as server:
+            workers[replicas] = server.info()["workers"]
+            clients = [WorldModel.load("remote", address=server.address, timeout_s=60, retries=0)
+                       for _ in range(CLIENT_THREADS)]
+            scene = clients[0].observe(obs)
+            turn = iter(range(10**9))  # each call takes the next client (each is used by one thread at a time)
+
+            def relation():
+                clients[next(turn) % CLIENT_THREADS].relation(scene, "red cube", "blue box")
+
+            def observe():
+                clients[next(turn) % CLIENT_THREADS].observe(obs)
+
+            rates["relation"][replicas] = _throughput(relation, count)
+            rates["observe"][replicas] = _throughput(observe, max(count // 8, 16))
+            for client in clients:
+                client.close()
+        ray_serve.undeploy()
+    for kind, by_count in rates.items():
+        print(f"zmq -> serve {kind}: 1 replica {by_count[1]:.0f} req/s ({workers[1]} ZMQ workers), 2 replicas "
+              f"{by_count[2]:.0f} req/s ({workers[2]} workers) ({by_count[2] / by_count[1]:.2f}x), "
+              f"{CLIENT_THREADS} remote clients")
+
+
 def _p50_ms(model, scene, count: int) -> float:
     times = []
     for _ in range(count):
@@ -167,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="6 seeds at 320x240, 120 requests")
-    parser.add_argument("--only", choices=("eval", "serve", "latency", "batching"), action="append")
+    parser.add_argument("--only", choices=("eval", "serve", "zmq", "latency", "batching"), action="append")
     args = parser.parse_args(argv)
     if os.environ.get("JOYAI_IN_NAMESPACE") != "1":
         return in_namespace(argv)
@@ -179,13 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     seeds = list(range(6 if args.small else 12))
     count = 120 if args.small else 400
     obs = observe(front_camera(*size), default_boxes())
-    chosen = args.only or ["eval", "serve", "latency", "batching"]
+    chosen = args.only or ["eval", "serve", "zmq", "latency", "batching"]
     # On a shared machine other jobs take cores from the workers: say how busy it was.
     print("load average (1, 5, 15 min) at start: " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
     if "eval" in chosen:
         bench_eval(seeds, {"width": size[0], "height": size[1]})
     if "serve" in chosen:
         bench_serve(obs, count)
+    if "zmq" in chosen:
+        bench_zmq_serve(obs, count)
     if "latency" in chosen:
         bench_latency(obs, count)
     if "batching" in chosen:

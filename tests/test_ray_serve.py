@@ -2,7 +2,8 @@
 
 One cluster serves the module: replicas answer and say who they are; any replica answers any scene handle;
 a released handle is expired on every replica; an edit retried with its request id is committed once;
-concurrent imagines are batched; a replica killed under load loses no request.
+concurrent imagines are batched; the ZMQ front end's worker pool keeps both replicas busy; a replica killed
+under load loses no request.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from ray_namespace import requires_ray_namespace, run_isolated
 
 pytestmark = [requires_ray_namespace, pytest.mark.timeout(400)]
 REQUESTS, EDITS = 120, 6
+#: Observes (320x240, tens of ms each on a replica) sent one by one, then from 4 clients, through the ZMQ front end.
+ZMQ_REQUESTS = 16
 
 SCRIPT = f"""
 import json, os, signal, time
@@ -80,6 +83,30 @@ for _ in range(8):
         expired += 1
 result["expired_everywhere"] = expired
 
+# the ZMQ front end runs a pool of workers for Ray Serve (replicas x 2): both replicas work at once
+from joyai_embodied.serve.zmq_server import ModelServer
+frame = observe(front_camera(320, 240), default_boxes())
+def served_counts():
+    return {{r: i["requests"] for r, i in replicas_seen().items()}}
+with ModelServer(service.world_model, "tcp://127.0.0.1:*", service=service) as server:
+    clients = [WorldModel.load("remote", address=server.address, timeout_s=60, retries=0) for _ in range(4)]
+    clients[0].observe(frame)  # warm
+    start = time.perf_counter()
+    for _ in range({ZMQ_REQUESTS}):
+        clients[0].observe(frame)
+    serial_s = time.perf_counter() - start
+    counts_before = served_counts()
+    start = time.perf_counter()
+    list(pool.map(lambda i: clients[i % 4].observe(frame), range({ZMQ_REQUESTS})))
+    result["zmq_concurrent_s"] = time.perf_counter() - start
+    counts_after = served_counts()
+    result["zmq_serial_s"] = serial_s
+    result["zmq_served_by"] = sum(counts_after[r] > counts_before.get(r, 0) for r in counts_after)
+    result["zmq_workers"] = server.info()["workers"]
+    result["zmq_most_running"] = server.info()["most_running"]
+    for client in clients:
+        client.close()
+
 # a replica killed under load: every request answered, each edit committed once
 victim = next(iter(infos.values()))
 before = service.stats()["scenes"]
@@ -141,6 +168,15 @@ def test_a_retried_edit_is_applied_once(run):
 def test_concurrent_imagines_are_batched(run):
     assert run["imagine_equal"]
     assert run["batches"] < run["batched"], "16 concurrent imagines should share batches"
+
+
+def test_the_zmq_front_end_keeps_both_replicas_busy(run):
+    assert run["zmq_workers"] == 4  # replicas x 2
+    assert run["zmq_most_running"] >= 2, "the front end forwarded one request at a time"
+    assert run["zmq_served_by"] == 2, "concurrent ZMQ requests should reach both replicas"
+    assert run["zmq_concurrent_s"] < run["zmq_serial_s"], (run["zmq_concurrent_s"], run["zmq_serial_s"])
+    print(f"{ZMQ_REQUESTS} observes through ZMQ: one by one {run['zmq_serial_s']:.2f} s, "
+          f"from 4 clients {run['zmq_concurrent_s']:.2f} s")
 
 
 def test_a_replica_killed_under_load_loses_no_request(run):

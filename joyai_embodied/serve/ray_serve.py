@@ -41,6 +41,9 @@ DEFAULT_MAX_BATCH, DEFAULT_BATCH_WAIT_S = 8, 0.005
 RETRY_ATTEMPTS = 4
 #: Pause before a resend, growing linearly: gives Serve's router time to drop the dead replica.
 RETRY_BACKOFF_S = 0.25
+#: Requests in flight per replica that the ZMQ front end aims for: one running, one queued behind it, so a
+#: replica never waits for the front end between requests (and concurrent imagines can meet in @serve.batch).
+REQUESTS_PER_REPLICA = 2
 #: Longest a request may take (the real model's imagine takes ~90 s per 1024 px view on one GPU).
 REQUEST_TIMEOUT_S = 900.0
 
@@ -63,11 +66,12 @@ class WorldModelReplica:
         self.service.scenes = self.scenes  # the service keeps no scene of its own on a replica
         self.imagine_batched.set_max_batch_size(max_batch)
         self.imagine_batched.set_batch_wait_timeout_s(batch_wait_s)
-        self.preset, self.batches, self.batched = str(preset), 0, 0
+        self.preset, self.batches, self.batched, self.requests = str(preset), 0, 0, 0
 
     async def run(self, method: str, params: Mapping[str, Any], request_id: str | None = None) -> Any:
         """Runs one protocol request; a JoyAIError comes back as ``{"__error__": fields}`` (types kept)."""
         pending = request_context(request_id)
+        self.requests += 1  # one event loop per replica: no lock needed
         try:
             if method == "release":
                 handles = params.get("scenes")
@@ -80,7 +84,8 @@ class WorldModelReplica:
             check = await self.scenes.begin(handle)
             try:
                 if method == "imagine" and _batchable(params):
-                    result = await self.imagine_batched((handle, params["move"], params.get("seed")))
+                    result = await self.imagine_batched((handle, params["move"], params.get("seed"),
+                                                         params.get("init"), params.get("strength")))
                     if isinstance(result, BaseException):
                         raise result
                 else:
@@ -93,25 +98,26 @@ class WorldModelReplica:
             return {"__error__": error_to_fields(exc)}
 
     @serve.batch(max_batch_size=DEFAULT_MAX_BATCH, batch_wait_timeout_s=DEFAULT_BATCH_WAIT_S)
-    async def imagine_batched(self, requests: list[tuple[Any, Any, Any]]) -> list[Any]:
-        """Concurrent imagine requests: one ``imagine_many`` per (scene, seed); each gets its view or error."""
+    async def imagine_batched(self, requests: list[tuple[Any, ...]]) -> list[Any]:
+        """Concurrent imagine requests ``(scene, move, seed, init, strength)``: one ``imagine_batch`` per
+        (scene, seed, init, strength), never merging different ones; each gets its view or error."""
         self.batches += 1
         self.batched += len(requests)
         groups: dict[tuple, list[int]] = {}
-        for index, (handle, _, seed) in enumerate(requests):
-            groups.setdefault((handle if isinstance(handle, str) else id(handle), seed), []).append(index)
+        for index, (handle, _, seed, init, strength) in enumerate(requests):
+            groups.setdefault((handle, seed, init, strength), []).append(index)
         results: list[Any] = [None] * len(requests)
         for indices in groups.values():
-            handle, _, seed = requests[indices[0]]
+            handle, _, seed, init, strength = requests[indices[0]]
+            options = {"seed": seed, "init": init, "strength": strength}
             try:
-                views = self.service.imagine_batch(handle, [requests[i][1] for i in indices], seed)
+                views = self.service.imagine_batch(handle, [requests[i][1] for i in indices], **options)
                 for i, view in zip(indices, views):
                     results[i] = view
             except Exception:  # one bad move must not fail its neighbours: run them one by one
                 for i in indices:
                     try:
-                        results[i] = self.service.run("imagine", {"scene": handle, "move": requests[i][1],
-                                                                  "seed": seed})
+                        results[i] = self.service.imagine(handle, requests[i][1], **options)
                     except Exception as exc:
                         results[i] = exc
         return results
@@ -121,7 +127,7 @@ class WorldModelReplica:
         context = serve.get_replica_context()
         return {"replica": str(getattr(context.replica_id, "unique_id", context.replica_id)), "pid": os.getpid(),
                 "node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address(),
-                "preset": self.preset, "backend": self.world_model.backend.name,
+                "preset": self.preset, "backend": self.world_model.backend.name, "requests": self.requests,
                 "backend_info": self.world_model.info(), "batches": self.batches, "batched_requests": self.batched,
                 "cached_scenes": len(self.scenes)}
 
@@ -132,9 +138,12 @@ WorldModelDeployment = serve.deployment(name="WorldModel", ray_actor_options={"n
 
 def _batchable(params: Any) -> bool:
     """A well-formed imagine goes to the batcher; anything else to the service, whose checks name the field."""
-    seed = params.get("seed") if isinstance(params, Mapping) else None
-    return (isinstance(params, Mapping) and isinstance(params.get("scene"), str) and "move" in params
-            and (seed is None or (isinstance(seed, int) and not isinstance(seed, bool))))
+    if not isinstance(params, Mapping) or not isinstance(params.get("scene"), str) or "move" not in params:
+        return False
+    seed, init, strength = params.get("seed"), params.get("init"), params.get("strength")
+    return ((seed is None or (isinstance(seed, int) and not isinstance(seed, bool)))
+            and (init is None or isinstance(init, str))
+            and (strength is None or (isinstance(strength, (int, float)) and not isinstance(strength, bool))))
 
 
 def load_world_model(preset: str, overrides: Mapping[str, Any] | None = None) -> Any:
@@ -211,7 +220,7 @@ def deploy(preset: str = "geometric", replicas: int = 1, *, overrides: Mapping[s
         # room for a full batch to gather on one replica, plus the requests queued behind it
         max_ongoing_requests=max(2 * max_batch, 8),
     ).bind(str(preset), dict(overrides or {}), max_scenes, max_batch, batch_wait_s)
-    return RayServeService(serve.run(app, name=app_name, route_prefix=None), store=store)
+    return RayServeService(serve.run(app, name=app_name, route_prefix=None), store=store, replicas=replicas)
 
 
 def undeploy(app_name: str = APP_NAME) -> None:
@@ -221,6 +230,15 @@ def undeploy(app_name: str = APP_NAME) -> None:
         ray.kill(ray.get_actor(STORE_NAME, namespace=STORE_NAMESPACE))
     except ValueError:
         pass  # no store
+
+
+def _running_replicas(app_name: str) -> int:
+    """Replicas of the application's deployment that are running (1 when Serve does not say)."""
+    try:
+        deployments = serve.status().applications[app_name].deployments.values()
+        return max(sum(d.replica_states.get("RUNNING", 0) for d in deployments), 1)
+    except Exception:  # no such application yet, or a Serve version with another status shape
+        return 1
 
 
 def _retryable() -> tuple[type, ...]:
@@ -283,11 +301,18 @@ class RayServeService:
         attempts: tries per request when its replica dies (:data:`RETRY_ATTEMPTS`).
         timeout_s: longest wait for one reply.
         store: the scene store actor's handle; by default looked up by name.
+        replicas: replicas behind the handle; by default counted from ``serve.status()``. Sets
+            :attr:`concurrency`.
+
+    Attributes:
+        concurrency: requests worth sending at once (replicas x :data:`REQUESTS_PER_REPLICA`): the ZMQ
+            server runs that many worker threads for this service, so every replica has work.
     """
 
     def __init__(self, handle: Any = None, app_name: str = APP_NAME, attempts: int = RETRY_ATTEMPTS,
-                 timeout_s: float = REQUEST_TIMEOUT_S, store: Any = None):
+                 timeout_s: float = REQUEST_TIMEOUT_S, store: Any = None, replicas: int | None = None):
         self.handle = handle if handle is not None else serve.get_app_handle(app_name)
+        self.concurrency = REQUESTS_PER_REPLICA * (replicas if replicas is not None else _running_replicas(app_name))
         self.scenes = _StoreView(store if store is not None else ray.get_actor(STORE_NAME, namespace=STORE_NAMESPACE))
         self.attempts, self.timeout_s = attempts, timeout_s
         self.world_model = _ServedModel(self)
@@ -302,10 +327,11 @@ class RayServeService:
         """
         return self._call("run", method, dict(params), request_id or uuid.uuid4().hex)
 
-    def imagine_batch(self, handle: str, moves: Sequence[CameraMove | CameraPose],
-                      seed: int | None = None) -> list[ImaginedView]:
-        """Several moves of one scene in one backend call on one replica."""
-        return self.run("imagine_batch", {"scene": handle, "moves": list(moves), "seed": seed})
+    def imagine_batch(self, handle: str, moves: Sequence[CameraMove | CameraPose], seed: int | None = None,
+                      init: str | None = None, strength: float | None = None) -> list[ImaginedView]:
+        """Several moves of one scene in one backend call on one replica (``init`` / ``strength`` when set)."""
+        options = {k: v for k, v in (("init", init), ("strength", strength)) if v is not None}
+        return self.run("imagine_batch", {"scene": handle, "moves": list(moves), "seed": seed, **options})
 
     imagine_many = imagine_batch
 

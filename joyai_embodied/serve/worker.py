@@ -1,7 +1,10 @@
-"""The model side of the ZMQ server: a bounded queue of jobs and the one thread that runs them.
+"""The model side of the ZMQ server: a bounded queue of jobs and the worker thread(s) that run them.
 
-The worker thread owns its PUSH socket (opened and closed in that thread) and sends each outcome, encoded,
-to the I/O thread. Queued ``imagine`` requests on the same scene and seed run as one ``imagine_batch`` call.
+Each worker thread owns its PUSH socket (opened and closed in that thread) and sends each outcome, encoded,
+to the I/O thread. Queued ``imagine`` requests on the same scene, seed, ``init`` and ``strength`` run as one
+``imagine_batch`` call. One thread serves an in-process model (its backend is not thread-safe); a service that
+declares itself concurrent (:func:`service_concurrency`, e.g. Ray Serve replicas) gets a small pool, so its
+replicas work on several requests at once. The pool shares the queue: a job is taken by exactly one thread.
 """
 
 from __future__ import annotations
@@ -21,6 +24,25 @@ from ..types import CameraPose
 from ..backends.remote import wire
 from .replies import ReplyKey
 
+#: Most worker threads: each holds one request's working set and reply until the I/O thread takes it.
+MAX_WORKERS = 64
+
+
+def service_concurrency(service: Any) -> int:
+    """Worker threads a service asks for: its ``concurrency`` attribute (requests it serves at once), else 1.
+
+    The in-process :class:`ModelService` has none (one lock around a backend that is not thread-safe);
+    :class:`~joyai_embodied.serve.ray_serve.RayServeService` declares replicas x 2.
+    """
+    value = getattr(service, "concurrency", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return 1
+    return min(value, MAX_WORKERS)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
 
 @dataclass
 class Job:
@@ -32,31 +54,55 @@ class Job:
     received: float = field(default_factory=time.monotonic)
 
     def batch_key(self) -> tuple | None:
-        """Requests with equal keys can share one ``imagine_batch`` call."""
-        if self.method != "imagine" or not isinstance(self.params.get("scene"), str):
+        """Requests with equal keys can share one ``imagine_batch`` call: same scene, seed, init, strength.
+
+        A request with an ill-typed seed, init or strength gets no key: it runs alone, and the service's
+        check names the field in its error reply.
+        """
+        params = self.params
+        if self.method != "imagine" or not isinstance(params.get("scene"), str):
             return None
-        return self.params["scene"], self.params.get("seed")
+        seed, init, strength = params.get("seed"), params.get("init"), params.get("strength")
+        if (seed is not None and (isinstance(seed, bool) or not isinstance(seed, int))) \
+                or (init is not None and not isinstance(init, str)) or (strength is not None and not _is_number(strength)):
+            return None
+        return params["scene"], seed, init, strength
 
 
 class Worker:
-    """Runs queued jobs on a :class:`ModelService`, one batch at a time, in arrival order.
+    """Runs queued jobs on a :class:`ModelService`, in arrival order, one batch per thread at a time.
 
     Args:
         service: the service that does the work.
         max_queue: jobs that may wait; :meth:`submit` refuses one more.
         max_batch: most ``imagine`` jobs merged into one backend call.
         stats: the server's counter map; this worker writes ``batches``, ``batched_requests``,
-            ``largest_batch`` and ``failed``.
+            ``largest_batch``, ``failed`` and ``most_running`` (under its own lock: the pool's threads share it).
+        threads: worker threads that will call :meth:`run` (1 to :data:`MAX_WORKERS`).
+
+    Raises:
+        InvalidInputError: ``threads`` out of range.
     """
 
-    def __init__(self, service: ModelService, max_queue: int, max_batch: int, stats: dict[str, int]):
+    def __init__(self, service: ModelService, max_queue: int, max_batch: int, stats: dict[str, int],
+                 threads: int = 1):
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_WORKERS:
+            raise InvalidInputError("workers", f"an integer in [1, {MAX_WORKERS}]", threads)
         self.service, self.max_queue, self.max_batch, self.stats = service, max_queue, max_batch, stats
+        self.threads = threads
         self._queue: deque[Job] = deque()
         self._ready = threading.Condition()
         self._stop = threading.Event()
+        self._running = 0  # batches running now, over all threads (under _ready)
+        self.stats.setdefault("most_running", 0)
 
     def __len__(self) -> int:
         return len(self._queue)
+
+    @property
+    def running(self) -> int:
+        """Batches being run now, over all threads."""
+        return self._running
 
     def submit(self, job: Job) -> bool:
         """Queues ``job``; False when the queue is full."""
@@ -81,7 +127,7 @@ class Worker:
             self._ready.notify_all()
 
     def run(self, context: zmq.Context, results_endpoint: str) -> None:
-        """The thread's body: run batches and send their encoded outcomes until :meth:`stop`."""
+        """A worker thread's body: run batches and send their encoded outcomes until :meth:`stop`."""
         results = context.socket(zmq.PUSH)
         results.setsockopt(zmq.LINGER, 0)
         results.connect(results_endpoint)
@@ -90,9 +136,13 @@ class Worker:
                 batch = self._next_batch()
                 if batch is None:
                     return
-                for job, outcome in zip(batch, self._run_batch(batch)):
-                    results.send_multipart([job.key[0], job.key[1].encode(), *self._encode_outcome(job, outcome)],
-                                           copy=False)
+                try:
+                    for job, outcome in zip(batch, self._run_batch(batch)):
+                        results.send_multipart([job.key[0], job.key[1].encode(),
+                                                *self._encode_outcome(job, outcome)], copy=False)
+                finally:
+                    with self._ready:
+                        self._running -= 1
         finally:
             results.close(linger=0)  # this thread's socket, closed by this thread
 
@@ -112,18 +162,22 @@ class Worker:
                     if job.batch_key() == key:
                         self._queue.remove(job)
                         batch.append(job)
+            self._running += 1
+            self.stats["most_running"] = max(self.stats["most_running"], self._running)
             return batch
 
     def _run_batch(self, batch: list[Job]) -> list[Any]:
         """Runs the jobs; returns a result or an exception per job, in order."""
         if len(batch) > 1:
-            self.stats["batches"] += 1
-            self.stats["batched_requests"] += len(batch)
-            self.stats["largest_batch"] = max(self.stats["largest_batch"], len(batch))
+            with self._ready:
+                self.stats["batches"] += 1
+                self.stats["batched_requests"] += len(batch)
+                self.stats["largest_batch"] = max(self.stats["largest_batch"], len(batch))
             try:
                 moves = [job.params.get("move") for job in batch]
-                scene, seed = batch[0].batch_key()
-                return list(self.service.imagine_batch(scene, moves, seed))
+                scene, seed, init, strength = batch[0].batch_key()
+                options = {k: v for k, v in (("init", init), ("strength", strength)) if v is not None}
+                return list(self.service.imagine_batch(scene, moves, seed, **options))
             except Exception:  # e.g. one impossible move: run them one by one so each gets its own answer
                 pass
         outcomes = []
@@ -157,7 +211,8 @@ class Worker:
                 return wire.encode({**header, "ok": True, "result": outcome})
             except wire.WireError as exc:
                 outcome = exc
-        self.stats["failed"] += 1  # only the worker thread writes this counter
+        with self._ready:  # the pool's threads share this counter
+            self.stats["failed"] += 1
         if not isinstance(outcome, JoyAIError):
             print(f"joyai-embodied serve-model: {job.method} failed: {type(outcome).__name__}: {outcome}",
                   file=sys.stderr)

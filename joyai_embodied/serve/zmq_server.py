@@ -1,10 +1,12 @@
 """`joyai-embodied serve-model`: one world model served to many robots over ZMQ.
 
-Two threads share the work. The I/O thread owns the ROUTER socket: it decodes requests, answers
-``info``/``health``, malformed and over-limit requests at once, answers "busy" when the bounded queue is
-full, re-sends kept replies to retried requests, and routes finished replies. The worker thread owns the
-model (through the :class:`~joyai_embodied.service.ModelService`): it runs requests in arrival order, batching
-queued ``imagine`` requests on the same scene (and seed) into one ``imagine_batch`` call.
+The I/O thread owns the ROUTER socket: it decodes requests, answers ``info``/``health``, malformed and
+over-limit requests at once, answers "busy" when the bounded queue is full, re-sends kept replies to retried
+requests, and routes finished replies. The worker thread owns the model (through the
+:class:`~joyai_embodied.service.ModelService`): it runs requests in arrival order, batching queued ``imagine``
+requests on the same scene (seed, init, strength) into one ``imagine_batch`` call. A service that declares
+itself concurrent (Ray Serve replicas: :class:`~joyai_embodied.serve.ray_serve.RayServeService`) gets a small
+pool of worker threads instead (``workers``, default its ``concurrency``), so its replicas work in parallel.
 
 Requests are keyed by (client routing id, request id). A retried request is never run twice: while it runs
 the retry waits for the same reply; once answered, the reply comes from a bounded store. This is what makes
@@ -33,7 +35,7 @@ from ..backends.remote import wire
 from ..service import WORKER_METHODS, ModelService
 from .endpoint import check_bind, count_option, is_loopback, megabytes_option, seconds_option
 from .replies import ReplyKey, ReplyStore, frames_size
-from .worker import Job, Worker
+from .worker import MAX_WORKERS, Job, Worker, service_concurrency
 
 DIRECT_METHODS = ("info", "health")
 _RESULTS_ENDPOINT = "inproc://joyai-results-{}"
@@ -64,6 +66,9 @@ class ModelServer:
         preset: preset name reported by ``info``.
         heartbeat_timeout_s: a connection silent to heartbeats this long is dropped.
         service: the service requests go to (default ``ModelService(world_model, max_scenes)``).
+        workers: worker threads running requests (1 to 64). Default: what the service declares
+            (``service.concurrency``: replicas x 2 for Ray Serve), else 1 (an in-process model runs one request
+            at a time anyway). Each keeps at most one batch and its reply in memory on top of the reply budget.
 
     Raises:
         InvalidInputError: a bound is out of range, a malformed ``bind``, or a non-loopback bind without keys.
@@ -73,7 +78,7 @@ class ModelServer:
                  max_scenes: int = 64, max_batch: int = 8, max_payload_bytes: int = wire.MAX_PAYLOAD_BYTES,
                  reply_cache_bytes: int = 256 * 1024 * 1024, max_unread_bytes: int | None = None,
                  keys_dir: str | None = None, insecure: bool = False, preset: str = "",
-                 heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S, service: Any = None):
+                 heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S, service: Any = None, workers: int | None = None):
         for name, value in (("max_queue", max_queue), ("max_batch", max_batch),
                             ("max_payload_bytes", max_payload_bytes), ("reply_cache_bytes", reply_cache_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -91,7 +96,8 @@ class ModelServer:
         self._inflight: set[ReplyKey] = set()  # queued or running, by (client routing id, request id)
         self._stats = {"requests": 0, "busy": 0, "errors": 0, "batches": 0, "batched_requests": 0,
                        "largest_batch": 0, "duplicates": 0, "failed": 0, "held_back": 0, "refused_stopping": 0}
-        self._worker = Worker(self.service, max_queue, max_batch, self._stats)
+        self._worker = Worker(self.service, max_queue, max_batch, self._stats,
+                              service_concurrency(self.service) if workers is None else workers)
         self._draining = threading.Event()  # stop taking requests, answer what is in flight, then exit
         self._threads: list[threading.Thread] = []
         self._context: zmq.Context | None = None
@@ -129,8 +135,8 @@ class ModelServer:
         results.bind(results_endpoint)
         self._threads = [
             threading.Thread(target=self._io_loop, args=(router, results), name="joyai-server-io", daemon=True),
-            threading.Thread(target=self._worker.run, args=(self._context, results_endpoint), name="joyai-server-worker",
-                             daemon=True),
+            *(threading.Thread(target=self._worker.run, args=(self._context, results_endpoint),
+                               name=f"joyai-server-worker-{i}", daemon=True) for i in range(self._worker.threads)),
         ]
         for thread in self._threads:
             thread.start()
@@ -141,22 +147,22 @@ class ModelServer:
         self._draining.set()
 
     def stop(self, timeout_s: float = 60.0) -> bool:
-        """Stops serving: refuses new and queued requests with a reply, finishes the running one and sends
-        its reply, then joins both threads and terminates the ZMQ context.
+        """Stops serving: refuses new and queued requests with a reply, finishes the running ones and sends
+        their replies, then joins every thread and terminates the ZMQ context.
 
         Args:
-            timeout_s: longest wait for the running request.
+            timeout_s: longest wait for the running requests.
 
         Returns:
-            True when everything finished; False when the running request outlived ``timeout_s`` (its client
+            True when everything finished; False when a running request outlived ``timeout_s`` (its client
             got an error reply; the context is then left to process exit rather than closed under the worker).
         """
         self._drain_deadline = time.monotonic() + timeout_s
         self._draining.set()
-        io_thread, worker = (self._threads + [None, None])[:2]
+        io_thread, workers = (self._threads[0] if self._threads else None), self._threads[1:]
         if io_thread is not None:
             io_thread.join(timeout_s + 5)
-        if worker is not None:
+        for worker in workers:
             worker.join(max(self._drain_deadline - time.monotonic(), 0) + 1)
             if worker.is_alive():
                 self.drained_cleanly = False
@@ -194,6 +200,7 @@ class ModelServer:
                 "backend": backend_info.get("backend", self.world_model.backend.name),
                 "device": str(backend_info.get("device", "cpu")), "backend_info": backend_info,
                 "queue_depth": len(self._worker), "max_queue": self.max_queue, "in_flight": len(self._inflight),
+                "workers": self._worker.threads, "running": self._worker.running,
                 **self.service.stats(), "max_batch": self.max_batch, "max_batch_views": wire.MAX_BATCH_VIEWS,
                 "max_payload_bytes": self.max_payload_bytes, "secure": bool(self.keys_dir),
                 **self._replies.stats(), **self._stats}
@@ -382,6 +389,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest request accepted, MiB (default 64)")
     parser.add_argument("--reply-cache-mb", type=megabytes_option, default=256,
                         help="memory for every reply held (kept for retries or not yet read), MiB (default 256)")
+    parser.add_argument("--workers", type=count_option, default=None, metavar="N",
+                        help=f"worker threads running requests, at most {MAX_WORKERS} (default 1; with --ray, "
+                        "replicas x 2 so every replica has work)")
     parser.add_argument("--drain-timeout", type=seconds_option, default=60.0, metavar="S",
                         help="on SIGTERM/SIGINT, longest wait for the running request, s (default 60)")
 
@@ -405,7 +415,7 @@ def run(args: argparse.Namespace) -> int:
         server = ModelServer(world_model, args.bind, max_queue=args.max_queue, max_scenes=args.max_scenes,
                              max_batch=args.max_batch, max_payload_bytes=int(args.max_payload_mb * 2**20),
                              reply_cache_bytes=int(args.reply_cache_mb * 2**20), keys_dir=args.keys,
-                             insecure=args.insecure, preset=str(args.preset))
+                             insecure=args.insecure, preset=str(args.preset), workers=args.workers)
         server.start()
     except zmq.ZMQError as exc:
         world_model.close()

@@ -133,23 +133,27 @@ class ModelService:
         with self._lock:
             return self.world_model.ask(self.scenes.get(handle), question, frame=frame)
 
-    def imagine(self, handle: str, move: CameraMove | CameraPose, seed: int | None = None) -> ImaginedView:
-        """:meth:`WorldModel.imagine` on the scene of ``handle``. Raises as :meth:`relation`."""
+    def imagine(self, handle: str, move: CameraMove | CameraPose, seed: int | None = None,
+                init: str | None = None, strength: float | None = None) -> ImaginedView:
+        """:meth:`WorldModel.imagine` on the scene of ``handle``; ``init`` / ``strength`` as there (the
+        WorldModel refuses them for a backend without them). Raises as :meth:`relation`."""
         with self._lock:
-            return self.world_model.imagine(self.scenes.get(handle), move, seed=seed)
+            return self.world_model.imagine(self.scenes.get(handle), move, seed=seed, init=init, strength=strength)
 
-    def imagine_batch(self, handle: str, moves: Sequence[CameraMove | CameraPose],
-                      seed: int | None = None) -> list[ImaginedView]:
+    def imagine_batch(self, handle: str, moves: Sequence[CameraMove | CameraPose], seed: int | None = None,
+                      init: str | None = None, strength: float | None = None) -> list[ImaginedView]:
         """:meth:`WorldModel.imagine_batch` on the scene of ``handle`` (one backend call for all moves).
 
         Raises:
-            InvalidInputError: ``moves`` is not a list/tuple of CameraMove or CameraPose.
+            InvalidInputError: ``moves`` is not a list/tuple of CameraMove or CameraPose; ``init`` /
+                ``strength`` out of range or given to a backend without them.
             SceneExpiredError: the handle is no longer held.
         """
         if not isinstance(moves, (list, tuple)):
             raise InvalidInputError("moves", "a list of CameraMove or CameraPose", type(moves).__name__)
         with self._lock:
-            return self.world_model.imagine_batch(self.scenes.get(handle), list(moves), seed=seed)
+            return self.world_model.imagine_batch(self.scenes.get(handle), list(moves), seed=seed, init=init,
+                                                  strength=strength)
 
     def edit(self, handle: str, edit: Edit, seed: int | None = None) -> tuple[str, Scene]:
         """Applies ``edit`` to the scene of ``handle`` and keeps the result (the original stays as it was).
@@ -181,10 +185,13 @@ class ModelService:
             return self.scenes.release(handles)
 
     def stats(self) -> dict[str, int]:
-        """Scenes held, their bound, and how many were evicted so far."""
-        with self._lock:
-            return {"scenes": len(self.scenes), "max_scenes": self.scenes.max_scenes,
-                    "scenes_evicted": self.scenes.evicted}
+        """Scenes held, their bound, and how many were evicted so far.
+
+        Takes no lock: the ZMQ server's I/O thread answers ``info``/``health`` with these while a request may
+        hold the lock for minutes (a learned imagine); each figure is one atomic read.
+        """
+        return {"scenes": len(self.scenes), "max_scenes": self.scenes.max_scenes,
+                "scenes_evicted": self.scenes.evicted}
 
     # -- name + parameter map (what the ZMQ server calls) ----------------------------------------------
     def run(self, method: str, params: Mapping[str, Any]) -> Any:
@@ -209,13 +216,15 @@ class ModelService:
         return self.ask(_param(params, "scene"), _param(params, "question"), frame=params.get("frame", "camera"))
 
     def _run_imagine(self, params: Mapping[str, Any]) -> ImaginedView:
-        return self.imagine(_param(params, "scene"), _param(params, "move"), seed=_seed(params))
+        return self.imagine(_param(params, "scene"), _param(params, "move"), seed=_seed(params),
+                            init=params.get("init"), strength=params.get("strength"))
 
     def _run_imagine_batch(self, params: Mapping[str, Any]) -> list[ImaginedView]:
         moves = _param(params, "moves")
         if not isinstance(moves, list):
             raise InvalidInputError("params.moves", "a list of CameraMove or CameraPose", type(moves).__name__)
-        return self.imagine_batch(_param(params, "scene"), moves, seed=_seed(params))
+        return self.imagine_batch(_param(params, "scene"), moves, seed=_seed(params), init=params.get("init"),
+                                  strength=params.get("strength"))
 
     def _run_edit(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return _scene_reply(*self.edit(_param(params, "scene"), _param(params, "edit"), seed=_seed(params)))

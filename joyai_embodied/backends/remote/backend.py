@@ -96,12 +96,20 @@ class RemoteBackend(Backend):
             "scene": self._handle(scene), "question": question, "max_views": max_views}), Answer)
 
     # -- imagination -----------------------------------------------------------------------------------
-    def imagine(self, scene: Scene, move: CameraMove | CameraPose, seed: int | None = None) -> ImaginedView:
-        return self._typed(self.client.call("imagine", {"scene": self._handle(scene), "move": move,
-                                                        "seed": seed}), ImaginedView)
+    def imagine(self, scene: Scene, move: CameraMove | CameraPose, seed: int | None = None,
+                init: str | None = None, strength: float | None = None) -> ImaginedView:
+        """One view, imagined on the server; ``init`` / ``strength`` are sent only when set, and the server's
+        backend decides whether it takes them (``InvalidInputError`` naming ``init`` / ``strength`` if not)."""
+        params = {"scene": self._handle(scene), "move": move, "seed": seed, **_img2img(init, strength)}
+        return self._typed(self.client.call("imagine", params), ImaginedView)
 
-    def imagine_batch(self, scene: Scene, moves: Sequence[CameraMove | CameraPose],
-                      seed: int | None = None) -> list[ImaginedView]:
+    def imagine_batch(self, scene: Scene, moves: Sequence[CameraMove | CameraPose], seed: int | None = None,
+                      init: str | None = None, strength: float | None = None) -> list[ImaginedView]:
+        """Several views in one request (one backend call on the server); ``init`` / ``strength`` as :meth:`imagine`.
+
+        Raises:
+            InvalidInputError: more than ``wire.MAX_BATCH_VIEWS`` moves (before sending), or as :meth:`imagine`.
+        """
         from . import wire
 
         if len(moves) > wire.MAX_BATCH_VIEWS:  # refused before sending, as the server would refuse it
@@ -109,7 +117,7 @@ class RemoteBackend(Backend):
                                     f"reply must fit in {wire.MAX_ARRAYS} array frames); split the batch",
                                     f"{len(moves)} moves")
         views = self.client.call("imagine_batch", {"scene": self._handle(scene), "moves": list(moves),
-                                                   "seed": seed})
+                                                   "seed": seed, **_img2img(init, strength)})
         if not isinstance(views, list) or len(views) != len(moves):
             raise RemoteError(f"model server at {self.address} answered imagine_batch of {len(moves)} moves "
                               f"with {type(views).__name__}")
@@ -149,3 +157,8 @@ class RemoteBackend(Backend):
             raise RemoteError(f"model server at {self.address} answered with {type(value).__name__}, "
                               f"expected {cls.__name__}")
         return value
+
+
+def _img2img(init: str | None, strength: float | None) -> dict[str, Any]:
+    """The img2img parameters that were set (unset ones are left out of the request, as a default)."""
+    return {k: v for k, v in (("init", init), ("strength", strength)) if v is not None}
