@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--backend", default="geometric", help="world-model preset (default geometric)")
     parser.add_argument("--no-baseline", action="store_true", help="run only the world-model planner")
+    parser.add_argument("--depth-noise", default="none", choices=("none", "structured_light", "stereo"),
+                        help="the env's depth sensor model (sim_envs/sensor_noise.py; default none = exact)")
+    parser.add_argument("--noise-seed", type=int, default=0, help="seed of the depth noise (default 0)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     if args.small:
@@ -45,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     wm = WorldModel.load(args.backend)
     env = make_env(width=args.width, height=args.height)
+    env.unwrapped.set_depth_noise(args.depth_noise, args.noise_seed)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
 
     def progress(name: str, episode) -> None:
@@ -61,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
 
     print(f"\n{args.seeds} seeds from {args.first_seed}, {args.width}x{args.height}, backend {args.backend}, "
+          f"depth noise {args.depth_noise}, "
           f"{seconds:.0f} s in all")
     names = list(scores)
     header = f"{'template':24s}" + "".join(f"{n:>16s}" for n in names)

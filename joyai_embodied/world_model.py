@@ -110,11 +110,23 @@ class WorldModel:
         return cls(backend, {"backend": backend_name, **options})
 
     # -- understanding -------------------------------------------------------------------------
-    def observe(self, obs: Mapping[str, Any] | Observation | None = None, *, rgb: np.ndarray | None = None,
+    def observe(self, obs: Mapping[str, Any] | Observation | Sequence[Any] | None = None, *, rgb: np.ndarray | None = None,
                 depth: np.ndarray | None = None, intrinsics: np.ndarray | None = None,
                 cam_to_world: np.ndarray | None = None, segmentation: np.ndarray | None = None,
                 labels: Mapping[int, str] | None = None) -> Scene:
-        """Builds a Scene from an observation dict / Observation, or from keyword arrays."""
+        """Builds a Scene from an observation dict / Observation, or from keyword arrays.
+
+        ``obs`` may also be a list of frames of one still camera, the latest first (``wm.observe([obs3, obs2,
+        obs1])``): backends with ``observe_frames`` (geometric) fuse them (temporal depth fusion); others
+        refuse a list.
+        """
+        if isinstance(obs, (list, tuple)):
+            frames = [o if isinstance(o, Observation) else Observation.from_dict(o, labels=labels) for o in obs]
+            fuse = getattr(self.backend, "observe_frames", None)
+            if fuse is None:
+                raise InvalidInputError("obs", f"one observation (backend {self.backend.name!r} fuses no frames)",
+                                        f"a list of {len(frames)}")
+            return fuse(frames)
         if isinstance(obs, Observation):
             observation = obs
         elif obs is not None:

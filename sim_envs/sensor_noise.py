@@ -59,7 +59,8 @@ class SensorModel:
         dark_luma: pixels darker than this (0-255) return little IR light ...
         dark_dropout: ... and read 0 with this probability.
         specular_luma: pixels brighter than this are saturated highlights ...
-        specular_dropout: ... and read 0 with this probability.
+        specular_dropout: ... and read 0 with this probability (kept low: the simulator's white tops
+            saturate in RGB without being shiny in the infrared).
         patches_per_frame: mean number of random invalid blobs per 640x480 frame (Poisson).
         patch_radius_px: (smallest, largest) blob radius at 640 px wide (scaled with the width).
         speckle_dropout: probability that any pixel reads 0 (isolated matching failures).
@@ -79,7 +80,7 @@ class SensorModel:
     dark_luma: float = 25.0
     dark_dropout: float = 0.5
     specular_luma: float = 250.0
-    specular_dropout: float = 0.7
+    specular_dropout: float = 0.2
     patches_per_frame: float = 2.0
     patch_radius_px: tuple[float, float] = (3.0, 9.0)
     speckle_dropout: float = 0.002
@@ -96,7 +97,7 @@ class SensorModel:
 SENSORS: dict[str, SensorModel] = {
     "structured_light": SensorModel(name="structured_light", baseline_m=0.050, subpixel_px=0.08),
     "stereo": SensorModel(name="stereo", baseline_m=0.050, subpixel_px=0.15, edge_dropout=0.5, flying_prob=0.5,
-                          dark_luma=40.0, dark_dropout=0.8, patches_per_frame=5.0, patch_radius_px=(4.0, 14.0),
+                          dark_luma=40.0, dark_dropout=0.8, specular_dropout=0.4, patches_per_frame=5.0, patch_radius_px=(4.0, 14.0),
                           speckle_dropout=0.005),
 }
 

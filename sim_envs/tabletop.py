@@ -381,6 +381,17 @@ class TabletopSpatialEnv(gym.Env):
         self.depth_noise, self.noise_seed = checked["depth_noise"], checked["noise_seed"]
         self._noise_rng = np.random.default_rng([self.noise_seed])
 
+    def observe(self) -> dict[str, np.ndarray]:
+        """The observation of the current state rendered again, without stepping: with depth noise, a fresh
+        draw of it (the frames a caller fuses over time).
+
+        Raises:
+            ResetNeeded: before the first reset.
+        """
+        if self.data is None:
+            raise gym.error.ResetNeeded("call reset() before observe()")
+        return self._observation()
+
     def camera_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(cam_to_world 4x4, intrinsics 3x3) of a named camera at the env's image size.
 

@@ -3,6 +3,7 @@
     joyai-embodied eval                           # spatial + imagination, 10 seeds, geometric, out/eval/
     joyai-embodied eval --seeds 50 --planner      # also task success vs. the random baseline
     joyai-embodied eval --small                   # 3 seeds at 320x240, for CI
+    joyai-embodied eval --depth-noise structured_light --planner   # depth as a RealSense D4xx reports it
     joyai-embodied eval --libero libero_spatial --tasks 0,3 --init-states 0-9   # LIBERO, its own check
 
 Each benchmark writes ``OUT/<name>.json`` (all figures) and ``OUT/<name>.md`` (the table printed).
@@ -38,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", type=positive_int, default=480, help="image height (default 480)")
     parser.add_argument("--small", action="store_true",
                         help=f"{SMALL_SEEDS} seeds at {SMALL_SIZE[0]}x{SMALL_SIZE[1]}")
+    parser.add_argument("--depth-noise", choices=("none", "structured_light", "stereo"), default="none",
+                        help="the simulator's depth sensor model for spatial, imagination and planner "
+                             "(sim_envs/sensor_noise.py; default none = exact depth)")
     from ..evaluation.libero import add_libero_arguments
 
     add_libero_arguments(parser)  # --libero SUITE [--tasks 0,3,7] [--init-states 0-49]
@@ -75,6 +79,11 @@ def run(args: argparse.Namespace) -> int:
     if args.small:
         args.seeds, (args.width, args.height) = min(args.seeds, SMALL_SEEDS), SMALL_SIZE
     if uses_ray(args):  # --workers N | --ray-address ADDR: the same benchmarks, episodes on Ray workers
+        if getattr(args, "depth_noise", "none") != "none":
+            from ..errors import InvalidInputError
+
+            raise InvalidInputError("--depth-noise", "'none' with --workers/--ray-address (the Ray episodes do "
+                                    "not carry the sensor model yet)", repr(args.depth_noise))
         return run_eval(args)
     chosen = args.only or (["spatial", "imagination"] + (["planner"] if args.planner else []))
     if getattr(args, "record", None) and "planner" not in chosen:
@@ -113,14 +122,16 @@ def run(args: argparse.Namespace) -> int:
 def _run_spatial(wm: Any, seeds: Sequence[int], args: argparse.Namespace) -> Any:
     from ..evaluation.spatial import evaluate_spatial
 
-    return evaluate_spatial(seeds, width=args.width, height=args.height, world_model=wm, progress=True)
+    return evaluate_spatial(seeds, width=args.width, height=args.height, world_model=wm, progress=True,
+                            depth_noise=getattr(args, "depth_noise", "none"))
 
 
 def _run_imagination(wm: Any, seeds: Sequence[int], args: argparse.Namespace) -> Any:
     from ..evaluation.imagination import evaluate_imagination
 
     return evaluate_imagination(wm, seeds=seeds, width=args.width, height=args.height,
-                                out_png=str(Path(args.out) / "imagination.png"), progress=print)
+                                out_png=str(Path(args.out) / "imagination.png"), progress=print,
+                                depth_noise=getattr(args, "depth_noise", "none"))
 
 
 def _run_planner(wm: Any, seeds: Sequence[int], args: argparse.Namespace) -> Any:
@@ -128,6 +139,8 @@ def _run_planner(wm: Any, seeds: Sequence[int], args: argparse.Namespace) -> Any
     from ..evaluation.planner import evaluate_planner
 
     env = make_env(width=args.width, height=args.height)
+    if getattr(args, "depth_noise", "none") != "none":  # EnvConfig has no depth_noise yet: set it on the env
+        env.unwrapped.set_depth_noise(args.depth_noise)
     recorder = None
     try:
         if getattr(args, "record", None):

@@ -133,11 +133,12 @@ class _Simulator:
 
 
 class _MujocoSimulator(_Simulator):
-    def __init__(self, width: int, height: int):
+    def __init__(self, width: int, height: int, depth_noise: str = "none"):
         import gymnasium as gym
         import sim_envs  # registers the env
 
-        self.env = gym.make(sim_envs.ENV_ID, width=width, height=height)
+        # The observed frame carries the sensor's depth noise; render() (the ground truth) stays exact.
+        self.env = gym.make(sim_envs.ENV_ID, width=width, height=height, depth_noise=depth_noise)
 
     def reset(self, seed: int) -> None:
         obs, info = self.env.reset(seed=seed)
@@ -194,7 +195,7 @@ class _SyntheticSimulator(_Simulator):
         pass
 
 
-def _make_simulator(simulator: str, width: int, height: int) -> _Simulator:
+def _make_simulator(simulator: str, width: int, height: int, depth_noise: str = "none") -> _Simulator:
     if simulator not in ("auto", "mujoco", "synthetic"):
         raise InvalidInputError("simulator", "'auto', 'mujoco' or 'synthetic'", repr(simulator))
     if simulator == "auto":
@@ -203,7 +204,11 @@ def _make_simulator(simulator: str, width: int, height: int) -> _Simulator:
             simulator = "mujoco"
         except ImportError:
             simulator = "synthetic"
-    return _MujocoSimulator(width, height) if simulator == "mujoco" else _SyntheticSimulator(width, height)
+    if depth_noise != "none" and simulator != "mujoco":
+        raise InvalidInputError("depth_noise", "'none' with the synthetic simulator (the noise model is sim_envs')",
+                                repr(depth_noise))
+    return (_MujocoSimulator(width, height, depth_noise) if simulator == "mujoco"
+            else _SyntheticSimulator(width, height))
 
 
 def _free_spot(objects: list[dict[str, Any]], moved_id: int, table_z: float, rng: np.random.Generator
@@ -221,7 +226,8 @@ def _free_spot(objects: list[dict[str, Any]], moved_id: int, table_z: float, rng
 def evaluate_imagination(wm: Any = None, seeds: Sequence[int] = (0, 1, 2), yaws: Sequence[float] = (10, 20, 30, 45),
                          width: int = 320, height: int = 240, out_png: str | None = None,
                          simulator: str = "auto",
-                         progress: Callable[[str], None] | None = None) -> dict[str, dict[str, float]]:
+                         progress: Callable[[str], None] | None = None,
+                         depth_noise: str = "none") -> dict[str, dict[str, float]]:
     """Imagined views vs simulator ground truth, averaged over ``seeds``.
 
     Args:
@@ -233,6 +239,8 @@ def evaluate_imagination(wm: Any = None, seeds: Sequence[int] = (0, 1, 2), yaws:
             is written there.
         simulator: ``"auto"``, ``"mujoco"`` or ``"synthetic"`` (see module docstring).
         progress: optional callback receiving one line per scored view.
+        depth_noise: the observed frame's sensor model (``"none"``, ``"structured_light"``, ``"stereo"``;
+            MuJoCo only); the ground-truth renders stay exact.
 
     Returns:
         ``{"yaw 10": {"psnr", "ssim", "depth_absrel", "coverage", "baseline_psnr", "baseline_ssim",
@@ -248,7 +256,7 @@ def evaluate_imagination(wm: Any = None, seeds: Sequence[int] = (0, 1, 2), yaws:
     if not list(yaws):
         raise InvalidInputError("yaws", "at least one yaw", list(yaws))
     wm = WorldModel.load("geometric") if wm is None else wm
-    sim = _make_simulator(simulator, width, height)
+    sim = _make_simulator(simulator, width, height, depth_noise)
     scores: dict[str, list[ViewScore]] = {}
     grid: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
     try:

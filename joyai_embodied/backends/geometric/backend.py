@@ -77,9 +77,27 @@ class GeometricBackend(Backend):
             InvalidInputError: the observation has no depth, or (without segmentation) its depth shows no
                 support plane to segment objects on (field ``depth``).
         """
-        cloud, objects = lift_observation(observation, self.voxel_size_m)
+        cloud, objects = lift_observation(observation, self.voxel_size_m, self.config.depth_filter)
         pivot = scene_pivot(objects, observation.cam_to_world, plane=cloud.plane, depth=observation.depth)
         return Scene(observation=observation, objects=objects, pivot=pivot, backend=self.name, data=cloud)
+
+    def observe_frames(self, observations: list[Observation]) -> Scene:
+        """Observes the last k frames of a still camera as one: temporal depth fusion, then :meth:`observe`.
+
+        Depth is fused per pixel (:func:`.depth_filter.fuse_observations`: the median of the valid values
+        where at least half of the frames have one); rgb, segmentation and labels come from the first
+        (latest) frame, which the Scene keeps as its observation.
+
+        Args:
+            observations: the frames, latest first; one frame is observed as it is.
+
+        Raises:
+            InvalidInputError: no frames, or frames from different cameras (field ``observations[i]``):
+                fusion is per pixel and does not register a moving camera.
+        """
+        from .depth_filter import fuse_observations
+
+        return self.observe(fuse_observations(list(observations)))
 
     def relation(self, scene: Scene, subject: str, reference: str, frame: Frame = "camera") -> Relation:
         """Relation of ``subject`` to ``reference``; semantics in :mod:`.reasoning`.
@@ -194,6 +212,7 @@ class GeometricBackend(Backend):
     def info(self) -> dict[str, Any]:
         return {"backend": self.name, "device": "cpu", "voxel_size_m": self.voxel_size_m,
                 "hole_fill_px": self.hole_fill_px, "relation_margin_m": self.relation_margin_m,
+                "depth_filter": self.config.depth_filter,
                 "cameras": sorted(self.cameras)}
 
 

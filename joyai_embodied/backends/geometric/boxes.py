@@ -83,7 +83,7 @@ class _Footprint:
 
 
 def fit_all(cloud: SceneCloud, depth_image: np.ndarray, id_image: np.ndarray,
-            names: dict[int, str] | None) -> list[SceneObject]:
+            names: dict[int, str] | None, noise_m: float = 0.0) -> list[SceneObject]:
     """One SceneObject per instance id > 0 of ``cloud`` with enough points, in id order.
 
     Args:
@@ -91,6 +91,8 @@ def fit_all(cloud: SceneCloud, depth_image: np.ndarray, id_image: np.ndarray,
         depth_image: HxW depth the source camera sees (NaN where nothing is known), for visibility.
         id_image: HxW instance ids the source camera sees.
         names: ``{id: name}`` to use; other ids are named "<colour> <shape>", numbered when repeated.
+        noise_m: RMS depth noise measured on the support (0 for exact depth): the part of a sphere fit's
+            residual it explains is not held against the sphere.
     """
     plane = cloud.plane
     if plane is None:  # no support found: a level plane under the lowest point, so boxes still close
@@ -113,7 +115,7 @@ def fit_all(cloud: SceneCloud, depth_image: np.ndarray, id_image: np.ndarray,
         footprints[-1].pixel_count = int(pixel_counts[instance_id])
     _resolve_supports(footprints)
     for fp in footprints:
-        _classify(fp)
+        _classify(fp, noise_m)
 
     objects, used = [], set()
     for fp in footprints:
@@ -160,7 +162,7 @@ def _fit_footprint(instance_id: int, points: np.ndarray, colors: np.ndarray, fra
                       walls=fit_walls(ab[h < top - top_band]))
 
 
-def _classify(fp: _Footprint) -> None:
+def _classify(fp: _Footprint, noise_m: float = 0.0) -> None:
     """Names the shape from the height above its support; fits the box of cubes and cylinders to their walls.
 
     The height counts from the support: a sphere resting on a plate is as tall as it is round only above the
@@ -170,6 +172,9 @@ def _classify(fp: _Footprint) -> None:
     """
     height = max(fp.top - fp.support, 1e-3)
     sphere = fp.sphere
+    if sphere is not None and noise_m > 0:
+        # Residuals add in quadrature: what is left after the measured noise is the shape's own misfit.
+        sphere = (sphere[0], sphere[1], float(np.sqrt(max(sphere[2] ** 2 - (noise_m / sphere[1]) ** 2, 0.0))))
     fp.shape = classify_shape(fp.seen, height, sphere[2] if sphere else None,
                               sphere_diameter=2 * sphere[1] if sphere else None, top=fp.top_rect, walls=fp.walls)
     if fp.shape != "sphere":

@@ -10,6 +10,9 @@ from ...errors import InvalidInputError
 from ...types import CameraPose
 from .reasoning import RELATION_MARGIN_M
 
+#: ``depth_filter`` values (see perception.DEPTH_FILTERS; repeated here so the config imports no numpy code).
+DEPTH_FILTERS = ("auto", "on", "off")
+
 #: A voxel larger than this merges neighbouring tabletop objects (they are a few cm apart).
 MAX_VOXEL_SIZE_M = 0.1
 #: Filling holes wider than this smears foreground over the background in imagined views.
@@ -28,6 +31,9 @@ class GeometricConfig(TypedConfig):
         relation_margin_m: differences at or under this along an axis are neither left nor right
             (in front nor behind).
         cameras: named camera poses for questions such as "from the side camera, is A left of B?".
+        depth_filter: ``"auto"`` (default: clean depth that looks like a real sensor's, i.e. with pixels
+            without depth; exact simulator depth is used as it is), ``"on"`` or ``"off"``: flying-pixel
+            removal, mask erosion at depth edges and surface smoothing (``depth_filter.py``).
 
     Raises:
         InvalidInputError: a wrongly typed or out-of-range option (the message names it).
@@ -37,6 +43,7 @@ class GeometricConfig(TypedConfig):
     hole_fill_px: int = 2
     relation_margin_m: float = RELATION_MARGIN_M
     cameras: Mapping[str, CameraPose] | None = None
+    depth_filter: str = "auto"
 
     def check(self) -> None:
         if not 0 <= self.voxel_size_m <= MAX_VOXEL_SIZE_M:
@@ -46,6 +53,8 @@ class GeometricConfig(TypedConfig):
         if not 0 <= self.relation_margin_m <= MAX_RELATION_MARGIN_M:
             raise InvalidInputError("relation_margin_m", f"a margin in metres in [0, {MAX_RELATION_MARGIN_M}]",
                                     self.relation_margin_m)
+        if self.depth_filter not in DEPTH_FILTERS:
+            raise InvalidInputError("depth_filter", f"one of {list(DEPTH_FILTERS)}", repr(self.depth_filter))
         for name, pose in (self.cameras or {}).items():
             if not isinstance(name, str) or not name.strip():
                 raise InvalidInputError("cameras name", "a non-empty camera name", repr(name))

@@ -26,6 +26,8 @@ from ...errors import InvalidInputError
 from ...types import Observation, SceneObject
 from .boxes import fit_all
 from .cloud import SceneCloud
+from .configuration_geometric import DEPTH_FILTERS  # "auto": clean sensor-like depth only
+from .depth_filter import clean_depth, is_sensor_depth
 from .segmentation import segment_without_labels
 from .support_plane import PlaneFrame, plane_from_background
 from .visibility import project_cloud
@@ -33,13 +35,22 @@ from .visibility import project_cloud
 __all__ = ["PlaneFrame", "fit_objects", "lift_observation", "voxel_downsample"]
 
 
-def lift_observation(observation: Observation, voxel_size_m: float = 0.0) -> tuple[SceneCloud, list[SceneObject]]:
+#: Support noise: every n-th background point, those within this band of the plane (metres), at least this many.
+NOISE_STRIDE = 13
+NOISE_BAND_M = 0.02
+NOISE_MIN_POINTS = 50
+
+
+def lift_observation(observation: Observation, voxel_size_m: float = 0.0,
+                     depth_filter: str = "auto") -> tuple[SceneCloud, list[SceneObject]]:
     """Lifts an RGB-D observation into a world point cloud and the objects standing in it.
 
     Args:
         observation: a validated frame with depth. Its segmentation (if any) gives instance ids; its labels
             (if any) give names.
         voxel_size_m: when > 0, keep one point per voxel of this size and instance (a lighter cloud).
+        depth_filter: one of :data:`DEPTH_FILTERS`: drop flying pixels and mask-edge pixels
+            (:func:`.depth_filter.clean_depth`) before lifting.
 
     Returns:
         ``(cloud, objects)``: the SceneCloud (ids 0 = support/background, plane always estimated when
@@ -55,7 +66,13 @@ def lift_observation(observation: Observation, voxel_size_m: float = 0.0) -> tup
     if isinstance(voxel_size_m, bool) or not isinstance(voxel_size_m, (int, float)) or not voxel_size_m >= 0:
         raise InvalidInputError("voxel_size_m", "a size in metres >= 0", voxel_size_m)
 
+    if depth_filter not in DEPTH_FILTERS:
+        raise InvalidInputError("depth_filter", f"one of {list(DEPTH_FILTERS)}", repr(depth_filter))
+
     depth = observation.depth
+    filtered = depth_filter == "on" or (depth_filter == "auto" and is_sensor_depth(depth))
+    if filtered:
+        depth = clean_depth(depth, observation.segmentation)
     valid = np.isfinite(depth) & (depth > 0)
     height, width = depth.shape
     grid = _pixel_grid(height, width)
@@ -86,10 +103,21 @@ def lift_observation(observation: Observation, voxel_size_m: float = 0.0) -> tup
 
     cloud = SceneCloud(points=points, colors=colors, ids=ids, pixels=pixels, plane=plane, source=camera)
     names = dict(observation.labels) if observation.labels else None
-    objects = fit_all(cloud, depth_image, id_image, names)
+    noise = support_noise(points, ids, plane) if filtered else 0.0
+    objects = fit_all(cloud, depth_image, id_image, names, noise_m=noise)
     if voxel_size_m > 0:
         cloud = voxel_downsample(cloud, float(voxel_size_m))
     return cloud, objects
+
+
+def support_noise(points: np.ndarray, ids: np.ndarray, plane: np.ndarray | None) -> float:
+    """Robust RMS (1.4826 x median absolute residual) of the background points near the support plane."""
+    if plane is None:
+        return 0.0
+    sample = points[::NOISE_STRIDE][ids[::NOISE_STRIDE] == 0]
+    residual = np.abs(sample @ plane[:3] + plane[3])
+    near = residual[residual < NOISE_BAND_M]
+    return float(1.4826 * np.median(near)) if len(near) >= NOISE_MIN_POINTS else 0.0
 
 
 def fit_objects(cloud: SceneCloud, names: dict[int, str] | None = None) -> list[SceneObject]:
