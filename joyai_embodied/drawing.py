@@ -2,7 +2,7 @@
 
 One definition of the markers' look, filled into messages by two converters: the recorders' rosbags
 classes (:func:`joyai_embodied.recording.ros_messages.scene_markers`, for MCAP files) and the ROS nodes'
-rclpy classes (:mod:`ros_nodes.scene_publisher`, for RViz). Both draw exactly :func:`scene_shapes`:
+rclpy classes (:mod:`ros_nodes.nodes.scene_publisher`, for RViz). Both draw exactly :func:`scene_shapes`:
 
 - each object as a box (``namespace`` "objects", id ``2 i``: the oriented box, centre = the object's
   centroid) and a label above it (``"objects/labels"``, id ``2 i + 1``, text ``"<name> #<id>"``);

@@ -5,7 +5,8 @@ Layout (imports point down only: ``launcher`` -> ``nodes`` / ``clients`` -> ``to
 
 - ``nodes/``: the servers. ``spatial_reasoning`` (service ``/joyai/spatial_query``), ``imagination``
   (action ``/joyai/imagine``), both thin adapters over one :class:`joyai_embodied.service.ModelService`
-  (``common``), ``sim_bridge`` (the tabletop simulator as camera topics and ``/joyai/sim/*`` services),
+  (``common``), ``scene_publisher`` (the current scene as a MarkerArray and, optionally, a PointCloud2 for
+  RViz), ``sim_bridge`` (the tabletop simulator as camera topics and ``/joyai/sim/*`` services),
   ``runtime`` (spinning until a signal, draining, clean shutdown).
 - ``clients/``: ``world_model_client`` (:class:`WorldModelClient`, blocking + async calls),
   ``ros_backend`` (``WorldModel.load("ros")``), ``sim_client`` (``SimBridgeClient``, ``RosSimEnv``; needs no MuJoCo).

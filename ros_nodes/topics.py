@@ -6,7 +6,7 @@ Both sides import this module (never each other), so a client needs neither the 
 from __future__ import annotations
 
 from geometry_msgs.msg import PoseStamped
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 SPATIAL_QUERY_SERVICE = "/joyai/spatial_query"
@@ -25,6 +25,12 @@ TOPIC_DEFAULTS = {
     "segmentation_topic": "camera/segmentation/image_raw",
     "camera_pose_topic": "camera/pose",
 }
+#: Default topics of what the nodes publish for RViz (``markers_topic``/``cloud_topic`` parameters; relative names).
+SCENE_MARKERS_TOPIC = "joyai/scene_markers"  # visualization_msgs/MarkerArray
+SCENE_CLOUD_TOPIC = "joyai/scene_cloud"  # sensor_msgs/PointCloud2 (off unless publish_cloud)
+#: Reliable + transient-local, depth 1, for the scene topics: a late subscriber (RViz started after the node)
+#: gets the current scene, and only the current one matters.
+SCENE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 #: The messages of one camera frame, by the key of their ``<key>_topic`` parameter.
 FRAME_TYPES = {"rgb": Image, "depth": Image, "segmentation": Image, "camera_info": CameraInfo,
                "camera_pose": PoseStamped}

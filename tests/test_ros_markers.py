@@ -62,7 +62,7 @@ class Listener:
         from sensor_msgs.msg import PointCloud2
         from visualization_msgs.msg import MarkerArray
 
-        from ros_nodes.scene_publisher import SCENE_QOS
+        from ros_nodes.topics import SCENE_QOS
 
         self.node = rclpy.create_node(name)
         self.arrays: list = []

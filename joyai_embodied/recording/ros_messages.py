@@ -6,7 +6,9 @@ No serializer is written here: message classes come from ``rosbags.typesys`` (th
 names, camera frusta), ``geometry_msgs/PoseStamped``, ``tf2_msgs/TFMessage`` and ``std_msgs/String``, and
 read images back into numpy for replay.
 
-``scene_markers(scene, stamp, frame_id)`` is the function a ROS node publishes for RViz (issue 14 item 3).
+The markers' look (boxes, labels, frusta, cloud layout) is defined once in :mod:`joyai_embodied.drawing`;
+``scene_markers(scene, stamp, frame_id)`` fills it into rosbags classes, as ``ros_nodes/nodes/scene_publisher.py``
+fills the same shapes into rclpy classes for RViz (issue 14 item 3).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ STRING = "std_msgs/msg/String"
 
 #: What the markers look like (boxes, labels, frusta, colours, the cloud layout) is defined once, in
 #: joyai_embodied/drawing.py; the functions below fill its shapes into rosbags message classes, as
-#: ros_nodes/scene_publisher.py fills them into rclpy classes for RViz.
+#: ros_nodes/nodes/scene_publisher.py fills them into rclpy classes for RViz.
 
 #: Image encodings replay understands, and the numpy dtype / channels of each.
 ENCODINGS = {

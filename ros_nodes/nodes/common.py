@@ -51,7 +51,7 @@ class SharedModel:
     Attributes:
         service: the one service layer (scene handles, edits, expiry).
         serving: requests in flight in this process, and the refusal of new ones at shutdown.
-        scene_publisher: the process's one :class:`~ros_nodes.scene_publisher.ScenePublisher` (made by the
+        scene_publisher: the process's one :class:`~ros_nodes.nodes.scene_publisher.ScenePublisher` (made by the
             first node that asks, so that both nodes draw one current scene on one topic).
     """
 

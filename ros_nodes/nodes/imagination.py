@@ -28,10 +28,10 @@ from joyai_embodied.errors import InvalidInputError, JoyAIError
 from joyai_embodied.types import CameraMove, CameraPose, MoveObject, RotateObject
 
 from .. import conversions, results
-from ..scene_publisher import ScenePublisher
 from ..topics import IMAGINE_ACTION
 from .common import LatestFrames, SharedModel, declare_model_parameters, load_model, scene_for
 from .runtime import Serving
+from .scene_publisher import ScenePublisher
 
 T = TypeVar("T")
 #: How often a running stage checks for a cancel request (seconds).

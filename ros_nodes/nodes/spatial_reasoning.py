@@ -29,10 +29,10 @@ from joyai_embodied.errors import InvalidInputError, JoyAIError
 from joyai_embodied.types import CameraPose, Relation
 
 from .. import conversions, results
-from ..scene_publisher import ScenePublisher
 from ..topics import SPATIAL_QUERY_SERVICE
 from .common import LatestFrames, SharedModel, declare_model_parameters, load_model, scene_for
 from .runtime import Serving
+from .scene_publisher import ScenePublisher
 
 
 class SpatialReasoningNode(Node):

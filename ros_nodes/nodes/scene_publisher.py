@@ -29,7 +29,6 @@ from typing import Any, Sequence
 from geometry_msgs.msg import Point, Vector3
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
@@ -37,17 +36,15 @@ from visualization_msgs.msg import Marker, MarkerArray
 from joyai_embodied import drawing
 from joyai_embodied.types import Scene
 
-from . import conversions
+from .. import conversions
+from ..topics import SCENE_CLOUD_TOPIC, SCENE_MARKERS_TOPIC, SCENE_QOS
 
-#: Reliable + transient-local, depth 1: a late subscriber (RViz started after the node) gets the last scene,
-#: and only the last one matters.
-SCENE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 #: Imagined cameras drawn per scene (the newest): as many views as one ``with_imagination`` reply may hold.
 MAX_IMAGINED_CAMERAS = 16
 #: drawing.Shape kinds -> Marker types.
 MARKER_TYPES = {drawing.BOX: Marker.CUBE, drawing.TEXT: Marker.TEXT_VIEW_FACING, drawing.LINES: Marker.LINE_LIST}
-PARAMETER_DEFAULTS = {"publish_markers": True, "publish_cloud": False, "markers_topic": "joyai/scene_markers",
-                      "cloud_topic": "joyai/scene_cloud", "world_frame": "world"}
+PARAMETER_DEFAULTS = {"publish_markers": True, "publish_cloud": False, "markers_topic": SCENE_MARKERS_TOPIC,
+                      "cloud_topic": SCENE_CLOUD_TOPIC, "world_frame": "world"}
 _DESCRIPTIONS = {
     "publish_markers": "publish a visualization_msgs/MarkerArray of the current scene (boxes, names, cameras)",
     "publish_cloud": "publish the current observation's lifted cloud as sensor_msgs/PointCloud2 (xyz + rgb)",
