@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--simulator", choices=("auto", "mujoco", "synthetic"), default="auto")
     parser.add_argument("--grid", default=None, help="write the source | imagined | truth grid PNG here")
     parser.add_argument("--repeats", type=int, default=20, help="timed imagine calls")
+    parser.add_argument("--depth-noise", default="none", choices=("none", "structured_light", "stereo"),
+                        help="the observed frame's depth sensor model (MuJoCo; the ground truth stays exact)")
     args = parser.parse_args(argv)
     if args.small:
         args.seeds, args.width, args.height, args.repeats = 2, 320, 240, 5
@@ -62,9 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     wm = WorldModel.load("geometric")
     start = time.perf_counter()
     result = evaluate_imagination(wm, seeds=list(range(args.seeds)), width=args.width, height=args.height,
-                                  out_png=args.grid, simulator=args.simulator)
+                                  out_png=args.grid, simulator=args.simulator, depth_noise=args.depth_noise)
     elapsed = time.perf_counter() - start
-    print(f"imagination, {args.seeds} seeds, {args.width}x{args.height}, simulator {args.simulator} "
+    print(f"imagination, {args.seeds} seeds, {args.width}x{args.height}, simulator {args.simulator}, "
+          f"depth noise {args.depth_noise} "
           f"({elapsed:.1f} s)")
     print(f"| view | {' | '.join(COLUMNS)} |")
     print("|---" * (len(COLUMNS) + 1) + "|")

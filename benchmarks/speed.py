@@ -3,6 +3,7 @@
     python benchmarks/speed.py              # 5 scenes x 20 repeats, 640x480
     python benchmarks/speed.py --small      # 2 scenes x 5 repeats at 160x120 (CI)
     python benchmarks/speed.py --json out/speed.json
+    python benchmarks/speed.py --depth-noise structured_light   # frames as a RealSense D4xx reports them
 
 Targets (issue 3, on a 2-core CPU): observe <= 50 ms (with segmentation), a relation query <= 1 ms,
 imagine <= 25 ms. Also reports observe without segmentation (plane + clustering) and ask.
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", action="store_true", help="2 scenes x 5 repeats at 160x120, for CI")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--depth-noise", default="none", choices=("none", "structured_light", "stereo"),
+                        help="the env's depth sensor model (sim_envs/sensor_noise.py); noisy frames go through "
+                             "the backend's depth filter")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
     scenes, repeats = (2, 5) if args.small else (args.scenes, args.repeats)
@@ -62,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from joyai_embodied import CameraMove, WorldModel
 
     wm = WorldModel.load("geometric")
-    env = gym.make("joyai/TabletopSpatial-v0", width=args.width, height=args.height)
+    env = gym.make("joyai/TabletopSpatial-v0", width=args.width, height=args.height, depth_noise=args.depth_noise)
     timings: dict[str, list[float]] = {}
     try:
         for seed in range(scenes):
@@ -86,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     # The issue's targets are for 640x480 frames; other sizes print figures without a verdict.
     full_size = (args.width, args.height) == (640, 480)
     targets = {"observe": 50.0, "relation": 1.0, "imagine": 25.0} if full_size else {}
-    print(f"\ngeometric backend latency, {args.width}x{args.height}, {scenes} scenes")
+    print(f"\ngeometric backend latency, {args.width}x{args.height}, {scenes} scenes, depth noise {args.depth_noise}")
     figures = {}
     for name, values in timings.items():
         median, p90, best = float(np.median(values)), float(np.percentile(values, 90)), float(np.min(values))
