@@ -49,6 +49,10 @@ SEEN_RIM_INSET_M = 0.007
 UNSEEN_RIM_PENALTY_M = 0.01
 #: An observed rim farther than this from the box's radius is noise (rim bleed), not the rim.
 RIM_TRUST_M = 0.02
+#: The Panda hand's body reaches this far either side along the closing axis...
+HAND_HALF_SPAN_M = 0.11
+#: ...from this far above the end-effector site: a cabinet beside a bowl blocks the hand, not the fingers.
+HAND_ABOVE_M = 0.06
 #: Gripper yaws tried for a rim grasp (rad, about the start orientation).
 RIM_YAWS = (0.0, np.pi / 2)
 #: Words of categories that get a rim grasp.
@@ -97,6 +101,8 @@ def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
                 reach = float(np.linalg.norm(point[:2] - arm.home[:2]))
                 score = (min(room, ROOM_ENOUGH_M) - (0.001 if yaw else 0.0) - 0.005 * reach
                          - (UNSEEN_RIM_PENALTY_M if seen is None else 0.0))
+                if heights is not None and _hand_blocked(heights, point, axis, obj.id):
+                    score -= 1.0
                 log.debug("rim candidate yaw %.2f side %+d: room %.3f m, reach %.2f m, box radius %.3f, seen %s",
                           yaw, sign, room, reach, radius, seen)
                 if best is None or score > best[0]:
@@ -182,6 +188,14 @@ def _travel(arm: Arm, goal: np.ndarray, obstacles: Sequence[SceneObject], hangin
         arm.move_to(np.array([*arm.position[:2], safe]), tolerance_m=VIA_M, max_steps=30)
     arm.move_to(np.array([goal[0], goal[1], max(safe, goal[2])]), tolerance_m=VIA_M, max_steps=60)
     arm.move_to(goal, tolerance_m=VIA_M, max_steps=40)
+
+
+def _hand_blocked(heights: HeightMap, point: np.ndarray, axis: np.ndarray, object_id: int) -> bool:
+    """Whether something observed stands as high as the hand's body (wide along the closing axis) at ``point``."""
+    for distance in np.linspace(-HAND_HALF_SPAN_M, HAND_HALF_SPAN_M, 11):
+        if heights.top_near((point + distance * axis)[:2], FINGER_FOOTPRINT_M, object_id) > point[2] + HAND_ABOVE_M:
+            return True
+    return False
 
 
 def _clearance(point: np.ndarray, obstacles: Sequence[SceneObject]) -> float:
