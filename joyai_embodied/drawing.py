@@ -101,11 +101,23 @@ def _translation(xyz: Sequence[float]) -> np.ndarray:
     return matrix
 
 
+def has_geometry(obj: SceneObject) -> bool:
+    """True when an object's box is finite (a backend without usable depth knows names only: NaN boxes)."""
+    return bool(np.all(np.isfinite(obj.centroid)) and np.all(np.isfinite(obj.extent))
+                and np.all(np.isfinite(obj.obb_rotation)))
+
+
 def object_shapes(objects: Sequence[SceneObject], namespace: str = "objects", alpha: float = BOX_ALPHA,
                   first_id: int = 0) -> list[Shape]:
-    """A box (the object's oriented box) and a label (its name and id) per object, in that order."""
+    """A box (the object's oriented box) and a label (its name and id) per object, in that order.
+
+    Objects without a finite box are left out (viewers refuse NaN poses); the others keep the ids of
+    their index in ``objects``.
+    """
     shapes = []
     for index, obj in enumerate(objects):
+        if not has_geometry(obj):
+            continue
         box = np.eye(4)
         box[:3, :3], box[:3, 3] = obj.obb_rotation, obj.centroid
         shapes.append(Shape(BOX, namespace, first_id + 2 * index, box, tuple(float(v) for v in obj.extent),

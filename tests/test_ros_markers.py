@@ -18,7 +18,7 @@ pytest.importorskip("joyai_interfaces")
 pytest.importorskip("visualization_msgs")
 gym = pytest.importorskip("gymnasium")
 
-from joyai_embodied import MoveObject, WorldModel, drawing  # noqa: E402
+from joyai_embodied import CameraMove, MoveObject, WorldModel, drawing  # noqa: E402
 from joyai_embodied.types import Observation  # noqa: E402
 from ros_nodes.child_process import start_launcher, start_node, stop_process  # noqa: E402
 
@@ -281,3 +281,33 @@ def test_standalone_node_defaults_markers_on_world_and_no_cloud(ros_context, fra
     finally:
         listener.close()
         assert stop_process(process) == 0
+
+
+def test_rclpy_markers_equal_the_recorders_and_skip_boxes_without_geometry(local_scene):
+    """The node's rclpy MarkerArray and the MCAP recorder's rosbags one carry the same markers, field by field."""
+    import dataclasses
+
+    from std_msgs.msg import Header
+
+    from ros_nodes.nodes.scene_publisher import scene_marker_array
+
+    msgs = pytest.importorskip("joyai_embodied.recording.ros_messages")
+    nameless = dataclasses.replace(local_scene.objects[0], name="ghost", centroid=np.full(3, np.nan))
+    scene = dataclasses.replace(local_scene, objects=[*local_scene.objects, nameless])
+    cameras = [("imagined 1", WorldModel.load("geometric").imagine(local_scene, CameraMove(yaw_deg=25.0)))]
+    ours = scene_marker_array(scene, Header(frame_id="world"), cameras).markers
+    theirs = msgs.scene_markers(scene, 0, "world", cameras).markers
+
+    def fields(m):
+        return (m.ns, m.id, m.type, m.action, m.text, _xyz(m.pose.position).round(9).tolist(),
+                [round(v, 9) for v in (m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z,
+                                       m.pose.orientation.w)],
+                _xyz(m.scale).round(9).tolist(), [round(v, 9) for v in (m.color.r, m.color.g, m.color.b, m.color.a)],
+                [_xyz(p).round(9).tolist() for p in m.points])
+
+    assert ours[0].action == theirs[0].action == 3  # DELETEALL first (its other fields mean nothing)
+    assert [fields(m) for m in ours[1:]] == [fields(m) for m in theirs[1:]]
+    texts = [m.text for m in ours]
+    assert not any("ghost" in t for t in texts)  # a NaN box is left out (RViz refuses NaN poses)
+    assert len([m for m in ours if m.ns == "objects"]) == len(local_scene.objects)
+    assert all(np.isfinite(_xyz(m.pose.position)).all() for m in ours)
