@@ -177,16 +177,19 @@ def _camera_origins(array) -> list[np.ndarray]:
 
 
 def test_one_scene_publisher_per_process(client, listener):
-    listener.spin_for(0.2)  # discovery of the node's publishers
-    assert listener.node.count_publishers("/joyai/scene_markers") == 1  # both nodes share it
+    deadline = time.monotonic() + WAIT_S
+    while listener.node.count_publishers("/joyai/scene_markers") == 0 and time.monotonic() < deadline:
+        listener.spin_for(0.1)  # discovery of the node process's publishers
+    listener.spin_for(0.3)
+    assert listener.node.count_publishers("/joyai/scene_markers") == 1  # both nodes share one
     assert listener.node.count_publishers("/joyai/scene_cloud") == 1
 
 
 def test_observe_publishes_the_scene_objects_and_the_cloud(client, listener, frame, local_scene):
-    before = len(listener.arrays)
+    arrays, clouds = len(listener.arrays), len(listener.clouds)
     result = client.observe(frame)
     assert result.success, result.error
-    array = listener.wait(listener.arrays, before + 1)
+    array = listener.wait(listener.arrays, arrays + 1)
     _check_objects(array, local_scene, WORLD_FRAME)
     # the same objects the response carries, and exactly one camera: the observer's
     assert [m.text.rsplit(" #", 1)[0] for m in _by_namespace(array)["objects/labels"]] == \
@@ -194,7 +197,7 @@ def test_observe_publishes_the_scene_objects_and_the_cloud(client, listener, fra
     [observer] = _camera_origins(array)
     np.testing.assert_allclose(observer, frame.cam_to_world[:3, 3], atol=1e-9)
 
-    cloud = listener.wait(listener.clouds, 1)
+    cloud = listener.wait(listener.clouds, clouds + 1)
     points, colors = drawing.lift_point_cloud(frame)
     assert cloud.header.frame_id == WORLD_FRAME
     assert [(f.name, f.offset, f.datatype) for f in cloud.fields] == list(drawing.CLOUD_FIELDS)
