@@ -14,8 +14,12 @@ Every request ends as exactly one of:
   duplicated  (counted on top) a second, different reply to the same edit: it was executed twice.
 
 The server's RSS is sampled over time. The run passes with 0 lost, 0 duplicated, every graceful stop exit 0.
-``--transport`` picks the transport under test; ``zmq`` is built in, ``ros`` plugs in as another class with the
-same five methods (start, stop_gracefully, kill, address, rss_mb) and a client with ``call``.
+``--transport`` picks the transport under test: ``zmq`` (here) or ``ros`` (``benchmarks/soak_ros.py``:
+`joyai-embodied ros` under SIGTERM/SIGINT, kill -9 and a slow client; its outcomes add ``unavailable``). A
+transport is a class with start, stop_gracefully, kill, rss_mb, inject (its own faults), client_loop, passed,
+summary, close, and FAULTS.
+
+    .venv/bin/python benchmarks/soak.py --transport ros --small --domain-id 191
 """
 
 from __future__ import annotations
@@ -47,13 +51,17 @@ MIX = [("relation", 40), ("ask", 15), ("imagine", 20), ("imagine_batch", 5), ("e
 class ZmqTransport:
     """`joyai-embodied serve-model` in a child process, restarted after each fault that ends it."""
 
-    def __init__(self, reply_cache_mb: int):
+    FAULTS = ("signal", "kill", "garbage", "slow reader")
+
+    def __init__(self, args: argparse.Namespace):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
-        self.reply_cache_mb = reply_cache_mb
+        self.reply_cache_mb = args.reply_cache_mb
         self.process: subprocess.Popen | None = None
         self.exit_codes: list[int] = []
+        self.exit_seconds: list[float] = []
+        self._helper: SoakClient | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -71,6 +79,7 @@ class ZmqTransport:
         self.process.send_signal(signum)
         self.exit_codes.append(self.process.wait(120))
         took = time.monotonic() - start
+        self.exit_seconds.append(took)
         self.start()
         return took
 
@@ -89,7 +98,26 @@ class ZmqTransport:
             pass
         return float("nan")
 
+    def inject(self, fault: str, obs, seconds: float, faults: Counter) -> None:
+        """Faults beyond signal and kill: garbage frames, a client that stops reading."""
+        if fault == "garbage":
+            faults["garbage answered"] += garbage(self.address, random.Random(len(faults)))
+            return
+        self._helper = self._helper or SoakClient(self.address)
+        threading.Thread(target=slow_reader, args=(self.address, self._helper, obs, seconds), daemon=True).start()
+
+    def client_loop(self, obs, stop: threading.Event, counts: Counter, seed: int, lock: threading.Lock) -> None:
+        client_loop(self.address, obs, stop, counts, seed, lock)
+
+    def passed(self) -> bool:
+        return True  # exit codes are checked by the caller for every transport
+
+    def summary(self) -> str:
+        return f"graceful exits: codes {self.exit_codes}, seconds max {max(self.exit_seconds, default=0):.2f}"
+
     def close(self) -> None:
+        if self._helper is not None:
+            self._helper.close()
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             self.exit_codes.append(self.process.wait(60))
@@ -223,7 +251,14 @@ def slow_reader(address: str, handle_source: SoakClient, obs, seconds: float) ->
     context.term()
 
 
-TRANSPORTS = {"zmq": ZmqTransport}
+def _ros_transport(args: argparse.Namespace):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from soak_ros import RosTransport  # rclpy is needed only for this transport
+
+    return RosTransport(args)
+
+
+TRANSPORTS = {"zmq": ZmqTransport, "ros": _ros_transport}
 
 
 def main() -> None:
@@ -235,24 +270,22 @@ def main() -> None:
     parser.add_argument("--fault-every", type=float, help="seconds between faults (default 4 small, 20 full)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reply-cache-mb", type=int, default=64)
+    parser.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID of the ros transport (default: the "
+                        "environment's)")
     args = parser.parse_args()
-    if args.transport not in TRANSPORTS:
-        raise SystemExit(f"--transport {args.transport}: not available yet; add a class like ZmqTransport to "
-                         "TRANSPORTS in benchmarks/soak.py")
     duration = 20.0 if args.small else args.minutes * 60
     fault_every = args.fault_every or (4.0 if args.small else 20.0)
     width, height = (160, 120) if args.small else (320, 240)
     obs = synthetic_observe(front_camera(width, height), default_boxes())
     rng = random.Random(args.seed)
-    transport = TRANSPORTS[args.transport](args.reply_cache_mb)
+    transport = TRANSPORTS[args.transport](args)
     transport.start()
     counts: Counter = Counter()
     lock, stop = threading.Lock(), threading.Event()
-    threads = [threading.Thread(target=client_loop, args=(transport.address, obs, stop, counts, args.seed + i, lock))
+    threads = [threading.Thread(target=transport.client_loop, args=(obs, stop, counts, args.seed + i, lock))
                for i in range(args.clients)]
     for thread in threads:
         thread.start()
-    helper = SoakClient(transport.address)
     faults: Counter = Counter()
     rss: list[tuple[float, float]] = []
     graceful_exits: list[float] = []
@@ -264,41 +297,40 @@ def main() -> None:
         while (now := time.monotonic()) - start < duration:
             rss.append((now - start, transport.rss_mb()))
             if now >= next_fault:
-                fault = rng.choice(["signal", "kill", "garbage", "slow reader"])
+                fault = rng.choice(transport.FAULTS)
                 faults[fault] += 1
                 if fault == "signal":
                     graceful_exits.append(transport.stop_gracefully(rng.choice([signal.SIGTERM, signal.SIGINT])))
                 elif fault == "kill":
                     transport.kill()
-                elif fault == "garbage":
-                    faults["garbage answered"] += garbage(transport.address, rng)
                 else:
-                    threading.Thread(target=slow_reader, args=(transport.address, helper, obs, fault_every / 2),
-                                     daemon=True).start()
+                    transport.inject(fault, obs, fault_every / 2, faults)
                 next_fault = time.monotonic() + fault_every
             with lock:
                 snapshot = dict(counts)
             if len(rss) % 10 == 1:
                 print(f"  t={now - start:6.1f} s  rss={rss[-1][1]:7.1f} MB  sent={snapshot.get('sent', 0)} "
                       f"answered={snapshot.get('answered', 0)} refused={snapshot.get('refused', 0)} "
-                      f"lost={snapshot.get('lost', 0)}", flush=True)
+                      f"lost={snapshot.get('lost', 0)}" + (f" unavailable={snapshot['unavailable']}"
+                                                             if "unavailable" in snapshot else ""), flush=True)
             time.sleep(0.5)
     finally:
         stop.set()
         for thread in threads:
             thread.join(60)
-        helper.close()
         transport.close()
     values = [r for _, r in rss if r == r]
     print(f"requests: sent {counts['sent']}, answered {counts['answered']}, refused {counts['refused']}, "
-          f"lost {counts['lost']}, duplicated {counts['duplicated']}")
+          f"lost {counts['lost']}, duplicated {counts['duplicated']}"
+          + (f", unavailable {counts['unavailable']}" if args.transport == "ros" else ""))
     print("  by method: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if ":" in k))
     print("faults: " + ", ".join(f"{k} {v}" for k, v in sorted(faults.items())))
-    print(f"graceful exits: codes {transport.exit_codes}, seconds max {max(graceful_exits, default=0):.2f}")
+    print(transport.summary())
     third = max(len(values) // 3, 1)
     print(f"server RSS MB: min {min(values):.0f}, max {max(values):.0f}, first third median "
           f"{sorted(values[:third])[third // 2]:.0f}, last third median {sorted(values[-third:])[third // 2]:.0f}")
-    ok = counts["lost"] == 0 and counts["duplicated"] == 0 and all(code == 0 for code in transport.exit_codes)
+    ok = counts["lost"] == 0 and counts["duplicated"] == 0 and all(code == 0 for code in transport.exit_codes) \
+        and transport.passed()
     print("PASS" if ok else "FAIL")
     sys.exit(0 if ok else 1)
 

@@ -399,6 +399,8 @@ def test_an_image_over_the_payload_limit_is_refused_naming_the_limit_and_the_lar
     (["--max-payload-mb", "nan"], "--max-payload-mb"),
     (["--reply-cache-mb", "-1"], "--reply-cache-mb"),
     (["--max-queue", "0"], "--max-queue"),
+    (["--workers", "0"], "--workers"),
+    (["--workers", "65"], "at most 64"),
     (["--bind", "tcp://127.0.0.1:99999"], "1-65535"),
     (["--bind", "udp://127.0.0.1:5555"], "bind"),
     (["--generate-keys", "/proc/x"], "/proc/x"),

@@ -182,9 +182,10 @@ def test_a_second_signal_exits_at_once(slow_obs):
         server.close()
 
 
-def test_stop_in_process_answers_every_queued_request(small_obs):
+@pytest.mark.parametrize("workers", [1, 3])  # 3: the pool a concurrent service gets drains the same way
+def test_stop_in_process_answers_every_queued_request(small_obs, workers):
     model = WorldModel.load("geometric")
-    server = ModelServer(model, "tcp://127.0.0.1:*", max_batch=1).start()
+    server = ModelServer(model, "tcp://127.0.0.1:*", max_batch=1, workers=workers).start()
     context, sock = dealer(server.address)
     try:
         for i in range(6):
@@ -238,10 +239,11 @@ def test_kill_9_mid_edit_then_restart_the_edit_is_never_applied_twice(small_obs)
 
 # -- many clients ------------------------------------------------------------------------------------------
 
-def test_sixteen_clients_fifty_mixed_requests_each_get_exactly_one_reply_each(small_obs):
+@pytest.mark.parametrize("workers", [1, 4])  # 4: a worker pool keeps every guarantee
+def test_sixteen_clients_fifty_mixed_requests_each_get_exactly_one_reply_each(small_obs, workers):
     """All clients use the same request ids: replies are keyed by client too (issue 12 item 3)."""
     model = WorldModel.load("geometric")
-    with ModelServer(model, "tcp://127.0.0.1:*", max_queue=1024, max_scenes=1024) as server:
+    with ModelServer(model, "tcp://127.0.0.1:*", max_queue=1024, max_scenes=1024, workers=workers) as server:
         expected_view = model.imagine(model.observe(small_obs), CameraMove(yaw_deg=15)).rgb
         failures: list[str] = []
 
@@ -307,6 +309,7 @@ def test_sixteen_clients_fifty_mixed_requests_each_get_exactly_one_reply_each(sm
         assert not failures, failures[:5]
         info = server.info()
         assert info["in_flight"] == 0 and info["queue_depth"] == 0 and info["busy"] == 0
+        assert info["workers"] == workers and info["running"] == 0
 
 
 # -- a client that never reads ---------------------------------------------------------------------------

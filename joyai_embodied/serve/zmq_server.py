@@ -389,11 +389,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest request accepted, MiB (default 64)")
     parser.add_argument("--reply-cache-mb", type=megabytes_option, default=256,
                         help="memory for every reply held (kept for retries or not yet read), MiB (default 256)")
-    parser.add_argument("--workers", type=count_option, default=None, metavar="N",
+    parser.add_argument("--workers", type=_workers_option, default=None, metavar="N",
                         help=f"worker threads running requests, at most {MAX_WORKERS} (default 1; with --ray, "
                         "replicas x 2 so every replica has work)")
     parser.add_argument("--drain-timeout", type=seconds_option, default=60.0, metavar="S",
                         help="on SIGTERM/SIGINT, longest wait for the running request, s (default 60)")
+
+
+def _workers_option(text: str) -> int:
+    value = count_option(text)
+    if value > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_WORKERS} worker threads, got {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
