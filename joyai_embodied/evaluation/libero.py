@@ -134,7 +134,9 @@ def _record(suite: str, task_id: int, state: int, episode: Any, info: dict[str, 
     chosen_instance = next((o["instance"] for o in ground_truth["objects"] if o["id"] == episode.chosen), None)
     return {"task_id": task_id, "init_state": state, "instruction": episode.instruction,
             "success": bool(episode.success), "steps": int(episode.steps), "wall_s": round(episode.wall_s, 2),
-            "chosen": episode.chosen_name or None, "chosen_correct": (chosen_instance == wanted) if wanted else None,
+            # Scored only where the planner resolved a referring expression (not for skills it lacks).
+            "chosen": episode.chosen_name or None,
+            "chosen_correct": (chosen_instance == wanted) if wanted and episode.chosen is not None else None,
             "failure": episode.failure, "grasp_attempts": episode.grasp_attempts,
             "predicted_on_target": episode.predicted_on_target, "verified_on_target": episode.verified_on_target,
             "unsure": episode.unsure, "message": episode.message}
