@@ -175,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
 
     def banner(nodes) -> str:
         bridge = " + sim bridge (/joyai/sim/reset|pick|place, camera topics)" if len(nodes) > 2 else ""
+        drawn = nodes[0].scene_publisher.topics
+        bridge += f", scene for RViz on {' and '.join(drawn)}" if drawn else ""
         return (f"joyai-embodied ros: serving /joyai/spatial_query and /joyai/imagine{bridge} "
                 f"(backend {nodes[0].model.world_model.backend.name}, domain {os.environ.get('ROS_DOMAIN_ID', '0')}, "
                 f"discovery {args.discovery})")

@@ -135,6 +135,11 @@ class ScenePublisher:
     def enabled(self) -> bool:
         return self._markers is not None or self._cloud is not None
 
+    @property
+    def topics(self) -> list[str]:
+        """The resolved names of the topics published (markers first), e.g. ``["/joyai/scene_markers"]``."""
+        return [publisher.topic_name for publisher in (self._markers, self._cloud) if publisher is not None]
+
     def show(self, handle: str, scene: Scene, imagined: Sequence[Any] = ()) -> None:
         """Draws ``scene`` (and the cameras of ``imagined`` views) unless it is what was drawn last.
 
