@@ -10,8 +10,7 @@ pixels without depth; a simulator's exact depth has every pixel valid and is use
   same way and exceed :func:`jump_threshold`) or standing alone (every valid 4-neighbour differs by more
   than the threshold) is dropped; real surfaces are that steep only within a few degrees of grazing.
 - **mask edges** (with a segmentation image): object masks are eroded by one pixel (their rim is where
-  the mask and the depth disagree: registration, mixed pixels), and any object pixel next to another id
-  whose depth differs by more than the threshold is dropped.
+  the mask and the depth disagree: registration, mixed pixels).
 - **smoothing**: on surfaces away from edges and mask borders depth is averaged over 5x5 pixels.
 
 :func:`fuse_depth` fuses the last k frames of a still camera: the per-pixel median of the valid values,
@@ -59,28 +58,27 @@ def clean_depth(depth: np.ndarray, segmentation: np.ndarray | None = None) -> np
     """
     z = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float32)
     threshold = jump_threshold(np.nan_to_num(z, nan=0.0))
-    drop = np.zeros(z.shape, dtype=bool)
-    steps = []  # |z - neighbour| per direction, NaN where either has no value
-    for axis in (0, 1):
-        before = _shift(z, 1, axis)   # the neighbour above / to the left
-        after = _shift(z, -1, axis)   # below / to the right
-        a, b = z - before, after - z
-        # A ramp: both steps the same sign and both above the threshold (a mixed pixel between two surfaces).
-        with np.errstate(invalid="ignore"):
-            drop |= (a * b > 0) & (np.abs(a) > threshold) & (np.abs(b) > threshold)
-        steps += [np.abs(a), np.abs(b)]
-    stacked = np.stack(steps)
-    valid_neighbours = np.isfinite(stacked)
+    padded = np.pad(z, 1, constant_values=np.nan)  # neighbours are views into it: no shifted copies
+    up, down = padded[:-2, 1:-1], padded[2:, 1:-1]
+    left, right = padded[1:-1, :-2], padded[1:-1, 2:]
     with np.errstate(invalid="ignore"):
-        far = np.where(valid_neighbours, stacked > threshold, True)
-    # Alone: at least two neighbours with depth and all of them on another surface.
-    drop |= np.all(far, axis=0) & (valid_neighbours.sum(axis=0) >= 2)
-    edges = np.any(np.where(valid_neighbours, stacked > threshold, False), axis=0)
+        # A ramp: both steps along a row or a column go the same way and exceed the threshold (a mixed
+        # pixel between two surfaces). NaN steps compare False.
+        a, b = z - up, down - z
+        drop = (a * b > 0) & (np.abs(a) > threshold) & (np.abs(b) > threshold)
+        c, d = z - left, right - z
+        drop |= (c * d > 0) & (np.abs(c) > threshold) & (np.abs(d) > threshold)
+        steps = (np.abs(a), np.abs(b), np.abs(c), np.abs(d))
+        with_depth = sum(np.isfinite(step).astype(np.uint8) for step in steps)
+        beyond = sum((step > threshold).astype(np.uint8) for step in steps)
+    # Alone: at least two neighbours with depth and every one of them on another surface.
+    drop |= (with_depth >= 2) & (beyond == with_depth)
+    edges = beyond > 0
     if segmentation is not None:
         borders = _id_borders(segmentation)
         # Erode every object mask by a pixel: its rim is where a flying pixel keeps the object's id while
         # its depth lies toward the background (pairs of them pass the ramp test).
-        drop |= _mask_edges(z, segmentation, threshold) | (borders & (segmentation > 0))
+        drop |= borders & (segmentation > 0)
         edges |= borders
     z[drop] = np.nan
     return smooth_surfaces(z, edges | drop)
@@ -104,41 +102,44 @@ def smooth_surfaces(z: np.ndarray, edges: np.ndarray, radius: int = SMOOTH_RADIU
 
 
 def _box_sum(image: np.ndarray, radius: int) -> np.ndarray:
-    """Sum over the (2r+1)^2 window around every pixel (zero outside the image), as two 1D running sums.
-
-    Separable and in float32: a row's running sum stays small (a few hundred metres at most), so the
-    window sums keep ~1e-5 m resolution, at a fraction of a 2D float64 integral image's cost.
-    """
+    """Sum over the (2r+1)^2 window around every pixel (zero outside the image), separable, in float32."""
     return _box_1d(_box_1d(image.astype(np.float32, copy=False), radius, 1), radius, 0)
+
+
+def _box_1d(image: np.ndarray, radius: int, axis: int) -> np.ndarray:
+    """Sum over ``2 radius + 1`` neighbours along ``axis`` (zero outside the image), by shifted adds.
+
+    For a small radius, 2r vectorised adds beat a running sum (numpy's cumsum is not vectorised) and keep
+    full float32 precision.
+    """
+    size = image.shape[axis]
+    out = image.copy()
+    for k in range(1, radius + 1):
+        if k >= size:
+            break
+        if axis == 0:
+            out[k:] += image[:-k]
+            out[:-k] += image[k:]
+        else:
+            out[:, k:] += image[:, :-k]
+            out[:, :-k] += image[:, k:]
+    return out
 
 
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     """``mask`` grown by ``radius`` pixels (a square window), by shifted ORs: boolean ops are cheap."""
     out = mask.copy()
-    for _ in range(radius):
-        grown = out.copy()
-        grown[1:] |= out[:-1]
-        grown[:-1] |= out[1:]
-        out = grown
-    for _ in range(radius):
-        grown = out.copy()
-        grown[:, 1:] |= out[:, :-1]
-        grown[:, :-1] |= out[:, 1:]
-        out = grown
+    for axis in (0, 1):
+        for _ in range(radius):
+            grown = out.copy()
+            if axis == 0:
+                grown[1:] |= out[:-1]
+                grown[:-1] |= out[1:]
+            else:
+                grown[:, 1:] |= out[:, :-1]
+                grown[:, :-1] |= out[:, 1:]
+            out = grown
     return out
-
-
-def _box_1d(image: np.ndarray, radius: int, axis: int) -> np.ndarray:
-    """Sum over ``2 radius + 1`` neighbours along ``axis`` (zero outside the image)."""
-    pad = [(0, 0), (0, 0)]
-    pad[axis] = (radius + 1, radius)
-    running = np.cumsum(np.pad(image, pad), axis=axis, dtype=np.float32)
-    size = image.shape[axis]
-    upper = [slice(None), slice(None)]
-    lower = [slice(None), slice(None)]
-    upper[axis] = slice(2 * radius + 1, 2 * radius + 1 + size)
-    lower[axis] = slice(0, size)
-    return running[tuple(upper)] - running[tuple(lower)]
 
 
 def _id_borders(ids: np.ndarray) -> np.ndarray:
@@ -149,33 +150,6 @@ def _id_borders(ids: np.ndarray) -> np.ndarray:
     border[:, 1:] |= ids[:, 1:] != ids[:, :-1]
     border[:, :-1] |= ids[:, :-1] != ids[:, 1:]
     return border
-
-
-def _mask_edges(z: np.ndarray, ids: np.ndarray, threshold: np.ndarray) -> np.ndarray:
-    """Object pixels beside another id (or the background) whose depth differs from it by more than the threshold."""
-    drop = np.zeros(z.shape, dtype=bool)
-    for axis in (0, 1):
-        for shift in (1, -1):
-            other_ids = _shift(ids, shift, axis, fill=-1)
-            other_z = _shift(z, shift, axis)
-            with np.errstate(invalid="ignore"):
-                drop |= (ids > 0) & (other_ids >= 0) & (other_ids != ids) & (np.abs(z - other_z) > threshold)
-    return drop
-
-
-def _shift(image: np.ndarray, shift: int, axis: int, fill: float = np.nan) -> np.ndarray:
-    """``image`` moved by ``shift`` pixels along ``axis`` (out[i] = image[i - shift]); the border gets ``fill``."""
-    out = np.full(image.shape, fill, dtype=image.dtype)
-    if axis == 0:
-        if shift > 0:
-            out[shift:] = image[:-shift]
-        else:
-            out[:shift] = image[-shift:]
-    elif shift > 0:
-        out[:, shift:] = image[:, :-shift]
-    else:
-        out[:, :shift] = image[:, -shift:]
-    return out
 
 
 def fuse_depth(depths: list[np.ndarray]) -> np.ndarray:
