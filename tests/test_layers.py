@@ -13,7 +13,7 @@ bottom (README "Where things are")::
     service       joyai_embodied.service
     world model   joyai_embodied.world_model (and the package facade joyai_embodied/__init__.py)
     backends      joyai_embodied.backends
-    foundation    spatial, camera, types, errors, config
+    foundation    spatial, camera, drawing, types, errors, config
 
 The last tests feed the checker small synthetic packages and check that it catches what it should.
 """
@@ -51,6 +51,7 @@ LAYER_OF_PREFIX = {
     "joyai_embodied.backends": "backends",
     "joyai_embodied.spatial": "foundation",
     "joyai_embodied.camera": "foundation",
+    "joyai_embodied.drawing": "foundation",
     "joyai_embodied.types": "foundation",
     "joyai_embodied.errors": "foundation",
     "joyai_embodied.config": "foundation",

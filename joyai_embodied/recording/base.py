@@ -17,31 +17,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..camera import unproject
+from ..drawing import lift_point_cloud
 from ..errors import InvalidInputError
 from ..types import ImaginedView, Observation, Scene, SceneObject
-
-#: Every CLOUD_STRIDE-th pixel each way is lifted: 640x480 -> 19k points, enough to see the scene in 3D while
-#: keeping the recording a small share of a run's time.
-CLOUD_STRIDE = 4
-#: Depth beyond this is background (the simulator reads 20 m for empty space): not drawn in the cloud.
-CLOUD_MAX_DEPTH_M = 5.0
-
-
-def lift_point_cloud(obs: Observation, stride: int = CLOUD_STRIDE) -> tuple[np.ndarray, np.ndarray]:
-    """World points (N, 3) float32 and their colours (N, 3) uint8 from depth + K + pose, every ``stride`` px.
-
-    Returns empty arrays when the observation has no depth.
-    """
-    if obs.depth is None:
-        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
-    depth = obs.depth[::stride, ::stride]
-    k = obs.intrinsics.copy()
-    k[:2] /= stride  # the subsampled image's pinhole: pixel (i, j) is original pixel (stride i, stride j)
-    points = unproject(depth, k, obs.cam_to_world)
-    valid = np.isfinite(depth) & (depth > 0) & (depth < CLOUD_MAX_DEPTH_M)
-    return points[valid].astype(np.float32), obs.rgb[::stride, ::stride][valid]
-
 
 def ee_pose(robot_state: Any) -> np.ndarray | None:
     """4x4 end-effector pose from a robot state: a 4x4 matrix, or a vector starting with the tip x, y, z."""
