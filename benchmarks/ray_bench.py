@@ -7,7 +7,7 @@ Prints:
   - serve: requests/s of CPU-bound geometric requests (relation, observe) from 8 client threads to 1 and
     to 2 replicas;
   - zmq: the same through the ZMQ front end (``serve-model --ray``: 8 remote clients -> ModelServer with its
-    worker pool of replicas x 2 -> Serve), 1 and 2 replicas;
+    worker pool of replicas x 2 -> Serve), 1 and 2 replicas, and 2 replicas behind a single ZMQ worker;
   - latency: p50 of a relation through the plain ZMQ server and through the ZMQ server forwarding to Ray
     Serve (``serve-model --ray``), and the difference;
   - batching: k concurrent imagine requests on one replica (``@serve.batch``) against k one after another,
@@ -107,16 +107,18 @@ def bench_zmq_serve(obs, count: int) -> None:
     from joyai_embodied.serve import ray_serve
     from joyai_embodied.serve.zmq_server import ModelServer
 
-    rates: dict[str, dict[int, float]] = {"relation": {}, "observe": {}}
+    # (replicas, ZMQ worker threads): None = the default pool (replicas x 2); (2, 1) is the single worker of before
+    configs = [(1, None), (2, 1), (2, None)]
+    rates: dict[str, dict[tuple, float]] = {"relation": {}, "observe": {}}
     workers = {}
-    for replicas in (1, 2):
+    for replicas, threads in configs:
         service = ray_serve.deploy("geometric", replicas=replicas)
-        with ModelServer(service.world_model, "tcp://127.0.0.1:*", service=service) as server:
-            workers[replicas] = server.info()["workers"]
+        with ModelServer(service.world_model, "tcp://127.0.0.1:*", service=service, workers=threads) as server:
+            workers[(replicas, threads)] = server.info()["workers"]
             clients = [WorldModel.load("remote", address=server.address, timeout_s=60, retries=0)
                        for _ in range(CLIENT_THREADS)]
             scene = clients[0].observe(obs)
-            turn = iter(range(10**9))  # each call takes the next client (each is used by one thread at a time)
+            turn = iter(range(10**9))  # each call takes the next client (a client serialises its own calls)
 
             def relation():
                 clients[next(turn) % CLIENT_THREADS].relation(scene, "red cube", "blue box")
@@ -124,15 +126,17 @@ def bench_zmq_serve(obs, count: int) -> None:
             def observe():
                 clients[next(turn) % CLIENT_THREADS].observe(obs)
 
-            rates["relation"][replicas] = _throughput(relation, count)
-            rates["observe"][replicas] = _throughput(observe, max(count // 8, 16))
+            rates["relation"][(replicas, threads)] = _throughput(relation, count)
+            rates["observe"][(replicas, threads)] = _throughput(observe, max(count // 8, 16))
             for client in clients:
                 client.close()
         ray_serve.undeploy()
-    for kind, by_count in rates.items():
-        print(f"zmq -> serve {kind}: 1 replica {by_count[1]:.0f} req/s ({workers[1]} ZMQ workers), 2 replicas "
-              f"{by_count[2]:.0f} req/s ({workers[2]} workers) ({by_count[2] / by_count[1]:.2f}x), "
-              f"{CLIENT_THREADS} remote clients")
+    for kind, by in rates.items():
+        one, single, pool = by[(1, None)], by[(2, 1)], by[(2, None)]
+        print(f"zmq -> serve {kind}, {CLIENT_THREADS} remote clients: 1 replica {one:.0f} req/s "
+              f"({workers[(1, None)]} ZMQ workers); 2 replicas {pool:.0f} req/s ({workers[(2, None)]} workers, "
+              f"{pool / one:.2f}x one replica); 2 replicas behind 1 worker {single:.0f} req/s "
+              f"(pool {pool / single:.2f}x)")
 
 
 def _p50_ms(model, scene, count: int) -> float:
