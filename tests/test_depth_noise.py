@@ -169,3 +169,16 @@ def test_exact_depth_is_used_as_it_is():
         [(o.name, o.centroid.tolist(), o.extent.tolist()) for o in off.objects]
     with pytest.raises(InvalidInputError, match="depth_filter"):
         WorldModel.load("geometric", depth_filter="sometimes")
+
+
+def test_eval_command_scores_spatial_under_depth_noise(tmp_path, capsys):
+    from joyai_embodied.commands import main
+
+    assert main(["eval", "--only", "spatial", "--small", "--seeds", "1", "--depth-noise", "structured_light",
+                 "--out", str(tmp_path)]) == 0
+    import json
+
+    result = json.loads((tmp_path / "spatial.json").read_text())["result"]
+    assert result["depth_noise"] == "structured_light"
+    assert result["relation_accuracy"]["overall"]["accuracy"] >= 0.9
+    assert main(["eval", "--only", "spatial", "--small", "--depth-noise", "lidar", "--out", str(tmp_path)]) == 2
