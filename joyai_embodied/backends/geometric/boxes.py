@@ -174,9 +174,15 @@ def _classify(fp: _Footprint, noise_m: float = 0.0) -> None:
     sphere = fp.sphere
     if sphere is not None and noise_m > 0:
         # Residuals add in quadrature: what is left after the measured noise is the shape's own misfit.
-        sphere = (sphere[0], sphere[1], float(np.sqrt(max(sphere[2] ** 2 - (noise_m / sphere[1]) ** 2, 0.0))))
+        sphere = (sphere[0], sphere[1], _less_noise(sphere[2] * sphere[1], noise_m) / sphere[1])
+    walls = fp.walls
+    if walls is not None and noise_m > 0:
+        # The same for the wall fits: noise widens a cube's faces and a cylinder's arc alike.
+        centre, radius, residual = walls.circle
+        walls = WallFit((centre, radius, _less_noise(residual, noise_m)), walls.edge_angle,
+                        _less_noise(walls.edge_residual, noise_m), walls.chord)
     fp.shape = classify_shape(fp.seen, height, sphere[2] if sphere else None,
-                              sphere_diameter=2 * sphere[1] if sphere else None, top=fp.top_rect, walls=fp.walls)
+                              sphere_diameter=2 * sphere[1] if sphere else None, top=fp.top_rect, walls=walls)
     if fp.shape != "sphere":
         fp.sphere = None
     if fp.walls is None:
@@ -189,6 +195,11 @@ def _classify(fp: _Footprint, noise_m: float = 0.0) -> None:
         centre, radius, _ = fp.walls.circle
         if radius < MAX_ARC_RADIUS_SHARE * float(np.max(fp.rect.size)):  # not a stray arc bigger than the object
             fp.rect = Rectangle(centre, np.full(2, 2 * radius), np.eye(2), fp.rect.hull_area)
+
+
+def _less_noise(residual: float, noise_m: float) -> float:
+    """An RMS residual with the measured noise taken out in quadrature (never below zero)."""
+    return float(np.sqrt(max(residual ** 2 - noise_m ** 2, 0.0)))
 
 
 def _resolve_supports(footprints: list[_Footprint]) -> None:
