@@ -48,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
 
     wm = WorldModel.load(args.backend)
     env = make_env(width=args.width, height=args.height)
-    env.unwrapped.set_depth_noise(args.depth_noise, args.noise_seed)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
 
     def progress(name: str, episode) -> None:
@@ -58,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     try:
-        scores = evaluate_planner(wm, env, seeds, baseline=not args.no_baseline, on_episode=progress)
+        scores = evaluate_planner(wm, env, seeds, baseline=not args.no_baseline, on_episode=progress,
+                                  depth_noise=args.depth_noise, noise_seed=args.noise_seed)
     finally:
         env.close()
         wm.close()

@@ -182,3 +182,18 @@ def test_eval_command_scores_spatial_under_depth_noise(tmp_path, capsys):
     assert result["depth_noise"] == "structured_light"
     assert result["relation_accuracy"]["overall"]["accuracy"] >= 0.9
     assert main(["eval", "--only", "spatial", "--small", "--depth-noise", "lidar", "--out", str(tmp_path)]) == 2
+
+
+def test_planner_evaluation_runs_under_depth_noise():
+    from joyai_embodied.envs import make_env
+    from joyai_embodied.evaluation.planner import evaluate_planner
+
+    env = make_env(width=320, height=240)
+    try:
+        scores = evaluate_planner(WorldModel.load("geometric"), env, [1000], baseline=False,
+                                  depth_noise="structured_light")
+        assert env.unwrapped.depth_noise == "structured_light"
+        assert (env.unwrapped.observe()["depth"] == 0).any()
+        assert len(scores["world model"].episodes) == 1
+    finally:
+        env.close()

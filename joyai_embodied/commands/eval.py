@@ -139,8 +139,6 @@ def _run_planner(wm: Any, seeds: Sequence[int], args: argparse.Namespace) -> Any
     from ..evaluation.planner import evaluate_planner
 
     env = make_env(width=args.width, height=args.height)
-    if getattr(args, "depth_noise", "none") != "none":  # EnvConfig has no depth_noise yet: set it on the env
-        env.unwrapped.set_depth_noise(args.depth_noise)
     recorder = None
     try:
         if getattr(args, "record", None):
@@ -152,7 +150,8 @@ def _run_planner(wm: Any, seeds: Sequence[int], args: argparse.Namespace) -> Any
             if recorder is not None and name == "world model":
                 recorder.log_episode(episode)
 
-        scores = evaluate_planner(wm, env, seeds, on_episode=record)
+        noise = getattr(args, "depth_noise", "none")  # EnvConfig has no depth_noise: evaluate_planner sets it
+        scores = evaluate_planner(wm, env, seeds, on_episode=record, depth_noise=None if noise == "none" else noise)
     finally:
         env.close()
         if recorder is not None:

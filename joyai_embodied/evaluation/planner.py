@@ -102,7 +102,8 @@ class PlannerScore:
 
 def evaluate_planner(wm: WorldModel, env: Any, seeds: Iterable[int], baseline: bool = True,
                      baseline_seed: int = 0,
-                     on_episode: Callable[[str, Episode], None] | None = None) -> dict[str, PlannerScore]:
+                     on_episode: Callable[[str, Episode], None] | None = None,
+                     depth_noise: str | None = None, noise_seed: int = 0) -> dict[str, PlannerScore]:
     """Runs the world-model planner (and the random baseline) on the same tasks.
 
     Args:
@@ -113,6 +114,9 @@ def evaluate_planner(wm: WorldModel, env: Any, seeds: Iterable[int], baseline: b
         baseline_seed: seed of the baseline's guesses.
         on_episode: called with (planner name, episode) after each episode, with its images and scenes
             still attached (for progress output and recordings; they are dropped afterwards).
+        depth_noise: when given, the env's depth sensor model for these episodes (``"none"``,
+            ``"structured_light"``, ``"stereo"``: ``env.unwrapped.set_depth_noise``, the tabletop env's).
+        noise_seed: seed of that noise (each episode's noise also follows its task seed).
 
     Returns:
         ``{"world model": PlannerScore, "baseline": PlannerScore}`` (no "baseline" when ``baseline`` is False).
@@ -125,6 +129,12 @@ def evaluate_planner(wm: WorldModel, env: Any, seeds: Iterable[int], baseline: b
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise InvalidInputError("seeds", "at least one seed", "none")
+    if depth_noise is not None:
+        setter = getattr(getattr(env, "unwrapped", env), "set_depth_noise", None)
+        if setter is None:
+            raise InvalidInputError("depth_noise", "an env with a depth sensor model (the tabletop's)",
+                                    type(getattr(env, "unwrapped", env)).__name__)
+        setter(depth_noise, noise_seed)
     planners: dict[str, Planner] = {"world model": Planner(wm)}
     if baseline:
         planners["baseline"] = RandomChoicePlanner(wm, seed=baseline_seed)
