@@ -16,6 +16,13 @@ What a request ended as (ros_nodes/README.md, "Guarantees"; ROS never resends, s
                to the wrong request).
 
 Every process gets ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and the run's ``ROS_DOMAIN_ID``.
+
+Measured (2 shared cores, load 5-6; 320x240; ``--minutes 2 --fault-every 10 --seed 5``): 2529 sent, 2410
+answered, 42 refused, 68 unavailable, 0 duplicated, graceful exits 0 in at most 0.87 s, but 9 lost: each was
+the first call of a client after the node went away, sent while the launcher was restarting. Such a request
+never reaches the new process, and ``WorldModelClient`` waits out its whole timeout once the new node
+appears within ~0.75 s of the send (it only gives up on a server that stays missing). Launcher RSS: 116 MB
+at start, ~370-390 MB after a minute under load (32 scenes kept), flat after that within each launcher's life.
 """
 
 from __future__ import annotations

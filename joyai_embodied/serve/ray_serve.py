@@ -44,6 +44,8 @@ RETRY_BACKOFF_S = 0.25
 #: Requests in flight per replica that the ZMQ front end aims for: one running, one queued behind it, so a
 #: replica never waits for the front end between requests (and concurrent imagines can meet in @serve.batch).
 REQUESTS_PER_REPLICA = 2
+#: Longest the ZMQ front end's I/O thread waits for a replica to answer ``info`` before reporting the last answer.
+INFO_WAIT_S = 1.0
 #: Longest a request may take (the real model's imagine takes ~90 s per 1024 px view on one GPU).
 REQUEST_TIMEOUT_S = 900.0
 
@@ -274,13 +276,22 @@ class _Backend:
 
 
 class _ServedModel:
-    """Stands in for the WorldModel a ModelServer reports on: ``info()`` is that of the replica answering."""
+    """Stands in for the WorldModel a ModelServer reports on: ``info()`` is that of the replica answering.
+
+    The ZMQ I/O thread calls it to answer ``info``/``health``: a replica busy with long requests must not stall
+    that thread, so a replica that does not answer within :data:`INFO_WAIT_S` is reported by its last answer.
+    """
 
     def __init__(self, service: "RayServeService"):
         self._service, self.backend = service, _Backend()
+        self._last: dict[str, Any] = {}
 
     def info(self) -> dict[str, Any]:
-        info = self._service.info()
+        try:
+            info = self._last = self._service.info(timeout_s=INFO_WAIT_S)
+        except Exception as exc:  # Serve's timeout (or a replica lost): the last answer, marked as such
+            info = {**self._last, "stale": f"no replica answered info within {INFO_WAIT_S} s "
+                                           f"({type(exc).__name__}); replica figures are the last known"}
         self.backend.name = str(info.get("backend", _Backend.name))
         return {**info.get("backend_info", {}), "backend": self.backend.name,
                 "replica": {k: info.get(k) for k in ("replica", "pid", "node_id", "node_ip")}}
@@ -351,15 +362,19 @@ class RayServeService:
         stats = self.scenes.stats()
         return {"scenes": stats["scenes"], "max_scenes": stats["max_scenes"], "scenes_evicted": stats["evicted"]}
 
-    def info(self) -> dict[str, Any]:
-        """The answering replica's id, pid, node and backend info (see :meth:`WorldModelReplica.info`)."""
-        return self._call("info")
+    def info(self, timeout_s: float | None = None) -> dict[str, Any]:
+        """The answering replica's id, pid, node and backend info (see :meth:`WorldModelReplica.info`).
 
-    def _call(self, name: str, *args: Any) -> Any:
+        Raises:
+            TimeoutError: no reply within ``timeout_s`` (default :attr:`timeout_s`).
+        """
+        return self._call("info", timeout_s=timeout_s)
+
+    def _call(self, name: str, *args: Any, timeout_s: float | None = None) -> Any:
         last: BaseException | None = None
         for attempt in range(self.attempts):
             try:
-                reply = getattr(self.handle, name).remote(*args).result(timeout_s=self.timeout_s)
+                reply = getattr(self.handle, name).remote(*args).result(timeout_s=timeout_s or self.timeout_s)
             except _retryable() as exc:
                 last = exc
                 with self._lock:
