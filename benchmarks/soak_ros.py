@@ -22,7 +22,8 @@ answered, 42 refused, 68 unavailable, 0 duplicated, graceful exits 0 in at most 
 the first call of a client after the node went away, sent while the launcher was restarting. Such a request
 never reaches the new process, and ``WorldModelClient`` waits out its whole timeout once the new node
 appears within ~0.75 s of the send (it only gives up on a server that stays missing). Launcher RSS: 116 MB
-at start, ~370-390 MB after a minute under load (32 scenes kept), flat after that within each launcher's life.
+at start, 314-366 MB after 10 s under load (up to 32 scenes kept), then 366 -> 388 MB over the last 25 s: no
+launcher lived long enough in that run to call it flat; a longer run with rarer kills will.
 """
 
 from __future__ import annotations
