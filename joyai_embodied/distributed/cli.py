@@ -158,7 +158,8 @@ def run_serve(args: argparse.Namespace) -> int:
         server = ModelServer(service.world_model, args.bind, max_queue=args.max_queue, max_batch=args.max_batch,
                              max_payload_bytes=int(args.max_payload_mb * 2**20),
                              reply_cache_bytes=int(args.reply_cache_mb * 2**20), keys_dir=args.keys,
-                             insecure=args.insecure, preset=str(args.preset), service=service)
+                             insecure=args.insecure, preset=str(args.preset), service=service,
+                             workers=getattr(args, "workers", None))
         server.start()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: server.request_stop())
