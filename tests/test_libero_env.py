@@ -140,3 +140,9 @@ def test_a_seed_replays_the_same_scene(env):
     first = positions(7)
     positions(8)
     assert positions(7) == first
+
+
+def test_gymnasium_env_checker_passes(env):
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(env.unwrapped)
