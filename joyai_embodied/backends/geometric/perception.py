@@ -102,7 +102,7 @@ def lift_observation(observation: Observation, voxel_size_m: float = 0.0,
         id_image = np.zeros(height * width, dtype=np.int32)
         np.place(id_image, keep, ids)
         id_image = id_image.reshape(height, width)
-        depth_image = np.where(valid, depth, np.nan)
+        depth_image = depth if filtered else np.where(valid, depth, np.nan)  # clean_depth marks holes NaN
 
     cloud = SceneCloud(points=points, colors=colors, ids=ids, pixels=pixels, plane=plane, source=camera)
     names = dict(observation.labels) if observation.labels else None
