@@ -105,6 +105,11 @@ class LiberoEnv(gym.Env):
             self._env.reset()
         finally:
             np.random.set_state(saved)
+        data = self._env.env.sim.data._data
+        # The previous episode's solver warm start, controls and applied forces would otherwise leak into
+        # this one (set_init_state restores only time, qpos and qvel): clear them so a seed replays exactly.
+        for buffer in (data.qacc_warmstart, data.ctrl, data.act, data.qfrc_applied, data.xfrc_applied):
+            buffer[...] = 0
         self._state = self._env.set_init_state(self.task.init_states[self.init_state])
         self._bind_model()
         for _ in range(self.config.settle_steps):
@@ -203,7 +208,8 @@ class LiberoEnv(gym.Env):
         self._geom_to_instance = table
 
     def _observation(self, frame: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {**frame, "robot_state": self.robot_state()}
+        # Copies: a caller keeps every observation, and a non-rendering step reuses the last frame.
+        return {**{key: value.copy() for key, value in frame.items()}, "robot_state": self.robot_state()}
 
     def _info(self, success: bool | None = None) -> dict[str, Any]:
         if success is None:
