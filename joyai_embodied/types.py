@@ -306,6 +306,33 @@ class Scene:
             raise AmbiguousObjectError(name, [m.name for m in matches])
         raise UnknownObjectError(name, self.object_names())
 
+    def resolve(self, ref: "str | int | SceneObject", field: str = "object") -> SceneObject:
+        """The object ``ref`` means: a name (as :meth:`find`), an instance id, or a SceneObject of this scene.
+
+        Two objects of one category ("black bowl 1", "black bowl 2") can always be told apart by id or by
+        the SceneObject itself, whatever their names say.
+
+        Raises:
+            UnknownObjectError: no object has that name or id (the message lists the scene's names).
+            InvalidInputError: ``ref`` is neither a string, an integer nor a SceneObject (named ``field``).
+        """
+        from .errors import UnknownObjectError
+
+        if isinstance(ref, SceneObject):
+            ref = ref.id
+        if isinstance(ref, (int, np.integer)) and not isinstance(ref, bool):
+            for obj in self.objects:
+                if obj.id == int(ref):
+                    return obj
+            raise UnknownObjectError(f"id {int(ref)}", [f"{o.name} (id {o.id})" for o in self.objects])
+        if isinstance(ref, str) and ref.strip():
+            return self.find(ref)
+        raise InvalidInputError(field, "an object name, an instance id or a SceneObject", repr(ref)[:80])
+
+
+#: What names an object in ``relation`` and edits: its name, its instance id, or the SceneObject itself.
+ObjectRef = str | int | SceneObject
+
 
 @dataclass(frozen=True)
 class Relation:
@@ -398,9 +425,12 @@ class CameraMove:
             raise InvalidInputError("move.pitch_deg", "an angle in [-89, 89] degrees", self.pitch_deg)
 
 
-def _name_field(name: Any, field_name: str) -> str:
+def _name_field(name: Any, field_name: str) -> "ObjectRef":
+    """An object reference: a non-empty name (stripped), an instance id, or a SceneObject."""
+    if isinstance(name, SceneObject) or (isinstance(name, (int, np.integer)) and not isinstance(name, bool)):
+        return name if isinstance(name, SceneObject) else int(name)
     if not isinstance(name, str) or not name.strip():
-        raise InvalidInputError(field_name, "a non-empty object name", repr(name))
+        raise InvalidInputError(field_name, "a non-empty object name, an instance id or a SceneObject", repr(name))
     return name.strip()
 
 
@@ -408,7 +438,7 @@ def _name_field(name: Any, field_name: str) -> str:
 class MoveObject:
     """Move ``object`` so that the centre of its base sits at world point ``to`` (x, y, z)."""
 
-    object: str
+    object: "ObjectRef"
     to: Sequence[float]
 
     def __post_init__(self) -> None:
@@ -423,7 +453,7 @@ class MoveObject:
 class RotateObject:
     """Rotate ``object`` about the world z axis through its centre by ``yaw_deg`` degrees."""
 
-    object: str
+    object: "ObjectRef"
     yaw_deg: float
 
     def __post_init__(self) -> None:

@@ -9,14 +9,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+import dataclasses
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .backends.base import Backend, Frame, available_backends, create_backend
 from .errors import BackendUnavailableError, InvalidInputError
-from .types import (Answer, CameraMove, CameraPose, Edit, ImaginedView, MoveObject, Observation, Relation,
-                    RotateObject, Scene)
+from .types import (Answer, CameraMove, CameraPose, Edit, ImaginedView, MoveObject, ObjectRef, Observation,
+                    Relation, RotateObject, Scene)
 
 
 #: Preset keys that are not backend options: the preset's own names, and the Ray Serve deployment section
@@ -138,10 +139,15 @@ class WorldModel:
                                       segmentation=segmentation, labels=labels)
         return self.backend.observe(observation)
 
-    def relation(self, scene: Scene, subject: str, reference: str, frame: Frame = "camera") -> Relation:
-        """Where ``subject`` is relative to ``reference`` (``frame``: "camera", "world" or a CameraPose)."""
+    def relation(self, scene: Scene, subject: ObjectRef, reference: ObjectRef, frame: Frame = "camera") -> Relation:
+        """Where ``subject`` is relative to ``reference`` (``frame``: "camera", "world" or a CameraPose).
+
+        ``subject`` / ``reference``: an object name, its instance id, or the SceneObject itself (ids and
+        SceneObjects tell apart objects of one category whatever their names).
+        """
         _check_scene(scene)
-        return self.backend.relation(scene, subject, reference, frame=_check_frame(frame))
+        return self.backend.relation(scene, _object_name(scene, subject, "subject"),
+                                     _object_name(scene, reference, "reference"), frame=_check_frame(frame))
 
     def ask(self, scene: Scene, question: str, frame: Frame = "camera") -> Answer:
         """Answers a free-text question; see the backend's docs for what it understands."""
@@ -192,6 +198,9 @@ class WorldModel:
         _check_scene(scene)
         if not isinstance(edit, (MoveObject, RotateObject)):
             raise InvalidInputError("edit", "a MoveObject or RotateObject", type(edit).__name__)
+        name = _object_name(scene, edit.object, "edit.object")
+        if name != edit.object:  # an id or SceneObject: every backend and transport receives the name
+            edit = dataclasses.replace(edit, object=name)
         return self.backend.edit(scene, edit, seed=seed)
 
     def answer_with_imagination(self, scene: Scene, question: str, max_views: int = 4) -> Answer:
@@ -235,6 +244,13 @@ def _imagine_options(backend: Backend, method: str, init: Any, strength: Any) ->
             raise InvalidInputError(name, f"no {name!r}: the {backend.name} backend does not take it "
                                     "(joyai-image does)", given[name])
     return given
+
+
+def _object_name(scene: Scene, ref: ObjectRef, field: str) -> str:
+    """A name passes through (the backend resolves it); an id or SceneObject becomes that object's name."""
+    if isinstance(ref, str):
+        return ref
+    return scene.resolve(ref, field).name
 
 
 def _check_scene(scene: Any) -> None:

@@ -110,6 +110,9 @@ def run_sequence(model: WorldModel) -> list[tuple[str, Any]]:
     rotated = step("edit rotate", lambda: model.edit(moved, RotateObject("blue box", yaw_deg=90)))
     step("relation after rotate", lambda: model.relation(rotated, "blue box", "yellow cube", frame="world"))
     step("relation of the original scene", lambda: model.relation(scene, "red cube", "blue box"))
+    step("relation by id and SceneObject", lambda: model.relation(scene, scene.find("red cube").id,
+                                                                  scene.find("blue box")))
+    step("edit by id", lambda: model.edit(scene, RotateObject(scene.find("yellow cube").id, yaw_deg=45)))
     step("answer_with_imagination",
          lambda: model.answer_with_imagination(scene, "Is the red cube left of the blue box?", max_views=2))
     # unknown names

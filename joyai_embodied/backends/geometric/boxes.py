@@ -11,11 +11,12 @@ named once the support is known (:func:`_classify`): heights count from the supp
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from ...camera import project
+from ...camera import project, to_camera
 from ...types import CameraPose, SceneObject
 from .cloud import SceneCloud
 from .colors import color_name, representative_rgb
@@ -126,7 +127,29 @@ def fit_all(cloud: SceneCloud, depth_image: np.ndarray, id_image: np.ndarray,
             name = _unique_name(f"{fp.color} {fp.shape}".strip(), used)
         used.add(name.lower())
         objects.append(_to_scene_object(fp, name, frame, cloud.source, depth_image, id_image))
-    return objects
+    return number_repeated_names(objects, cloud.source)
+
+
+def number_repeated_names(objects: list[SceneObject], camera: CameraPose) -> list[SceneObject]:
+    """Objects given one label ("black bowl" twice) are numbered left to right in the image.
+
+    The numbers ("black bowl 1", "black bowl 2") say where an object appears, nothing about a task; callers
+    that must address one of them for sure pass its id or SceneObject instead of a name.
+    """
+    groups: dict[str, list[int]] = {}
+    for index, obj in enumerate(objects):
+        groups.setdefault(obj.name.lower(), []).append(index)
+    renamed = list(objects)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        in_camera = to_camera(np.stack([objects[i].centroid for i in members]), camera.cam_to_world)
+        column = in_camera[:, 0] / np.maximum(in_camera[:, 2], 1e-6)  # x / z grows left to right in the image
+        order = sorted(range(len(members)), key=lambda k: (column[k], objects[members[k]].id))
+        for rank, k in enumerate(order, start=1):
+            obj = objects[members[k]]
+            renamed[members[k]] = dataclasses.replace(obj, name=f"{obj.name} {rank}")
+    return renamed
 
 
 def _unique_name(name: str, used: set[str]) -> str:
