@@ -262,7 +262,7 @@ def test_a_killed_launcher_is_reported_to_a_waiting_client_not_timed_out(ros_con
         assert client.imagine(observation, yaw_deg=5.0, timeout_s=30).success
         threading.Timer(0.02, process.kill).start()
         started = time.monotonic()
-        with pytest.raises(BackendUnavailableError, match="went away before answering"):
+        with pytest.raises(BackendUnavailableError):  # "went away", "was replaced" or (re-sent view) "not sent"
             for _ in range(50):  # until one call is caught by the kill (a fast one may finish first)
                 client.imagine(observation, yaw_deg=30.0, timeout_s=60)
         assert time.monotonic() - started < KILLED_NOTICED_WITHIN_S
@@ -283,3 +283,56 @@ def test_replies_that_would_not_fit_the_transport_are_refused_before_any_work():
         conversions.check_views_fit(2, 1920, 1080)
     with pytest.raises(InvalidInputError, match="viewpoint_info.width/height"):
         conversions.check_image_size(2500, 2500, "viewpoint_info")
+
+
+#: A call made while the launcher restarts must end this soon (answer or BackendUnavailableError), not at its timeout.
+RESTART_CALL_ENDS_WITHIN_S = 3.5
+#: The timeout each of those calls is given: a call that waits for a request that went nowhere shows as >= this.
+RESTART_CALL_TIMEOUT_S = 12.0
+
+
+def test_calls_around_a_kill_and_restart_end_quickly_never_at_their_timeout(ros_context, frame):
+    """kill -9, restart, and calls back to back from the restart on (issue H12 item 1).
+
+    The call in flight when the new node appears was sent to no server; before the fix it waited its whole
+    12 s timeout (the node was missing for less than 0.75 s of its wait). Now every call ends within ~3 s: a
+    query waits for the new node and is sent to it, an edit made while no node is there is not sent at all.
+    """
+    from joyai_embodied.errors import BackendUnavailableError
+    from ros_nodes.clients.world_model_client import WorldModelClient
+    from ros_nodes.topics import SPATIAL_QUERY_SERVICE
+
+    observation, objects = frame
+    process = start_launcher(["--preset", "geometric"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = WorldModelClient(f"restart_probe_{os.getpid()}")
+    try:
+        client.wait_until_ready(timeout_s=START_S)
+        scene_id = client.observe(observation).scene_id
+        process.kill()
+        process.wait()
+        _wait_until_gone(lambda: client.server_gids(SPATIAL_QUERY_SERVICE), timeout_s=15.0)
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailableError, match="not sent"):
+            client.imagine(scene_id=scene_id, edit="move", object_name=objects[0]["name"], target=(0.0, 0.0, 0.4),
+                           edit_only=True, timeout_s=RESTART_CALL_TIMEOUT_S)
+        assert time.monotonic() - started < 0.5  # an edit is never sent to nobody, nor waits for a server
+
+        process = start_launcher(["--preset", "geometric"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        calls: list[tuple[str, float]] = []
+        deadline = time.monotonic() + START_S
+        while time.monotonic() < deadline and not (calls and calls[-1][0] == "answered"):
+            started = time.monotonic()
+            try:
+                result = client.observe(observation, timeout_s=RESTART_CALL_TIMEOUT_S)
+                outcome = "answered" if result.success else f"refused:{result.error_type}"
+            except BackendUnavailableError:
+                outcome = "unavailable"
+            calls.append((outcome, time.monotonic() - started))
+            time.sleep(0.02)
+        assert calls and calls[-1][0] == "answered", calls
+        assert max(seconds for _, seconds in calls) < RESTART_CALL_ENDS_WITHIN_S, calls
+        assert client.spatial_query(scene_id=scene_id, subject=objects[0]["name"],
+                                    reference=objects[1]["name"]).error_type == "SceneExpiredError"
+    finally:
+        _kill(process)
+        client.destroy_node()

@@ -22,6 +22,13 @@ The client spins its own single-threaded executor, so it may be used from any on
 client per thread for concurrent calls. A node that goes away while a call waits (stopped, crashed)
 ends the wait within about a second with :class:`~joyai_embodied.errors.BackendUnavailableError`
 rather than at the timeout.
+
+Restarts: a request goes to the servers in the graph when it is sent (ROS never delivers it to a server that
+appears later). Each call notes the servers' endpoint GIDs (the readers of the service's request topic) when it
+sends; when none is there, or the set changes while it waits (a restarted node has new GIDs, a killed one's
+leave when its lease ends), no answer can come: a query (``spatial_query``, an ``imagine`` without an edit) is
+sent once more, to the servers present then; an edit is never re-sent and raises ``BackendUnavailableError``
+(not sent at all when no server was there).
 """
 
 from __future__ import annotations
@@ -43,10 +50,21 @@ from joyai_embodied.types import Answer, CameraPose, ImaginedView, Observation, 
 from .. import conversions, results
 from ..topics import IMAGINE_ACTION, SPATIAL_QUERY_SERVICE
 
+#: The action's services whose requests a goal and its result wait go out on.
+SEND_GOAL_SERVICE = f"{IMAGINE_ACTION}/_action/send_goal"
+GET_RESULT_SERVICE = f"{IMAGINE_ACTION}/_action/get_result"
+
 #: How often a waiting call checks that its server is still there.
 PRESENCE_POLL_S = 0.25
 #: How long a server may be missing from the graph before a waiting call gives up on it.
 GONE_AFTER_S = 0.75
+#: How long a query waits for a server to (re)appear before it is sent again: a restart's new node is
+#: in the graph ~0.1 s after it is created; longer than this and the caller hears BackendUnavailableError.
+REAPPEAR_WAIT_S = 1.0
+
+
+class ServerChangedError(BackendUnavailableError):
+    """The servers a request was sent to left the graph or were replaced while it waited: no answer will come."""
 
 
 @dataclass
@@ -186,9 +204,23 @@ class WorldModelClient(Node):
             RequestTimeoutError: no response within ``timeout_s``.
             BackendUnavailableError: the node went away before answering.
         """
-        future = self.spatial_query_async(observation, question, subject, reference, frame, labels, scene_id,
-                                          with_imagination, max_views)
-        return self.to_query_result(self._wait(future, timeout_s, SPATIAL_QUERY_SERVICE, self._query_client))
+        deadline = time.monotonic() + timeout_s
+
+        def send() -> Future:
+            return self.spatial_query_async(observation, question, subject, reference, frame, labels, scene_id,
+                                            with_imagination, max_views)
+
+        for attempt in range(2):  # a query is idempotent: sent once more after its servers changed
+            try:
+                sent_to = self._servers_for(SPATIAL_QUERY_SERVICE, deadline, wait=True)
+                future = send()
+                return self.to_query_result(self._wait(future, max(0.0, deadline - time.monotonic()),
+                                                       SPATIAL_QUERY_SERVICE, self._query_client,
+                                                       SPATIAL_QUERY_SERVICE, sent_to))
+            except ServerChangedError:
+                if attempt == 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def observe(self, observation: Observation, labels: Mapping[int, str] | None = None,
                 timeout_s: float = 10.0) -> SpatialQueryResult:
@@ -261,14 +293,28 @@ class WorldModelClient(Node):
             BackendUnavailableError: the node went away before answering.
         """
         deadline = time.monotonic() + timeout_s
-        goal_handle = self._wait(self.imagine_async(observation, **goal_fields), timeout_s, IMAGINE_ACTION,
-                                 self._imagine_client)
+        # a view is a query (sent once more after a restart); an edit never runs twice
+        is_query = not goal_fields.get("edit") and not goal_fields.get("edit_only")
+        for attempt in range(2 if is_query else 1):
+            try:
+                return self._imagine_once(observation, deadline, is_query, goal_fields)
+            except ServerChangedError:
+                if attempt == 1 or not is_query:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _imagine_once(self, observation: Observation | None, deadline: float, is_query: bool,
+                      goal_fields: dict[str, Any]) -> ImagineResult:
+        sent_to = self._servers_for(SEND_GOAL_SERVICE, deadline, wait=is_query)
+        goal_handle = self._wait(self.imagine_async(observation, **goal_fields), max(0.0, deadline - time.monotonic()),
+                                 IMAGINE_ACTION, self._imagine_client, SEND_GOAL_SERVICE, sent_to)
         if not goal_handle.accepted:
             return ImagineResult("rejected", error="the imagination node rejected the goal (is it shutting down?)",
                                  error_type="ServerBusyError")
         try:
+            sent_to = self._servers_for(GET_RESULT_SERVICE, deadline, wait=False)
             wrapped = self._wait(goal_handle.get_result_async(), max(0.0, deadline - time.monotonic()),
-                                 IMAGINE_ACTION, self._imagine_client)
+                                 IMAGINE_ACTION, self._imagine_client, GET_RESULT_SERVICE, sent_to)
         except RequestTimeoutError:
             self.cancel_imagine()
             raise
@@ -304,11 +350,39 @@ class WorldModelClient(Node):
         self._executor.spin_until_future_complete(future, timeout_sec=timeout_s)
         return future.done()
 
-    def _wait(self, future: Future, timeout_s: float, what: str, server: Any = None) -> Any:
-        """Spins until ``future`` is done; gives up early when ``server`` leaves the graph.
+    def server_gids(self, service: str) -> frozenset[bytes]:
+        """Endpoint GIDs of the servers of ``service`` in the graph now (the readers of its request topic)."""
+        infos = self.get_subscriptions_info_by_topic(f"rq{service}Request", no_mangle=True)  # rmw's DDS name
+        return frozenset(bytes(info.endpoint_gid) for info in infos)
+
+    def _servers_for(self, service: str, deadline: float, wait: bool) -> frozenset[bytes]:
+        """The servers a request about to be sent will reach; waits up to :data:`REAPPEAR_WAIT_S` when ``wait``.
+
+        Raises:
+            BackendUnavailableError: no server in the graph (the request is then not sent).
+        """
+        gids = self.server_gids(service)
+        until = min(deadline, time.monotonic() + (REAPPEAR_WAIT_S if wait else 0.0))
+        while not gids and time.monotonic() < until:
+            self._executor.spin_once(timeout_sec=0.05)  # graph updates arrive through the executor's wait set
+            gids = self.server_gids(service)
+        if not gids:
+            raise BackendUnavailableError(f"no server for {service} in the graph (stopped, crashed or restarting); "
+                                          "the request was not sent")
+        return gids
+
+    def _wait(self, future: Future, timeout_s: float, what: str, server: Any = None, service: str = "",
+              sent_to: frozenset[bytes] | None = None) -> Any:
+        """Spins until ``future`` is done; gives up early when the server leaves the graph or is replaced.
+
+        Args:
+            server: the service client or action client, to drop the pending request when giving up.
+            service, sent_to: the service the request went to and its servers' GIDs when it was sent (see
+                :meth:`server_gids`); any change to that set ends the wait.
 
         Raises:
             RequestTimeoutError: not done within ``timeout_s``.
+            ServerChangedError: the servers of ``service`` changed since the request was sent.
             BackendUnavailableError: ``server`` (a service client or action client) lost its server.
         """
         deadline = time.monotonic() + timeout_s
@@ -320,14 +394,17 @@ class WorldModelClient(Node):
             self._executor.spin_until_future_complete(future, timeout_sec=min(PRESENCE_POLL_S, deadline - now))
             if future.done() or server is None:
                 continue
+            if sent_to is not None and self.server_gids(service) != sent_to:
+                _drop_pending(server, future)
+                raise ServerChangedError(f"{what}: the node the request went to stopped or was replaced "
+                                         "(restarted) before answering; the request may or may not have run")
             ready = server.service_is_ready() if hasattr(server, "service_is_ready") else server.server_is_ready()
             if ready:
                 missing_since = None
             elif missing_since is None:
                 missing_since = time.monotonic()
             elif time.monotonic() - missing_since > GONE_AFTER_S:
-                if hasattr(server, "remove_pending_request"):
-                    server.remove_pending_request(future)
+                _drop_pending(server, future)
                 raise BackendUnavailableError(f"{what} went away before answering (the node stopped or crashed); "
                                               "the request may or may not have run")
         return future.result()
@@ -337,6 +414,11 @@ class WorldModelClient(Node):
         self._executor.remove_node(self)
         self._executor.shutdown()
         super().destroy_node()
+
+
+def _drop_pending(server: Any, future: Future) -> None:
+    if hasattr(server, "remove_pending_request"):  # a service client: its answer, if any, is not wanted now
+        server.remove_pending_request(future)
 
 
 def _fill_scene(message: Any, observation: Observation | None, labels: Mapping[int, str] | None,
