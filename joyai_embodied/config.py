@@ -20,10 +20,11 @@ from __future__ import annotations
 import argparse
 import collections.abc
 import dataclasses
+import math
 import os
 import types
 import typing
-from typing import Any, Literal, Mapping, TypeVar, Union
+from typing import Any, Callable, Literal, Mapping, TypeVar, Union
 
 from .errors import InvalidInputError
 
@@ -106,26 +107,35 @@ def resolve_config(cls: type[C], config: C | None, options: Mapping[str, Any], w
     return config
 
 
-def positive_int(text: str) -> int:
-    """argparse ``type=`` for counts and sizes: an integer greater than zero."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+def number_option(convert: Callable[[str], Any], expected: str, holds: Callable[[Any], bool],
+                  bounds: str) -> Callable[[str], Any]:
+    """An argparse ``type=`` that parses with ``convert`` and refuses values for which ``holds`` is false.
+
+    A bad value becomes argparse's one-line usage error (exit 2) naming ``expected`` / ``bounds``, never a
+    traceback (``nan`` and ``inf`` included: ``holds`` decides).
+    """
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not holds(value):
+            raise argparse.ArgumentTypeError(f"expected {bounds}, got {text}")
+        return value
+
+    return parse
 
 
-def seed_int(text: str) -> int:
-    """argparse ``type=`` for seeds: an integer in [0, 2**32 - 1] (what numpy's generators accept)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a seed (an integer >= 0), got {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"expected a seed in [0, 2**32 - 1], got {text}")
-    return value
+#: Counts and sizes: an integer greater than zero.
+positive_int = number_option(int, "a positive integer", lambda v: v > 0, "a positive integer")
+#: Seeds: an integer in [0, 2**32 - 1] (what numpy's generators accept).
+seed_int = number_option(int, "a seed (an integer >= 0)", lambda v: 0 <= v < 2**32, "a seed in [0, 2**32 - 1]")
+#: Sizes in MiB: a finite number > 0 (and small enough to count in bytes).
+megabytes_option = number_option(float, "a size in MiB (a number > 0)",
+                                 lambda v: math.isfinite(v) and 0 < v and v * 2**20 <= 2**62, "a finite size in MiB > 0")
+#: Durations: a finite number of seconds > 0.
+seconds_option = number_option(float, "seconds (a number > 0)", lambda v: math.isfinite(v) and v > 0,
+                               "a finite number of seconds > 0")
 
 
 def describe_type(annotation: Any) -> str:

@@ -12,3 +12,14 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["ROS_DOMAIN_ID"] = os.environ.get("JOYAI_TEST_ROS_DOMAIN_ID") or str(10 + os.getpid() % 90)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_joyai_checkpoint(tmp_path_factory):
+    """A random-weight JoyAI-Image checkpoint in the real diffusers layout, written once per test session."""
+    pytest.importorskip("torch")
+    from joyai_embodied.backends.joyai_image import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("joyai") / "tiny", seed=0)

@@ -32,8 +32,8 @@ FAST = dict(device="cpu", dtype="float32", steps=2, resolution=64, max_new_token
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return write_tiny_checkpoint(tmp_path_factory.mktemp("joyai") / "tiny", seed=0)
+def checkpoint(tiny_joyai_checkpoint):
+    return tiny_joyai_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,12 @@
 """Checks of what ``serve-model`` is given: the address it binds to, and its numeric options.
 
 One function, :func:`check_bind`, used both by the command line (before a model is loaded, which may take
-minutes) and by :class:`~joyai_embodied.serve.zmq_server.ModelServer`; argparse ``type=`` functions that turn
-a bad number (``nan``, ``0``, ``-1``) into argparse's usage error (exit 2) instead of a traceback.
+minutes) and by :class:`~joyai_embodied.serve.zmq_server.ModelServer`. The numeric options' argparse types
+(``nan``, ``0``, ``-1`` -> argparse's usage error, exit 2) are in :mod:`joyai_embodied.config`.
 """
 
 from __future__ import annotations
 
-import argparse
-import math
 from urllib.parse import urlsplit
 
 from ..errors import InvalidInputError
@@ -60,36 +58,3 @@ def check_bind(bind: str, keys_dir: str | None = None, insecure: bool = False) -
             "--generate-keys DIR) to serve beyond this machine, or an explicit --insecure (trusted networks only)",
             bind)
     return bind
-
-
-def megabytes_option(text: str) -> float:
-    """argparse ``type=`` for a size in MiB: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size in MiB (a number > 0), got {text!r}") from None
-    if not math.isfinite(value) or value <= 0 or value * 2**20 > 2**62:
-        raise argparse.ArgumentTypeError(f"expected a finite size in MiB > 0, got {text}")
-    return value
-
-
-def count_option(text: str) -> int:
-    """argparse ``type=`` for a count: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
-
-
-def seconds_option(text: str) -> float:
-    """argparse ``type=`` for a duration: a finite number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds (a number > 0), got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text}")
-    return value

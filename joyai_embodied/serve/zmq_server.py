@@ -33,7 +33,8 @@ from ..errors import InvalidInputError, RemoteError, ServerBusyError
 from ..world_model import WorldModel
 from ..backends.remote import wire
 from ..service import WORKER_METHODS, ModelService
-from .endpoint import check_bind, count_option, is_loopback, megabytes_option, seconds_option
+from ..config import megabytes_option, positive_int, seconds_option
+from .endpoint import check_bind, is_loopback
 from .replies import ReplyKey, ReplyStore, frames_size
 from .worker import MAX_WORKERS, Job, Worker, service_concurrency
 
@@ -382,9 +383,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clients", nargs="+", default=["client"], metavar="NAME",
                         help="client key pairs to create with --generate-keys (default: client)")
     parser.add_argument("--device", help="override the preset's device (e.g. cuda:0)")
-    parser.add_argument("--max-queue", type=count_option, default=64, help="requests that may wait; more get 'busy'")
-    parser.add_argument("--max-scenes", type=count_option, default=64, help="scenes kept for clients (LRU)")
-    parser.add_argument("--max-batch", type=count_option, default=8, help="imagine requests merged into one batch")
+    parser.add_argument("--max-queue", type=positive_int, default=64, help="requests that may wait; more get 'busy'")
+    parser.add_argument("--max-scenes", type=positive_int, default=64, help="scenes kept for clients (LRU)")
+    parser.add_argument("--max-batch", type=positive_int, default=8, help="imagine requests merged into one batch")
     parser.add_argument("--max-payload-mb", type=megabytes_option, default=wire.MAX_PAYLOAD_BYTES / 2**20,
                         help="largest request accepted, MiB (default 64)")
     parser.add_argument("--reply-cache-mb", type=megabytes_option, default=256,
@@ -397,7 +398,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _workers_option(text: str) -> int:
-    value = count_option(text)
+    value = positive_int(text)
     if value > MAX_WORKERS:
         raise argparse.ArgumentTypeError(f"expected at most {MAX_WORKERS} worker threads, got {value}")
     return value

@@ -57,24 +57,9 @@ class JoyAIImageBackend(UnderstandingMixin, Backend):
     """Understanding with the Qwen3-VL MLLM, imagination with the JoyAI-Image edit pipeline.
 
     Args:
-        config: the options (:class:`JoyAIImageConfig`, fields below); or give them as keywords.
-        path: checkpoint folder in the diffusers layout, or a hub id already in the local cache.
-        device: ``"cuda"``, ``"cuda:1"``, ``"cpu"`` or ``"auto"`` (CUDA when available).
-        dtype: ``"bfloat16"`` (GPU default), ``"float16"`` or ``"float32"``.
-        offload: ``"none"`` (all on the device), ``"model"`` (one component on the GPU at a time) or
-            ``"group"`` (layer groups streamed to the GPU; least memory, slowest).
-        attention: ``"auto"`` (flash-attn when installed, else SDPA), ``"flash_attention_2"`` or ``"sdpa"``.
-        steps: denoising steps per imagined image.
-        guidance: classifier-free guidance scale (1 disables the negative pass).
-        seed: default seed of imagination and sampled answers.
-        resolution: pixel base of the generation buckets (1024 is what the model was trained at).
-        max_new_tokens: longest free-text answer; structured answers are capped at 256 tokens.
-        temperature: sampling temperature of free-text answers (0 = greedy); structured ones are greedy.
-        top_p: nucleus sampling of free-text answers.
-        init: default start of imagination: ``"noise"`` (pure noise, every step) or ``"geometric"``
-            (the geometric backend's warped view, noised to ``strength``; needs a scene with depth).
-        strength: default img2img strength in (0, 1]: ``init="geometric"`` runs ``ceil(strength * steps)``
-            denoising steps; must be 1 with ``init="noise"``.
+        config: the options (:class:`JoyAIImageConfig`: checkpoint path, device, dtype, offload, attention,
+            steps, guidance, seed, resolution, sampling, ``init``/``strength``; each documented there); or give
+            them as keywords.
 
     Raises:
         CheckpointError: missing/partial checkpoint or a hub id with no local copy.
