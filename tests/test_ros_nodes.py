@@ -560,3 +560,57 @@ def test_images_beyond_the_ros_limit_are_refused_with_the_limit(client, scene):
     many = client.spatial_query(scene_id=kept, question=f"Is the {observation.labels[1]} left of the "
                                 f"{observation.labels[2]}?", with_imagination=True, max_views=16)
     assert not many.success and many.error.startswith("max_views: expected at most 7 imagined"), many.error
+
+
+def test_img2img_options_reach_the_node_and_a_geometric_node_refuses_them_as_in_process(client, scene):
+    """``init`` / ``strength`` travel in the Imagine goal; the node's WorldModel refuses them by field name."""
+    from joyai_embodied import WorldModel
+    from joyai_embodied.errors import InvalidInputError
+    from joyai_embodied.types import CameraMove
+    from ros_nodes.clients.world_model_client import error_from_result
+
+    observation, _ = scene
+    local = WorldModel.load("geometric")
+    remote = WorldModel.load("ros", start_nodes=False, timeout_s=30)
+    try:
+        local_scene, remote_scene = local.observe(observation), remote.observe(observation)
+        move = CameraMove(yaw_deg=15.0)
+        for options in ({"init": "geometric"}, {"strength": 0.5}, {"init": "noise", "strength": 0.3}):
+            with pytest.raises(InvalidInputError) as over_ros:
+                remote.imagine(remote_scene, move, **options)
+            with pytest.raises(InvalidInputError) as here:
+                local.imagine(local_scene, move, **options)
+            assert (over_ros.value.field, over_ros.value.expected, str(over_ros.value)) == \
+                (here.value.field, here.value.expected, str(here.value))
+            with pytest.raises(InvalidInputError, match=here.value.field):
+                remote.imagine_batch(remote_scene, [move, CameraMove(yaw_deg=-15.0)], **options)
+        # the raw client sends what it is given: the node's service checks the range and names the field
+        refused = client.imagine(scene_id=remote_scene.data.scene_id, yaw_deg=10.0, strength=-1.0)
+        assert refused.status == "aborted" and error_from_result(refused).field == "strength"
+        refused = client.imagine(scene_id=remote_scene.data.scene_id, yaw_deg=10.0, init="geometric")
+        assert refused.status == "aborted" and error_from_result(refused).field == "init"
+        # unset ("" / 0 in the goal) is the backend's default: the view comes as before
+        assert client.imagine(scene_id=remote_scene.data.scene_id, yaw_deg=10.0).success
+    finally:
+        remote.close()
+        local.close()
+
+
+def test_ros_backends_in_one_process_have_node_names_of_their_own(client):
+    """Several ``WorldModel.load("ros")`` in one process: distinct node names (no rosout clash), all in the graph."""
+    from joyai_embodied import WorldModel
+
+    models = [WorldModel.load("ros", start_nodes=False, timeout_s=30) for _ in range(3)]
+    try:
+        names = [model.backend.client.get_name() for model in models]
+        assert len(set(names)) == 3 and all(f"_{os.getpid()}_" in name for name in names), names
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            in_graph = client.get_node_names()
+            if all(in_graph.count(name) == 1 for name in names):
+                break
+            time.sleep(0.1)
+        assert all(in_graph.count(name) == 1 for name in names), (names, in_graph)
+    finally:
+        for model in models:
+            model.close()

@@ -16,6 +16,7 @@ process (loopback discovery, the current ROS_DOMAIN_ID) and stops it on :meth:`c
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 from dataclasses import dataclass
@@ -30,6 +31,15 @@ from joyai_embodied.types import (Answer, CameraMove, CameraPose, Edit, Imagined
 from ..child_process import close_client, start_launcher
 from .configuration_ros import RosConfig
 from .world_model_client import ImagineResult, SpatialQueryResult, WorldModelClient, error_from_result
+
+
+#: Numbers the backends of this process: ROS warns (rosout publisher clash) when two nodes share a name.
+_BACKEND_NUMBERS = itertools.count(1)
+
+
+def node_name() -> str:
+    """A client node name unique across processes and backends: ``joyai_ros_backend_<pid>_<n>``."""
+    return f"joyai_ros_backend_{os.getpid()}_{next(_BACKEND_NUMBERS)}"
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,7 @@ class RosBackend(Backend):
             use_large_frame_transport()  # this process sends 640x480 frames too (and its node child inherits it)
             rclpy.init()
         self.timeout_s = self.config.timeout_s
-        self.client = WorldModelClient("joyai_ros_backend")
+        self.client = WorldModelClient(node_name())
         self._process: subprocess.Popen | None = None
         self._server_backend = ""
         start = self.config.start_nodes
@@ -121,18 +131,24 @@ class RosBackend(Backend):
         return self._answer(self._query(scene, question=question, with_imagination=True, max_views=max_views))
 
     # -- imagination ---------------------------------------------------------------------------
-    def imagine(self, scene: Scene, move: CameraMove | CameraPose, seed: int | None = None) -> ImaginedView:
+    def imagine(self, scene: Scene, move: CameraMove | CameraPose, seed: int | None = None,
+                init: str | None = None, strength: float | None = None) -> ImaginedView:
+        """One view, imagined on the node; ``init`` / ``strength`` (img2img start) go in the goal only when set,
+        and the node's backend decides whether it takes them (``InvalidInputError`` naming the field if not)."""
+        img2img = {"init": init, "strength": strength}
         if isinstance(move, CameraPose):
-            result = self._imagine(scene, viewpoint=move, seed=seed)
+            result = self._imagine(scene, viewpoint=move, seed=seed, **img2img)
         else:
-            result = self._imagine(scene, yaw_deg=move.yaw_deg, pitch_deg=move.pitch_deg, zoom=move.zoom, seed=seed)
+            result = self._imagine(scene, yaw_deg=move.yaw_deg, pitch_deg=move.pitch_deg, zoom=move.zoom, seed=seed,
+                                   **img2img)
         if result.view is None:
             raise RemoteError("the imagination node answered without a view")
         return result.view
 
-    def imagine_batch(self, scene: Scene, moves: Sequence[CameraMove | CameraPose],
-                      seed: int | None = None) -> list[ImaginedView]:
-        return [self.imagine(scene, move, seed=seed) for move in moves]
+    def imagine_batch(self, scene: Scene, moves: Sequence[CameraMove | CameraPose], seed: int | None = None,
+                      init: str | None = None, strength: float | None = None) -> list[ImaginedView]:
+        """One Imagine goal per move (the action has one view per goal); ``init`` / ``strength`` as :meth:`imagine`."""
+        return [self.imagine(scene, move, seed=seed, init=init, strength=strength) for move in moves]
 
     # -- plumbing ------------------------------------------------------------------------------
     def _scene_id(self, scene: Scene) -> str:

@@ -246,7 +246,7 @@ class WorldModelClient(Node):
                       target: Sequence[float] = (0.0, 0.0, 0.0), rotate_yaw_deg: float = 0.0,
                       seed: int | None = None, labels: Mapping[int, str] | None = None,
                       feedback_callback: Callable[[float, str], None] | None = None, scene_id: str = "",
-                      edit_only: bool = False) -> Future:
+                      edit_only: bool = False, init: str | None = None, strength: float | None = None) -> Future:
         """Sends an Imagine goal; the future resolves to its goal handle (accepted or not).
 
         Args:
@@ -260,10 +260,13 @@ class WorldModelClient(Node):
             feedback_callback: called with (progress, stage) for each feedback message.
             scene_id: a scene kept on the node; the frame is not sent.
             edit_only: apply the edit and return the edited scene's id, without rendering a view.
+            init, strength: img2img start of a learned backend (``init="geometric"``, ``strength`` in (0, 1]);
+                None = the backend's default. A backend without them refuses a set value, naming the field.
         """
         goal = self._action_type.Goal(yaw_deg=float(yaw_deg), pitch_deg=float(pitch_deg), zoom=float(zoom),
                                       edit=edit, object_name=object_name, rotate_yaw_deg=float(rotate_yaw_deg),
-                                      seed=-1 if seed is None else int(seed), edit_only=bool(edit_only))
+                                      seed=-1 if seed is None else int(seed), edit_only=bool(edit_only),
+                                      init=init or "", strength=0.0 if strength is None else float(strength))
         goal.target.x, goal.target.y, goal.target.z = (float(v) for v in target)
         if viewpoint is not None:
             conversions.check_image_size(viewpoint.width, viewpoint.height, "viewpoint")  # the view comes back

@@ -96,6 +96,8 @@ class ImaginationNode(Node):
             raise InvalidInputError("edit", "'move' or 'rotate' with edit_only", repr(goal.edit))
         move = None if goal.edit_only else move_from_goal(goal)
         seed = None if goal.seed < 0 else int(goal.seed)
+        # "" / 0 mean "not set": the service's WorldModel then passes nothing (a geometric backend accepts that)
+        img2img = {"init": goal.init or None, "strength": float(goal.strength) if goal.strength != 0.0 else None}
         self._stage(goal_handle, 0.0, "observe")
         handle = self._run(goal_handle, lambda: scene_for(goal, self.latest, self.model))
         if edit is not None:
@@ -107,7 +109,7 @@ class ImaginationNode(Node):
         view = None
         if move is not None:
             self._stage(goal_handle, 0.5, "imagine")
-            view = self._run(goal_handle, lambda: self.model.service.imagine(handle, move, seed=seed))
+            view = self._run(goal_handle, lambda: self.model.service.imagine(handle, move, seed=seed, **img2img))
             self._stage(goal_handle, 0.9, "encode")
             results.fill_view(result, view)
         scene = self.model.scene(handle)
