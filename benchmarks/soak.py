@@ -67,11 +67,14 @@ class ZmqTransport:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "joyai_embodied.cli", "serve-model", "--bind", self.address, "--reply-cache-mb",
              str(self.reply_cache_mb)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        output: list[str] = []
         for line in self.process.stdout:
             if line.startswith("serving"):
                 threading.Thread(target=self.process.stdout.read, daemon=True).start()  # keep the pipe drained
                 return
-        raise SystemExit(f"server failed to start (exit {self.process.wait()})")
+            output.append(line)
+        tail = "".join(output[-20:])  # why it did not start (a traceback, a port in use)
+        raise SystemExit(f"server failed to start (exit {self.process.wait()}):\n{tail}")
 
     def stop_gracefully(self, signum: int = signal.SIGTERM) -> float:
         """Signals the server, waits for it to exit, restarts it; returns the seconds the exit took."""
