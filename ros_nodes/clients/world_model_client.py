@@ -62,8 +62,10 @@ GONE_AFTER_S = 0.75
 REAPPEAR_WAIT_S = 1.0
 
 
-class ServerChangedError(BackendUnavailableError):
-    """The servers a request was sent to left the graph or were replaced while it waited: no answer will come."""
+class _ServerChanged(BackendUnavailableError):
+    """The servers a request was sent to left the graph or were replaced while it waited: no answer will come.
+
+    Internal: callers see a plain :class:`BackendUnavailableError` once the request is not re-sent."""
 
 
 _STATUS = {4: "succeeded", 5: "canceled", 6: "aborted"}  # action_msgs/GoalStatus codes
@@ -162,9 +164,9 @@ class WorldModelClient(Node):
                 return self.to_query_result(self._wait(future, max(0.0, deadline - time.monotonic()),
                                                        SPATIAL_QUERY_SERVICE, self._query_client,
                                                        SPATIAL_QUERY_SERVICE, sent_to))
-            except ServerChangedError:
+            except _ServerChanged as exc:
                 if attempt == 1:
-                    raise
+                    raise BackendUnavailableError(str(exc)) from None
         raise AssertionError("unreachable")
 
     def observe(self, observation: Observation, labels: Mapping[int, str] | None = None,
@@ -246,9 +248,9 @@ class WorldModelClient(Node):
         for attempt in range(2 if is_query else 1):
             try:
                 return self._imagine_once(observation, deadline, is_query, goal_fields)
-            except ServerChangedError:
+            except _ServerChanged as exc:
                 if attempt == 1 or not is_query:
-                    raise
+                    raise BackendUnavailableError(str(exc)) from None
         raise AssertionError("unreachable")
 
     def _imagine_once(self, observation: Observation | None, deadline: float, is_query: bool,
@@ -330,7 +332,7 @@ class WorldModelClient(Node):
 
         Raises:
             RequestTimeoutError: not done within ``timeout_s``.
-            ServerChangedError: the servers of ``service`` changed since the request was sent.
+            _ServerChanged: the servers of ``service`` changed since the request was sent.
             BackendUnavailableError: ``server`` (a service client or action client) lost its server.
         """
         deadline = time.monotonic() + timeout_s
@@ -344,7 +346,7 @@ class WorldModelClient(Node):
                 continue
             if sent_to is not None and self.server_gids(service) != sent_to:
                 _drop_pending(server, future)
-                raise ServerChangedError(f"{what}: the node the request went to stopped or was replaced "
+                raise _ServerChanged(f"{what}: the node the request went to stopped or was replaced "
                                          "(restarted) before answering; the request may or may not have run")
             ready = server.service_is_ready() if hasattr(server, "service_is_ready") else server.server_is_ready()
             if ready:
