@@ -14,7 +14,8 @@ How close the merged report is to the all-seeds-at-once evaluation:
   instead of one stream over all seeds, since a shared stream would make episode k depend on 0..k-1.
 - ``imagination``: every figure is the mean over seeds as serially (each seed scores one view per yaw).
 - ``spatial``: counts, accuracies, means, maxima and ``observe_ms`` (median of one-scene medians) are the
-  serial ones; a ``p95`` is the n-weighted mean of the per-seed p95 (the per-scene errors are not returned).
+  serial ones; a ``p90`` / ``p95`` is the n-weighted mean of the per-seed ones (the per-scene errors are not
+  returned).
 - ``libero``: one (task, init state) per episode (key ``task * 1000 + init_state``, :func:`libero_keys`);
   the report is ``evaluate_libero``'s ``summarise`` of the same episode records.
 """
@@ -113,8 +114,9 @@ def _weighted(values: Sequence[tuple[float, int]]) -> float:
 def _merge_summary(parts: Sequence[Mapping[str, float]]) -> dict[str, float]:
     n = sum(int(p["n"]) for p in parts)
     if not n:
-        return {"mean": float("nan"), "p95": float("nan"), "max": float("nan"), "n": 0}
+        return {"mean": float("nan"), "p90": float("nan"), "p95": float("nan"), "max": float("nan"), "n": 0}
     return {"mean": _weighted([(p["mean"], p["n"]) for p in parts]),
+            "p90": _weighted([(p["p90"], p["n"]) for p in parts]),
             "p95": _weighted([(p["p95"], p["n"]) for p in parts]),
             "max": max(p["max"] for p in parts if p["n"]), "n": n}
 
@@ -138,7 +140,8 @@ def _spatial_merge(records: Sequence[dict[str, Any]], config: Mapping[str, Any])
     expected = [n / r["detection_rate"] if r["detection_rate"] else 0 for n, r in zip(found, records)]
     return {
         "scenes": len(records), "width": first["width"], "height": first["height"],
-        "use_segmentation": first["use_segmentation"], "relation_accuracy": accuracy,
+        "use_segmentation": first["use_segmentation"], "depth_noise": first["depth_noise"],
+        "noise_seed": first["noise_seed"], "frames": first["frames"], "relation_accuracy": accuracy,
         **{key: _merge_summary([r[key] for r in records])
            for key in ("distance_error_m", "centroid_error_m", "size_error_m")},
         "name_accuracy": _weighted([(r["name_accuracy"], n) for r, n in zip(records, found)]),
