@@ -152,7 +152,11 @@ class Arm:
 
     def rotate_to_yaw(self, yaw_rad: float, max_steps: int = 25) -> None:
         """Turns the downward gripper about world z to ``yaw_rad`` relative to its start orientation."""
-        self.target_rotation = yaw_rotation(yaw_rad) @ self.down
+        self.rotate_to(yaw_rotation(yaw_rad) @ self.down, max_steps)
+
+    def rotate_to(self, rotation: np.ndarray, max_steps: int = 25) -> None:
+        """Turns the hand in place to ``rotation`` (3x3, world), within :data:`TURNED_RAD`."""
+        self.target_rotation = np.asarray(rotation, dtype=np.float64)
         target = self.position.copy()
         for _ in range(max_steps):
             if np.linalg.norm(rotation_error(quat_to_matrix(self.state[3:7]), self.target_rotation)) < TURNED_RAD:

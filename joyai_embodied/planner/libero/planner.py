@@ -19,6 +19,7 @@ from .control import OPEN, Arm, StepBudgetExceeded
 from .heights import HeightMap
 from .grounding import GroundingError, find_one, numbered_labels, resolve_subject
 from .instructions import PickPlaceGoal, needs_articulation, parse_goals
+from .articulation_plan import articulate
 from .skills import LIFTED_M, RIM_GRASP_WORDS, pick, place_on
 
 #: Control steps per episode in LIBERO's standard evaluation protocol (as VLA papers report it).
@@ -106,6 +107,9 @@ class LiberoPlanner:
 
     def _pick_and_place(self, sim: Any, arm: Arm, labels: Mapping[int, str], instruction: str,
                         episode: LiberoEpisode) -> None:
+        if needs_articulation(instruction):
+            articulate(self, sim, arm, labels, instruction, episode)
+            return
         goals = parse_goals(instruction)
         for index, goal in enumerate(goals):
             arm.succeeded = False   # LIBERO's check passes only once every goal of the task holds
@@ -115,10 +119,13 @@ class LiberoPlanner:
                 return
 
     def _one_goal(self, sim: Any, arm: Arm, labels: Mapping[int, str], goal: PickPlaceGoal,
-                  episode: LiberoEpisode, first: bool) -> None:
+                  episode: LiberoEpisode, first: bool, target: SceneObject | None = None) -> None:
+        """Picks the goal's subject and places it on its target (``target``: a support the scene has no
+        object for, e.g. an opened drawer's floor)."""
         scene = self._observe(sim, labels)
         choice = resolve_subject(self.wm, scene, goal)
-        target = find_one(scene, goal.target)
+        fixed_target = target is not None
+        target = target if fixed_target else find_one(scene, goal.target)
         subject = choice.obj
         if first:   # the record names the first goal's object (what the evaluator checks)
             episode.chosen, episode.chosen_name, episode.unsure = subject.id, subject.name, choice.unsure
@@ -133,7 +140,8 @@ class LiberoPlanner:
                 episode.failure = "grasp"
                 episode.message = f"{subject.name} not lifted in {attempts} tries"
                 return
-            target = _by_id(scene, target.id) or target
+            if not fixed_target:
+                target = _by_id(scene, target.id) or target
             obstacles = [o for o in scene.objects if o.id not in (subject.id, target.id)]
             place_on(arm, grasp, target, obstacles, held_height_m=_hanging(grasp, subject))
             log.info("placed on %s at step %d (success %s)", target.name, arm.steps, arm.succeeded)
@@ -141,7 +149,8 @@ class LiberoPlanner:
             if arm.succeeded:
                 break
             scene = self._observe(sim, labels)   # verify the placement by looking again
-            episode.verified_on_target = self._on(scene, subject.id, target.id, goal.preposition)
+            episode.verified_on_target = (self._in_drawer(scene, subject.id, target) if fixed_target
+                                          else self._on(scene, subject.id, target.id, goal.preposition))
             if episode.verified_on_target:
                 break
             # Not on the target (dropped beside it, or still stuck to a finger): pick it up again from there.
@@ -173,6 +182,14 @@ class LiberoPlanner:
         to = [float(target.centroid[0]), float(target.centroid[1]), target.top_z]
         imagined = self.wm.edit(scene, MoveObject(subject.name, to=to))
         return self._on(imagined, subject.id, target.id)
+
+    def _in_drawer(self, scene: Scene, subject_id: int, floor: SceneObject) -> bool:
+        """Whether the subject is seen over an opened drawer's interior and below its rim."""
+        subject = _by_id(scene, subject_id)
+        if subject is None:
+            return False
+        horizontal = float(np.hypot(*(np.asarray(subject.centroid)[:2] - np.asarray(floor.centroid)[:2])))
+        return bool(horizontal < max(floor.extent[0], floor.extent[1]) / 2 and subject.bottom_z < floor.top_z + 0.03)
 
     def _on(self, scene: Scene, subject_id: int, target_id: int, preposition: str = "on") -> bool:
         """Whether the world model sees the subject on (or, for "in", inside) the target."""

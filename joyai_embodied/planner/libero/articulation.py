@@ -1,0 +1,339 @@
+"""Articulation skills for LIBERO's Panda: open a drawer, turn a stove knob, push an object.
+
+Every handle, knob and contact point comes from the observation: the labelled object's points in the
+depth image (``HeightMap``) and the world model's box of it. A drawer's front is the side of the
+cabinet's box that faces the scene's centre (where the robot works); its handle is the cabinet's
+foremost observed point at the drawer's height. A knob is the stove's highest observed part.
+Nothing here reads simulator poses or joint positions.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ...errors import InvalidInputError
+from ...types import SceneObject
+from .control import CLOSE, OPEN, VIA_M, Arm, quat_to_matrix, rotation_error, yaw_rotation
+from .heights import HeightMap
+
+log = logging.getLogger(__name__)
+
+
+#: A drawer's handle height as a fraction of its cabinet's height (LIBERO's three-drawer cabinets).
+DRAWER_LEVELS = {"top": 0.83, "middle": 0.5, "bottom": 0.2}
+#: Cabinet points within this height of the handle's level belong to that drawer's front.
+HANDLE_BAND_M = 0.02
+#: Points within this of the foremost one are the handle itself (it stands ~3 cm off the drawer face).
+HANDLE_DEPTH_M = 0.012
+#: The fingers close this far behind the handle's front surface (the middle of a ~1.6 cm bar).
+HANDLE_INSET_M = 0.012
+#: Approach the handle from this far in front of it, hand already turned to point into the cabinet.
+HANDLE_APPROACH_M = 0.10
+#: Travel this far above the handle's height before turning the hand to face it (its body reaches ~10 cm down).
+TURNED_HAND_CLEARANCE_M = 0.13
+#: Pull the drawer this far out (LIBERO counts it open beyond 14 cm of its 16 cm travel).
+PULL_M = 0.19
+#: A drawer whose front is seen moved less than this toward the robot did not open (an open one: ~11 cm).
+OPENED_M = 0.07
+#: An opened drawer's floor lies this far below its handle.
+DRAWER_FLOOR_BELOW_HANDLE_M = 0.025
+#: The drawer's interior centre lies this far behind its handle (half a ~17 cm deep drawer plus the handle).
+DRAWER_CENTRE_BEHIND_HANDLE_M = 0.10
+#: Points within this of the stove's highest point form its knob.
+KNOB_BAND_M = 0.012
+#: Fingertips close this far below the knob's top.
+KNOB_GRASP_DEPTH_M = 0.015
+#: Turn the wrist by this much to turn a knob on (LIBERO: on beyond 0.5 rad).
+KNOB_TURN_RAD = 1.0
+#: Push with the closed fingertips this high above the pushed object's bottom (a plate's rim is ~1.5 cm).
+PUSH_HEIGHT_M = 0.006
+#: A pushed object ends this far past the reference's edge (a hand's width: clear of it, still beside it).
+PUSH_GAP_M = 0.04
+#: "In front of" a reference: within the middle part of its width (this fraction of its half width).
+IN_LINE_FRACTION = 0.25
+#: The hand needs this much room around the point behind the object to come down there.
+HAND_ROOM_RADIUS_M = 0.05
+#: Something observed this far above the pushed object's top near that point blocks the hand.
+HAND_BLOCK_ABOVE_M = 0.02
+#: Start a push this far behind the object's edge (little: a cabinet may stand close behind it).
+PUSH_BACKOFF_M = 0.015
+#: Fingertips reach this far below the end-effector site (as in skills.py).
+FINGERTIP_BELOW_M = 0.01
+#: An object that moved less than this after a push was not pushed.
+PUSHED_M = 0.03
+
+_OPEN_DRAWER = re.compile(r"^open the (?:(?P<level>top|middle|bottom) )?drawer(?: of the (?P<obj>.+?))?$")
+_TURN = re.compile(r"^turn (?P<how>on|off) the (?P<obj>.+)$")
+_PUSH = re.compile(r"^push the (?P<obj>.+?) to the (?P<where>front|back|left|right) of the (?P<ref>.+)$")
+_INSIDE = re.compile(r"^(?:put|place) the (?P<obj>.+?) (?:inside|in it|in the drawer|into it)$")
+
+
+@dataclass(frozen=True)
+class ArticulationGoal:
+    """One articulation in the instruction's words: action "open_drawer", "turn_on", "turn_off" or "push"."""
+
+    instruction: str
+    action: str
+    obj: str                      # category words of what is moved ("cabinet", "stove", "plate")
+    level: str = "top"            # drawers: "top", "middle", "bottom"
+    where: str = ""               # pushes: "front", "back", "left", "right" of ``reference``
+    reference: str = ""
+
+
+@dataclass(frozen=True)
+class IntoDrawerGoal:
+    """Put ``subject`` into the drawer an earlier goal of the same instruction opened."""
+
+    instruction: str
+    subject: str
+
+
+def parse_articulation(text: str) -> list[ArticulationGoal | IntoDrawerGoal]:
+    """"open the top drawer and put the bowl inside" -> [open top drawer of the cabinet, bowl into it].
+
+    Raises:
+        InvalidInputError: (field "instruction") a part is not an articulation this planner knows.
+    """
+    text = " ".join(text.lower().strip().rstrip(".").split())
+    goals: list[ArticulationGoal | IntoDrawerGoal] = []
+    for part in re.split(r" and (?=(?:put|place|open|turn|push) )", text):
+        if (m := _OPEN_DRAWER.match(part)):
+            goals.append(ArticulationGoal(text, "open_drawer", m["obj"] or "cabinet", level=m["level"] or "top"))
+        elif (m := _TURN.match(part)):
+            goals.append(ArticulationGoal(text, f"turn_{m['how']}", m["obj"]))
+        elif (m := _PUSH.match(part)):
+            goals.append(ArticulationGoal(text, "push", m["obj"], where=m["where"], reference=m["ref"]))
+        elif (m := _INSIDE.match(part)) and goals and goals[-1].action == "open_drawer":
+            goals.append(IntoDrawerGoal(text, m["obj"]))
+        else:
+            raise InvalidInputError("instruction", "open a drawer, turn a knob, push an object, or put X inside",
+                                    repr(part))
+    return goals
+
+
+# ---------------------------------------------------------------------- drawers
+@dataclass
+class Handle:
+    """A drawer handle as observed: its centre (world m) and the drawer's outward direction (unit, horizontal)."""
+
+    centre: np.ndarray
+    front: np.ndarray
+
+
+def drawer_front(cabinet: SceneObject, pivot: np.ndarray) -> np.ndarray:
+    """The horizontal axis of the cabinet's box that points at the scene's centre (where its drawers face)."""
+    toward = np.asarray(pivot, dtype=np.float64)[:2] - np.asarray(cabinet.centroid)[:2]
+    axes = np.asarray(cabinet.obb_rotation, dtype=np.float64)[:2, :2].T   # rows: box x and y axes (xy part)
+    best = max((sign * a for a in axes for sign in (1.0, -1.0)), key=lambda a: float(a @ toward))
+    best = best / max(np.linalg.norm(best), 1e-9)
+    return np.array([best[0], best[1], 0.0])
+
+
+def find_handle(cabinet: SceneObject, level: str, heights: HeightMap, pivot: np.ndarray) -> Handle:
+    """The handle of the cabinet's ``level`` drawer: its foremost observed points at that drawer's height.
+
+    Raises:
+        InvalidInputError: (field "level") not top/middle/bottom.
+    """
+    if level not in DRAWER_LEVELS:
+        raise InvalidInputError("level", f"one of {sorted(DRAWER_LEVELS)}", repr(level))
+    front = drawer_front(cabinet, pivot)
+    z = cabinet.bottom_z + DRAWER_LEVELS[level] * float(cabinet.extent[2])
+    centre = np.asarray(cabinet.centroid, dtype=np.float64)
+    mine = heights.points[(heights.ids == cabinet.id) & (np.abs(heights.points[:, 2] - z) < HANDLE_BAND_M)]
+    if len(mine) < 3:   # the drawer's front is hidden: fall back to the box's face
+        tip = centre + front * float(max(cabinet.extent[0], cabinet.extent[1])) / 2
+        return Handle(np.array([tip[0], tip[1], z]) - front * HANDLE_INSET_M, front)
+    along = (mine[:, :2] - centre[:2]) @ front[:2]
+    foremost = float(np.percentile(along, 98))    # robust to the segmentation pass's rim bleed
+    handle = mine[along > foremost - HANDLE_DEPTH_M]
+    lateral = np.array([-front[1], front[0], 0.0])
+    side = float(np.median((handle[:, :2] - centre[:2]) @ lateral[:2]))
+    point = centre + front * (foremost - HANDLE_INSET_M) + lateral * side
+    point[2] = float(np.median(handle[:, 2]))
+    return Handle(point, front)
+
+
+def facing_rotation(front: np.ndarray) -> np.ndarray:
+    """Hand orientation pointing along ``-front`` (into the cabinet) with the fingers closing vertically."""
+    approach = -np.asarray(front, dtype=np.float64)
+    closing = np.array([0.0, 0.0, 1.0])
+    return np.stack([np.cross(closing, approach), closing, approach], axis=1)
+
+
+def open_drawer(arm: Arm, handle: Handle) -> bool:
+    """Grasps the handle with a horizontal hand and pulls it out; True when the fingers held the handle."""
+    before = handle.centre + handle.front * HANDLE_APPROACH_M
+    # A hand turned to face the cabinet reaches ~10 cm below its fingers: travel above the handle's
+    # height by that much (bowls and plates stand in front of the cabinet), turn there, then come down.
+    safe = float(before[2]) + TURNED_HAND_CLEARANCE_M
+    arm.set_gripper(OPEN)
+    arm.move_to(np.array([*arm.position[:2], max(arm.position[2], safe)]), tolerance_m=VIA_M, max_steps=25)
+    arm.move_to(np.array([before[0], before[1], safe]), tolerance_m=VIA_M, max_steps=60)
+    arm.rotate_to(facing_rotation(handle.front), max_steps=30)
+    arm.move_to(before, max_steps=30)
+    arm.move_to(handle.centre, max_steps=40)
+    arm.set_gripper(CLOSE)
+    held = arm.holding()
+    log.info("drawer handle at %s: reached %s, fingers %.4f m, hand %s off its orientation", np.round(handle.centre, 3),
+             np.round(arm.position, 3), arm.finger_width,
+             np.round(rotation_error(quat_to_matrix(arm.state[3:7]), arm.target_rotation), 2))
+    reached = arm.steps
+    if held:
+        pulled = handle.centre + handle.front * PULL_M
+        for fraction in (0.5, 1.0):   # two legs: the drawer's damping needs time, the fingers hold better slowly
+            arm.move_to(handle.centre + (pulled - handle.centre) * fraction, max_steps=45)
+    log.info("drawer: handle held at step %d, pulled to %s by step %d", reached, np.round(arm.position, 3), arm.steps)
+    arm.set_gripper(OPEN)
+    arm.move_to(arm.position + handle.front * 0.05, tolerance_m=VIA_M, max_steps=20)
+    arm.move_to(arm.position + np.array([0.0, 0.0, 0.08]), tolerance_m=VIA_M, max_steps=20)
+    arm.target_rotation = arm.down
+    return held
+
+
+def drawer_target(cabinet: SceneObject, handle: Handle) -> SceneObject:
+    """The opened drawer as a support to place into: over its interior, its top at the drawer's floor."""
+    centre = handle.centre - handle.front * DRAWER_CENTRE_BEHIND_HANDLE_M
+    floor = float(handle.centre[2]) - DRAWER_FLOOR_BELOW_HANDLE_M
+    return SceneObject(id=cabinet.id, name=cabinet.name, centroid=np.array([centre[0], centre[1], floor - 0.005]),
+                       extent=np.array([0.12, 0.12, 0.01]))
+
+
+# ---------------------------------------------------------------------- knobs
+def find_knob(stove: SceneObject, heights: HeightMap) -> tuple[np.ndarray, float]:
+    """The knob's grasp point (world m) and the gripper yaw across its narrow side (rad, about the start)."""
+    mine = heights.points[heights.ids == stove.id]
+    if len(mine) == 0:
+        centre = np.asarray(stove.centroid, dtype=np.float64).copy()
+        centre[2] = stove.top_z - KNOB_GRASP_DEPTH_M
+        return centre, 0.0
+    top = float(np.percentile(mine[:, 2], 99.5))
+    knob = mine[mine[:, 2] > top - KNOB_BAND_M]
+    point = np.array([*np.median(knob[:, :2], axis=0), top - KNOB_GRASP_DEPTH_M])
+    yaw = 0.0
+    if len(knob) >= 5:
+        values, vectors = np.linalg.eigh(np.cov((knob[:, :2] - knob[:, :2].mean(0)).T))
+        if values[0] > 0 and values[1] / values[0] > 1.5:
+            narrow = vectors[:, 0]   # fingers close across the knob's narrow side
+            yaw = float(np.arctan2(narrow[1], narrow[0]))
+    return point, yaw
+
+
+def turn_knob(arm: Arm, point: np.ndarray, yaw: float, turn_rad: float) -> bool:
+    """Grasps the knob at ``point`` and turns the wrist by ``turn_rad``; True when the fingers held it."""
+    closing = arm.closing_axis
+    yaw = _fold(yaw - float(np.arctan2(closing[1], closing[0])))
+    hover = point + np.array([0.0, 0.0, 0.08])
+    arm.set_gripper(OPEN)
+    arm.target_rotation = yaw_rotation(yaw) @ arm.down
+    arm.move_to(np.array([*arm.position[:2], max(arm.position[2], hover[2])]), tolerance_m=VIA_M, max_steps=20)
+    arm.move_to(hover, tolerance_m=VIA_M, max_steps=60)
+    arm.rotate_to_yaw(yaw)
+    arm.move_to(point, max_steps=40)
+    arm.set_gripper(CLOSE)
+    held = arm.holding()
+    log.info("knob at %s: reached %s, fingers %.4f m", np.round(point, 3), np.round(arm.position, 3),
+             arm.finger_width)
+    for step in (0.5, 1.0):
+        arm.rotate_to_yaw(yaw + step * turn_rad, max_steps=30)
+    arm.set_gripper(OPEN)
+    arm.move_to(hover, tolerance_m=VIA_M, max_steps=30)
+    arm.target_rotation = arm.down
+    return held
+
+
+# ---------------------------------------------------------------------- pushes
+def push_goal(obj: SceneObject, reference: SceneObject, where: str, cam_to_world: np.ndarray,
+              others: Sequence[SceneObject] = ()) -> np.ndarray:
+    """Where to push ``obj`` (xy, world m): beside ``reference`` on its ``where`` side as the camera sees it.
+
+    "front" is toward the camera along its optical axis (the project's ``in_front_of``), "left"/"right"
+    along the camera's x. Along that axis the object ends a gap past the reference's edge; across it,
+    in line with the reference, shifted within the middle part of its width to stay clear of ``others``.
+    """
+    pose = np.asarray(cam_to_world, dtype=np.float64)
+    axis = {"front": -pose[:3, 2], "back": pose[:3, 2], "right": pose[:3, 0], "left": -pose[:3, 0]}[where]
+    axis = np.array([axis[0], axis[1]]) / max(np.hypot(axis[0], axis[1]), 1e-9)
+    across = np.array([-axis[1], axis[0]])
+    ref = np.asarray(reference.centroid)[:2]
+    own = _half_extent_along(obj, axis)
+    beyond = _half_extent_along(reference, axis) + own + PUSH_GAP_M
+    half_width = _half_extent_along(reference, across) * IN_LINE_FRACTION
+    best, best_score = ref + axis * beyond, -np.inf
+    for sideways in np.linspace(-half_width, half_width, 9):
+        spot = ref + axis * beyond + across * sideways
+        room = min((float(np.linalg.norm(spot - np.asarray(o.centroid)[:2])) - own
+                    - float(max(o.extent[0], o.extent[1])) / 2 for o in others if o.id not in (obj.id, reference.id)),
+                   default=np.inf)
+        score = min(room, 0.01) - 0.01 * abs(sideways) / max(half_width, 1e-9)
+        if score > best_score:
+            best, best_score = spot, score
+    return best
+
+
+def push_start(obj: SceneObject, goal_xy: np.ndarray) -> np.ndarray:
+    """Where the closed fingertips start a push of ``obj`` toward ``goal_xy`` (world m): just behind its edge."""
+    start_xy = np.asarray(obj.centroid, dtype=np.float64)[:2]
+    direction = np.asarray(goal_xy) - start_xy
+    direction /= max(float(np.linalg.norm(direction)), 1e-9)
+    radius = _half_extent_along(obj, direction)
+    return np.array([*(start_xy - direction * (radius + PUSH_BACKOFF_M)), obj.bottom_z + PUSH_HEIGHT_M])
+
+
+def push_blocked(obj: SceneObject, goal_xy: np.ndarray, heights: HeightMap) -> bool:
+    """Whether something observed behind ``obj`` (a cabinet's front) leaves the hand no room to push from there."""
+    start = push_start(obj, goal_xy)
+    return heights.top_near(start[:2], HAND_ROOM_RADIUS_M, obj.id) > obj.top_z + HAND_BLOCK_ABOVE_M
+
+
+def table_spot(obj: SceneObject, goal_xy: np.ndarray) -> SceneObject:
+    """A support to set ``obj`` down on at ``goal_xy``: the table under it (a push done as a low carry)."""
+    return SceneObject(id=-1, name="table", centroid=np.array([goal_xy[0], goal_xy[1], obj.bottom_z - 0.005]),
+                       extent=np.array([0.2, 0.2, 0.01]))
+
+
+def push(arm: Arm, obj: SceneObject, goal_xy: np.ndarray, obstacles: Sequence[SceneObject]) -> None:
+    """Pushes ``obj`` along the table until its centre reaches ``goal_xy``, fingers closed, from behind it."""
+    start_xy = np.asarray(obj.centroid, dtype=np.float64)[:2]
+    direction = np.asarray(goal_xy) - start_xy
+    distance = float(np.linalg.norm(direction))
+    if distance < 1e-3:
+        return
+    direction /= distance
+    radius = _half_extent_along(obj, direction)
+    z = obj.bottom_z + PUSH_HEIGHT_M + FINGERTIP_BELOW_M
+    behind = np.array([*(start_xy - direction * (radius + PUSH_BACKOFF_M)), z])
+    # The hand is long along the fingers' closing axis: turn it across the push so that it fits the
+    # narrow gap behind the object (a cabinet's handles) and pushes with its flat side.
+    closing = arm.closing_axis
+    across = np.array([-direction[1], direction[0]])
+    yaw = _fold(float(np.arctan2(across[1], across[0]) - np.arctan2(closing[1], closing[0])))
+    arm.target_rotation = yaw_rotation(yaw) @ arm.down
+    arm.set_gripper(CLOSE)
+    tops = [o.top_z for o in obstacles] + [obj.top_z]
+    safe = max(max(tops) + 0.06, arm.position[2])
+    arm.move_to(np.array([*arm.position[:2], safe]), tolerance_m=VIA_M, max_steps=30)
+    arm.move_to(np.array([*behind[:2], safe]), tolerance_m=VIA_M, max_steps=60)
+    arm.move_to(behind, max_steps=40)
+    end = np.array([*(np.asarray(goal_xy) - direction * radius), z])
+    log.info("push from %s (reached %s) to %s", np.round(behind, 3), np.round(arm.position, 3), np.round(end, 3))
+    for fraction in (0.5, 1.0):   # slowly: a fast push slides the object past the goal
+        arm.move_to(behind + (end - behind) * fraction, max_steps=50)
+    log.info("push ended at %s (step %d)", np.round(arm.position, 3), arm.steps)
+    arm.move_to(arm.position - np.array([*direction * 0.03, 0.0]), tolerance_m=VIA_M, max_steps=15)
+    arm.move_to(arm.position + np.array([0.0, 0.0, 0.08]), tolerance_m=VIA_M, max_steps=20)
+    arm.target_rotation = arm.down
+
+
+def _half_extent_along(obj: SceneObject, direction: np.ndarray) -> float:
+    axes = np.asarray(obj.obb_rotation, dtype=np.float64)[:2, :2]
+    return float(sum(abs(axes[:, i] @ direction[:2]) * obj.extent[i] / 2 for i in range(2)))
+
+
+def _fold(angle: float) -> float:
+    return float((angle + np.pi / 2) % np.pi - np.pi / 2)

@@ -1,0 +1,137 @@
+"""Runs articulation instructions (drawers, knobs, pushes) for the LIBERO planner, verifying each by looking again.
+
+Each articulation is checked on a new observation (the drawer's handle moved toward the robot, the knob
+turned, the pushed object moved) and retried when the look shows it failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import numpy as np
+
+from ...spatial import scene_pivot
+from .articulation import (OPENED_M, PUSHED_M, ArticulationGoal, IntoDrawerGoal, drawer_target, find_handle,
+                           find_knob, open_drawer, parse_articulation, push, push_blocked, push_goal, table_spot, turn_knob,
+                           KNOB_TURN_RAD)
+from .skills import pick, place_on
+from .control import Arm
+from .grounding import find_one
+from .heights import HeightMap
+from .instructions import PickPlaceGoal
+
+log = logging.getLogger(__name__)
+
+#: Articulation tries before the episode fails with "articulation".
+MAX_ARTICULATION_ATTEMPTS = 2
+#: A knob whose observed top turned less than this did not turn.
+KNOB_TURNED_RAD = 0.3
+
+
+def articulate(planner: Any, sim: Any, arm: Arm, labels: Mapping[int, str], instruction: str, episode: Any) -> None:
+    """Runs every goal of an articulation instruction; sets ``episode.failure`` when one fails.
+
+    Args:
+        planner: the LiberoPlanner (its observe and pick-and-place steps).
+        sim: the unwrapped env.
+        arm: the arm, with the episode's step budget.
+        labels: instance id -> category word.
+        instruction: the task's language.
+        episode: the LiberoEpisode record to fill.
+
+    Raises:
+        InvalidInputError: an instruction part no skill here reads.
+    """
+    goals = parse_articulation(instruction)
+    opened = None
+    for index, goal in enumerate(goals):
+        arm.succeeded = False
+        arm.stop_on_success = index == len(goals) - 1
+        if isinstance(goal, IntoDrawerGoal):
+            cabinet, handle = opened
+            planner._one_goal(sim, arm, labels, PickPlaceGoal(instruction, goal.subject, target=cabinet.name,
+                                                              preposition="in"),
+                              episode, first=True, target=drawer_target(cabinet, handle))
+        elif goal.action == "open_drawer":
+            opened = _open(planner, sim, arm, labels, goal, episode)
+        elif goal.action in ("turn_on", "turn_off"):
+            _turn(planner, sim, arm, labels, goal, episode)
+        else:
+            _push(planner, sim, arm, labels, goal, episode)
+        if episode.failure != "none" or (arm.succeeded and arm.stop_on_success):
+            return
+
+
+def _open(planner: Any, sim: Any, arm: Arm, labels: Mapping[int, str], goal: ArticulationGoal, episode: Any):
+    scene = planner._observe(sim, labels)
+    cabinet = find_one(scene, goal.obj)
+    pivot = scene_pivot(scene.objects, planner._last_obs["cam_to_world"])
+    handle = find_handle(cabinet, goal.level, HeightMap(planner._last_obs), pivot)
+    start = handle.centre.copy()
+    for attempt in range(MAX_ARTICULATION_ATTEMPTS):
+        open_drawer(arm, handle)
+        if arm.succeeded:
+            return cabinet, handle
+        scene = planner._observe(sim, labels)   # did the drawer's front move? look again
+        cabinet = next((o for o in scene.objects if o.id == cabinet.id), cabinet)
+        handle = find_handle(cabinet, goal.level, HeightMap(planner._last_obs), pivot)
+        moved = float((handle.centre - start)[:2] @ handle.front[:2])
+        log.info("drawer %s try %d: front moved %.3f m", goal.level, attempt + 1, moved)
+        if moved > OPENED_M:
+            return cabinet, handle
+    episode.failure, episode.message = "articulation", f"the {goal.level} drawer did not open"
+    return cabinet, handle
+
+
+def _turn(planner: Any, sim: Any, arm: Arm, labels: Mapping[int, str], goal: ArticulationGoal, episode: Any) -> None:
+    scene = planner._observe(sim, labels)
+    stove = find_one(scene, goal.obj)
+    sign = 1.0 if goal.action == "turn_on" else -1.0
+    point, yaw = find_knob(stove, HeightMap(planner._last_obs))
+    for attempt in range(MAX_ARTICULATION_ATTEMPTS):
+        turn_knob(arm, point, yaw, sign * KNOB_TURN_RAD)
+        if arm.succeeded:
+            return
+        scene = planner._observe(sim, labels)   # did the knob turn? look again
+        stove = next((o for o in scene.objects if o.id == stove.id), stove)
+        new_point, new_yaw = find_knob(stove, HeightMap(planner._last_obs))
+        turned = abs(float((new_yaw - yaw + np.pi / 2) % np.pi - np.pi / 2))
+        log.info("knob try %d: turned %.2f rad", attempt + 1, turned)
+        if turned > KNOB_TURNED_RAD:
+            return
+        point, yaw = new_point, new_yaw
+    episode.failure, episode.message = "articulation", f"the {goal.obj} knob did not turn"
+
+
+def _push(planner: Any, sim: Any, arm: Arm, labels: Mapping[int, str], goal: ArticulationGoal, episode: Any) -> None:
+    scene = planner._observe(sim, labels)
+    obj, reference = find_one(scene, goal.obj), find_one(scene, goal.reference)
+    episode.chosen, episode.chosen_name = obj.id, obj.name
+    for attempt in range(MAX_ARTICULATION_ATTEMPTS):
+        target = push_goal(obj, reference, goal.where, planner._last_obs["cam_to_world"], scene.objects)
+        before = np.asarray(obj.centroid)[:2].copy()
+        obstacles = [o for o in scene.objects if o.id != obj.id]
+        if push_blocked(obj, target, HeightMap(planner._last_obs)):
+            # No room behind it for the hand (a cabinet's handles): grasp its rim and carry it there low.
+            grasp = pick(arm, obj, obstacles, HeightMap(planner._last_obs))
+            log.info("push blocked behind the %s: carried it instead (held %s)", obj.name, grasp is not None)
+            if grasp is not None:
+                # Closing on a flat rim slides the object a few cm: where it hangs now sets the release.
+                held = next((o for o in planner._observe(sim, labels).objects if o.id == obj.id), None)
+                if held is not None:
+                    grasp.offset = arm.position - np.asarray(held.centroid)
+                place_on(arm, grasp, table_spot(obj, target), obstacles)
+        else:
+            push(arm, obj, target, obstacles)
+        if arm.succeeded:
+            return
+        scene = planner._observe(sim, labels)   # did it move, and is it there? look again
+        obj = next((o for o in scene.objects if o.id == obj.id), obj)
+        moved = float(np.linalg.norm(np.asarray(obj.centroid)[:2] - before))
+        left = float(np.linalg.norm(np.asarray(obj.centroid)[:2] - target))
+        log.info("push try %d: moved %.3f m, %.3f m from the goal %s (now %s)", attempt + 1, moved, left,
+                 np.round(target, 3), np.round(obj.centroid, 3))
+        if left < PUSHED_M:
+            return
+    episode.failure, episode.message = "articulation", f"the {goal.obj} was not pushed to the {goal.where}"

@@ -1,0 +1,81 @@
+"""Articulation skills on LIBERO: parsing, handle/knob/push geometry from observations, episodes by LIBERO's check.
+
+The episode tests need the ``libero`` extra (skipped without it); each is ~90 control steps.
+"""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from joyai_embodied.errors import InvalidInputError
+from joyai_embodied.planner.libero.articulation import (ArticulationGoal, IntoDrawerGoal, drawer_front,
+                                                        facing_rotation, parse_articulation, push_goal)
+from joyai_embodied.types import SceneObject
+
+
+def test_parses_the_libero_goal_articulations():
+    assert parse_articulation("open the middle drawer of the cabinet") == [
+        ArticulationGoal("open the middle drawer of the cabinet", "open_drawer", "cabinet", level="middle")]
+    opened, inside = parse_articulation("Open the top drawer and put the bowl inside")
+    assert (opened.action, opened.level) == ("open_drawer", "top")
+    assert isinstance(inside, IntoDrawerGoal) and inside.subject == "bowl"
+    (turn,) = parse_articulation("turn on the stove")
+    assert (turn.action, turn.obj) == ("turn_on", "stove")
+    (push,) = parse_articulation("push the plate to the front of the stove")
+    assert (push.action, push.obj, push.where, push.reference) == ("push", "plate", "front", "stove")
+    with pytest.raises(InvalidInputError, match="^instruction: "):
+        parse_articulation("put the bowl inside")      # inside what: no drawer opened before it
+    with pytest.raises(InvalidInputError, match="^instruction: "):
+        parse_articulation("juggle the stove")
+
+
+def _box(obj_id, name, centre, extent):
+    return SceneObject(id=obj_id, name=name, centroid=np.asarray(centre, float), extent=np.asarray(extent, float))
+
+
+def test_drawer_front_faces_the_scene_centre_and_the_hand_faces_it():
+    cabinet = _box(2, "wooden cabinet", (0.02, -0.245, 1.01), (0.25, 0.25, 0.23))
+    assert np.allclose(drawer_front(cabinet, np.array([-0.05, 0.05, 0.95])), [0, 1, 0])
+    assert np.allclose(drawer_front(cabinet, np.array([0.40, -0.20, 0.95])), [1, 0, 0])
+    hand = facing_rotation(np.array([0.0, 1.0, 0.0]))
+    assert np.allclose(hand @ hand.T, np.eye(3)) and np.isclose(np.linalg.det(hand), 1.0)
+    assert np.allclose(hand[:, 2], [0, -1, 0]) and np.allclose(hand[:, 1], [0, 0, 1])   # into it, fingers vertical
+
+
+def test_push_goal_is_in_front_of_the_reference_as_the_camera_sees_it():
+    # LIBERO's agentview: camera at +x looking back along -x and down; its x axis is world +y.
+    cam = np.eye(4)
+    cam[:3, :3] = np.array([[0.0, 0.628, -0.778], [1.0, 0.0, 0.0], [0.0, -0.778, -0.628]])
+    stove = _box(5, "flat stove", (-0.31, 0.21, 0.93), (0.29, 0.29, 0.06))
+    plate = _box(3, "plate", (0.04, -0.02, 0.91), (0.14, 0.14, 0.02))
+    goal = push_goal(plate, stove, "front", cam)
+    assert goal[0] > -0.31 + 0.145 + 0.07            # past the stove's near edge, toward the camera
+    assert abs(goal[1] - 0.21) < 0.29 / 2 * 0.25 + 1e-9  # in line with it
+    right = push_goal(plate, stove, "right", cam)
+    assert right[1] > 0.21 + 0.145 + 0.07
+
+
+libero = pytest.importorskip("libero.libero", reason="needs the libero extra")
+
+import sim_envs  # noqa: E402
+from joyai_embodied import WorldModel  # noqa: E402
+from joyai_embodied.planner.libero import LiberoPlanner  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def wm():
+    model = WorldModel.load("geometric")
+    yield model
+    model.close()
+
+
+@pytest.mark.parametrize("task_id", [7, 0], ids=["turn on the stove", "open the middle drawer"])
+def test_articulation_episode_passes_liberos_own_check(wm, task_id):
+    env = gym.make(sim_envs.LIBERO_ENV_ID, suite="libero_goal", task_id=task_id, render_on_step=False)
+    try:
+        _, info = env.reset(seed=0, options={"init_state": 0})
+        episode = LiberoPlanner(wm).run_episode(env, info["labels"], info["instruction"], max_steps=300)
+        assert episode.success and episode.failure == "none", episode
+        assert env.unwrapped.success()
+    finally:
+        env.close()
