@@ -30,6 +30,11 @@ client 7; graceful exits 6 of 6 code 0, at most 1.13 s. Launcher RSS: 115 MB at 
 330-390 MB in its first ~40 s under load (the service filling its 32 kept scenes; least recently used then go)
 and stays there: the longest-lived one (76 s) read 346, 354, 361, 359, 387, 396, 393, 394, 390, 389, 388 MB at
 t = 475-530 s; medians 343 MB (first third of the run) and 358 MB (last third); max 412 MB.
+Where the climb goes (one launcher, 320x240, ``--max-scenes 4``): 200 observes alone keep it at 141-145 MB;
+then observe + imagine pairs raise it 145 -> 292 MB within ~10 s and it stays at 292-297 MB: the action server
+keeps every finished goal's result (a whole view, ~1 MB here) for ``RESULT_KEEP_S`` = 10 s (rclpy's
+``result_timeout``; now set explicitly in ``nodes/imagination.py``); with 32 scenes kept (the default) the store
+adds ~70-100 MB more. Both are bounded, so RSS is flat once a launcher has run ~40 s.
 """
 
 from __future__ import annotations

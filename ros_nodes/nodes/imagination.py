@@ -36,6 +36,10 @@ from .scene_publisher import ScenePublisher
 T = TypeVar("T")
 #: How often a running stage checks for a cancel request (seconds).
 CANCEL_POLL_S = 0.01
+#: How long a finished goal's result (a whole view: ~1 MB at 320x240, ~3.7 MB at 640x480) is kept for a late
+#: get_result. It bounds the memory they hold to imagine rate x this x result size (measured +150 MB at ~12/s, 320x240);
+#: rclpy's default was 900 s until ros2/rclpy#1171 (2024), so it is set here rather than inherited.
+RESULT_KEEP_S = 10
 
 
 class GoalCanceled(Exception):
@@ -63,7 +67,7 @@ class ImaginationNode(Node):
 
         self._action_type = Imagine
         self.server = ActionServer(self, Imagine, IMAGINE_ACTION, self.execute, goal_callback=self._on_goal,
-                                   cancel_callback=lambda goal_handle: CancelResponse.ACCEPT,
+                                   cancel_callback=lambda goal_handle: CancelResponse.ACCEPT, result_timeout=RESULT_KEEP_S,
                                    callback_group=ReentrantCallbackGroup())
         self.get_logger().info(f"serving {IMAGINE_ACTION} with backend {self.model.world_model.backend.name!r}")
 
