@@ -20,6 +20,11 @@ transport is a class with start, stop_gracefully, kill, rss_mb, inject (its own 
 summary, close, and FAULTS.
 
     .venv/bin/python benchmarks/soak.py --transport ros --small --domain-id 191
+
+Measured (2026-12-01, 2 shared cores, load 4-5, ``--minutes 10``, 320x240, seed 0), zmq: 22684 sent, 22542
+answered, 142 refused, 0 lost, 0 duplicated; faults garbage 7, kill 5, signal 7, slow reader 9; graceful exits 8 of
+8 code 0, at most 1.86 s; server RSS 36 MB at each start, 136-158 MB under load (medians 146 MB first third, 143 MB
+last third): flat. ros: see ``benchmarks/soak_ros.py``.
 """
 
 from __future__ import annotations
