@@ -110,6 +110,12 @@ class LiberoEnv(gym.Env):
         # this one (set_init_state restores only time, qpos and qvel): clear them so a seed replays exactly.
         for buffer in (data.qacc_warmstart, data.ctrl, data.act, data.qfrc_applied, data.xfrc_applied):
             buffer[...] = 0
+        # robosuite's Panda gripper integrates its command into `current_action` and keeps it across resets:
+        # the previous episode's last grip would shape this one's first steps.
+        for robot in self._env.env.robots:
+            gripper = getattr(robot, "gripper", None)
+            if gripper is not None and hasattr(gripper, "current_action"):
+                gripper.current_action = np.zeros_like(gripper.current_action)
         self._state = self._env.set_init_state(self.task.init_states[self.init_state])
         self._bind_model()
         for _ in range(self.config.settle_steps):
