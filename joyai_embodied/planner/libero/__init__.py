@@ -5,7 +5,8 @@
     episode = planner.run_episode(env, info["labels"], info["instruction"], max_steps=220)
 
 Files: ``instructions.py`` (parse), ``grounding.py`` (which object), ``control.py`` (the arm),
-``skills.py`` (pick, place), ``planner.py`` (the loop). ``joyai_embodied.evaluation.libero`` scores it.
+``skills.py`` (pick, place), ``articulation.py`` / ``articulation_plan.py`` (drawers, knobs, pushes),
+``planner.py`` (the loop). ``joyai_embodied.evaluation.libero`` scores it.
 """
 
 from .grounding import GroundingError, numbered_labels, resolve_subject
