@@ -23,3 +23,20 @@ def tiny_joyai_checkpoint(tmp_path_factory):
     from joyai_embodied.backends.joyai_image import write_tiny_checkpoint
 
     return write_tiny_checkpoint(tmp_path_factory.mktemp("joyai") / "tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def ros_context():
+    """rclpy in this process, with the shared-memory transport the nodes' processes also use."""
+    rclpy = pytest.importorskip("rclpy")
+    from ros_nodes.fastdds_profile import use_large_frame_transport
+
+    saved = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE")
+    use_large_frame_transport()
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+    if saved is None:
+        os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+    else:
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = saved

@@ -37,21 +37,6 @@ WIDTH, HEIGHT = 160, 120
 
 
 @pytest.fixture(scope="module")
-def ros_context():
-    from ros_nodes.fastdds_profile import use_large_frame_transport
-
-    saved = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE")
-    use_large_frame_transport()
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-    if saved is None:
-        os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
-    else:
-        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = saved
-
-
-@pytest.fixture(scope="module")
 def frame():
     import gymnasium as gym
 

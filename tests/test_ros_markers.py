@@ -6,7 +6,6 @@ would (reliable, transient-local). Markers are checked against the same frame ob
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 
@@ -37,21 +36,6 @@ def _geometric_available() -> bool:
 
 
 pytestmark = pytest.mark.skipif(not _geometric_available(), reason="needs the geometric backend and sim_envs")
-
-
-@pytest.fixture(scope="module")
-def ros_context():
-    from ros_nodes.fastdds_profile import use_large_frame_transport
-
-    saved = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE")
-    use_large_frame_transport()
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-    if saved is None:
-        os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
-    else:
-        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = saved
 
 
 class Listener:

@@ -40,22 +40,6 @@ pytestmark = pytest.mark.skipif(not _geometric_available(), reason="needs the ge
 
 
 @pytest.fixture(scope="module")
-def ros_context():
-    """rclpy in this process, with the shared-memory transport the nodes' process also uses."""
-    from ros_nodes.fastdds_profile import use_large_frame_transport
-
-    saved = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE")
-    use_large_frame_transport()
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-    if saved is None:
-        os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
-    else:
-        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = saved
-
-
-@pytest.fixture(scope="module")
 def node_process(ros_context):
     """`joyai-embodied ros --preset geometric`, started once for the module."""
     process = start_launcher(["--preset", "geometric"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
