@@ -53,6 +53,18 @@ RETRIES = 4
 MIX = [("relation", 40), ("ask", 15), ("imagine", 20), ("imagine_batch", 5), ("edit", 15), ("info", 5)]
 
 
+
+def process_rss_mb(pid: int) -> float:
+    """Resident memory of a process in MiB (NaN once it has exited)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
 class ZmqTransport:
     """`joyai-embodied serve-model` in a child process, restarted after each fault that ends it."""
 
@@ -97,14 +109,7 @@ class ZmqTransport:
         self.start()
 
     def rss_mb(self) -> float:
-        try:
-            with open(f"/proc/{self.process.pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return float("nan")
+        return process_rss_mb(self.process.pid)
 
     def inject(self, fault: str, obs, seconds: float, faults: Counter) -> None:
         """Faults beyond signal and kill: garbage frames, a client that stops reading."""

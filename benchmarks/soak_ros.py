@@ -130,14 +130,9 @@ class RosTransport:
         self.start()
 
     def rss_mb(self) -> float:
-        try:
-            with open(f"/proc/{self.process.pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return float("nan")
+        from soak import process_rss_mb  # soak.py imports this module only when --transport ros is chosen
+
+        return process_rss_mb(self.process.pid)
 
     def inject(self, fault: str, obs, seconds: float, faults: Counter) -> None:
         """Faults beyond signal and kill: here the slow client."""
