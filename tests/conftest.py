@@ -40,3 +40,13 @@ def ros_context():
         os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
     else:
         os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = saved
+
+
+@pytest.fixture(scope="module")
+def wm():
+    """The default CPU world model (modules that test another backend define their own ``wm``)."""
+    from joyai_embodied import WorldModel
+
+    model = WorldModel.load("geometric")
+    yield model
+    model.close()

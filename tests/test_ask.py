@@ -14,11 +14,6 @@ from joyai_embodied.evaluation.synthetic import TABLE_HEIGHT, Box
 
 
 @pytest.fixture(scope="module")
-def wm():
-    return WorldModel.load("geometric")
-
-
-@pytest.fixture(scope="module")
 def scene(wm):
     return wm.observe(synthetic.observe(synthetic.front_camera(320, 240), synthetic.default_boxes()))
 

@@ -4,8 +4,7 @@
 import numpy as np
 import pytest
 
-from joyai_embodied import (CameraMove, CameraPose, InvalidInputError, MoveObject, Observation, UnknownObjectError,
-                            WorldModel)
+from joyai_embodied import CameraMove, InvalidInputError, MoveObject, Observation, UnknownObjectError
 from joyai_embodied.backends.geometric import GeometricBackend
 from joyai_embodied.backends.geometric.perception import fit_objects, lift_observation
 from joyai_embodied.camera import to_camera
@@ -14,11 +13,6 @@ from joyai_embodied.evaluation.synthetic import TABLE_HEIGHT, Box
 from joyai_embodied.spatial import DIRECTIONS, direction_offset, scene_pivot
 
 RED, BLUE, YELLOW, GREEN = (217, 26, 26), (26, 64, 217), (235, 209, 26), (26, 166, 51)
-
-
-@pytest.fixture(scope="module")
-def wm():
-    return WorldModel.load("geometric")
 
 
 @pytest.fixture(scope="module")

@@ -58,15 +58,7 @@ def test_push_goal_is_in_front_of_the_reference_as_the_camera_sees_it():
 libero = pytest.importorskip("libero.libero", reason="needs the libero extra")
 
 import sim_envs  # noqa: E402
-from joyai_embodied import WorldModel  # noqa: E402
 from joyai_embodied.planner.libero import LiberoPlanner  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def wm():
-    model = WorldModel.load("geometric")
-    yield model
-    model.close()
 
 
 @pytest.mark.parametrize("task_id", [7, 0], ids=["turn on the stove", "open the middle drawer"])

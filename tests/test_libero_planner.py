@@ -48,16 +48,8 @@ def test_multi_step_instructions_become_goal_sequences():
 libero = pytest.importorskip("libero.libero", reason="needs the libero extra")
 
 import sim_envs  # noqa: E402
-from joyai_embodied import WorldModel  # noqa: E402
 from joyai_embodied.evaluation.libero import goal_subject  # noqa: E402
 from joyai_embodied.planner.libero import LiberoPlanner, numbered_labels, resolve_subject  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def wm():
-    model = WorldModel.load("geometric")
-    yield model
-    model.close()
 
 
 def _chosen_instance(info, chosen_id):

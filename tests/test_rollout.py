@@ -6,17 +6,12 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from joyai_embodied import InvalidInputError, UnknownObjectError, WorldModel
+from joyai_embodied import InvalidInputError, UnknownObjectError
 from joyai_embodied.cli import main as cli_main
 from joyai_embodied.evaluation import synthetic
 from joyai_embodied.rollout import WorldModelEnv, load_observation, save_observation
 
 WIDTH, HEIGHT = 160, 120
-
-
-@pytest.fixture(scope="module")
-def wm():
-    return WorldModel.load("geometric")
 
 
 @pytest.fixture(scope="module")
