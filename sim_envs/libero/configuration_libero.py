@@ -7,6 +7,8 @@ import dataclasses
 from joyai_embodied.config import TypedConfig
 from joyai_embodied.errors import InvalidInputError
 
+from ..sensor_noise import noise_options
+
 CAMERAS = ("agentview", "robot0_eye_in_hand")
 MIN_SIZE, MAX_SIZE = 32, 1024
 #: LIBERO's own evaluation steps ~10 no-op actions after set_init_state: objects start ~7 cm up and fall.
@@ -27,6 +29,9 @@ class LiberoConfig(TypedConfig):
             False makes ``step`` return the last rendered images with a fresh ``robot_state``, and
             ``observe()`` renders on demand (skills control at ~12-20 ms a step this way).
         settle_steps: no-op control steps after ``set_init_state`` before the first observation.
+        depth_noise: ``"none"`` (exact depth), ``"structured_light"`` or ``"stereo"``: depth as a RealSense-class
+            sensor reports it (:func:`sim_envs.sensor_noise.apply_depth_noise`, the tabletop env's model).
+        noise_seed: seed of the depth noise, independent of the scene: drawn from (noise_seed, reset seed).
     """
 
     suite: str = "libero_spatial"
@@ -37,6 +42,8 @@ class LiberoConfig(TypedConfig):
     camera: str = "agentview"
     render_on_step: bool = True
     settle_steps: int = SETTLE_STEPS
+    depth_noise: str = "none"
+    noise_seed: int = 0
 
     def check(self) -> None:
         for name in ("width", "height"):
@@ -51,3 +58,4 @@ class LiberoConfig(TypedConfig):
             raise InvalidInputError("init_state", "a non-negative init state index", self.init_state)
         if not 0 <= self.settle_steps <= 200:
             raise InvalidInputError("settle_steps", "an integer in [0, 200]", self.settle_steps)
+        noise_options({"depth_noise": self.depth_noise, "noise_seed": self.noise_seed})

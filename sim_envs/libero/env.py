@@ -14,6 +14,7 @@ from joyai_embodied.errors import InvalidInputError
 
 from .configuration_libero import LiberoConfig
 from .labels import category_word, is_robot
+from ..sensor_noise import apply_depth_noise
 from .rendering import CameraRenderer
 from .suites import load_task
 
@@ -91,6 +92,10 @@ class LiberoEnv(gym.Env):
             InvalidInputError: ``options["init_state"]`` out of range, or unknown option keys.
         """
         super().reset(seed=seed)
+        # The depth noise of an episode comes from (noise_seed, reset seed); without a reset seed, from a child of
+        # the episode generator (spawning does not advance it, so the scene draws below stay as they were).
+        episode = seed if seed is not None else int(self.np_random.spawn(1)[0].integers(2**31))
+        self._noise_rng = np.random.default_rng([self.config.noise_seed, int(episode)])
         options = dict(options or {})
         init_state = options.pop("init_state", self.config.init_state)
         if options:
@@ -153,7 +158,11 @@ class LiberoEnv(gym.Env):
         """Renders the camera now and returns a full observation."""
         if self._renderer is None:
             raise gym.error.ResetNeeded("call reset() before observe()")
-        self._frame = self._renderer.render(self._env.sim.data._data, self._geom_to_instance)
+        frame = self._renderer.render(self._env.sim.data._data, self._geom_to_instance)
+        if self.config.depth_noise != "none":
+            frame["depth"] = apply_depth_noise(frame["depth"], self.config.depth_noise, self._noise_rng,
+                                               intrinsics=frame["intrinsics"], rgb=frame["rgb"])
+        self._frame = frame
         return self._observation(self._frame)
 
     def success(self) -> bool:
