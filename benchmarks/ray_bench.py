@@ -183,7 +183,8 @@ def bench_batching(k: int) -> None:
     checkpoint = write_tiny_checkpoint(os.path.join(folder, "tiny"), seed=0)
     overrides = {"path": str(checkpoint), "device": "cpu", "dtype": "float32", "steps": 2, "resolution": 64,
                  "max_new_tokens": 24}
-    service = ray_serve.deploy("joyai-image", replicas=1, overrides=overrides, max_batch=k, batch_wait_s=0.2)
+    service = ray_serve.deploy("joyai-image", replicas=1, overrides=overrides, max_batch=k, batch_wait_s=0.2,
+                               num_gpus=0)  # the tiny checkpoint on CPU; the preset asks one GPU per replica
     handle = service.run("observe", {"observation": observe(front_camera(160, 120), default_boxes())})["handle"]
     moves = [CameraMove(yaw_deg=float(5 * i)) for i in range(k)]
     service.run("imagine", {"scene": handle, "move": moves[0], "seed": 0})  # warm

@@ -212,6 +212,12 @@ def deploy(preset: str = "geometric", replicas: int = 1, *, overrides: Mapping[s
     actor_options = {"num_cpus": float(num_cpus if num_cpus is not None else options.get("num_cpus", 1))}
     gpus = num_gpus if num_gpus is not None else options.get("num_gpus")
     if gpus:
+        # Serve would wait forever for a GPU the cluster does not have: refuse at once instead.
+        available = float(ray.cluster_resources().get("GPU", 0.0))
+        if float(gpus) * replicas > available:
+            source = "num_gpus" if num_gpus is not None else f"preset {preset}: {PRESET_SECTION}.num_gpus"
+            raise InvalidInputError(source, f"at most {available:g} GPUs in all for {replicas} replica(s) (the "
+                                    "cluster's); pass num_gpus=0 (--replica-gpus 0) to serve on CPUs", gpus)
         actor_options["num_gpus"] = float(gpus)
     # The store lives as long as a handle to it does (not detached): the returned service keeps this one.
     store = scene_store(max_scenes)
