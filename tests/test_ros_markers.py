@@ -19,6 +19,7 @@ gym = pytest.importorskip("gymnasium")
 
 from joyai_embodied import CameraMove, MoveObject, WorldModel, drawing  # noqa: E402
 from joyai_embodied.types import Observation  # noqa: E402
+from ros_helpers import connect_client  # noqa: E402
 from ros_nodes.child_process import start_launcher, start_node, stop_process  # noqa: E402
 
 WAIT_S = 20.0  # a marker array or cloud must arrive within this after the request that caused it
@@ -105,14 +106,7 @@ def launcher(ros_context, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(launcher):
-    from ros_nodes.clients.world_model_client import WorldModelClient
-
-    client = WorldModelClient("markers_test_client")
-    try:
-        client.wait_until_ready(timeout_s=60)
-    except Exception:
-        launcher.terminate()
-        pytest.fail("nodes did not come up:\n" + launcher.communicate(timeout=10)[0][-3000:])
+    client = connect_client(launcher, "markers_test_client")
     yield client
     client.destroy_node()
 

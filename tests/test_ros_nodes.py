@@ -21,6 +21,7 @@ pytest.importorskip("joyai_interfaces")
 gym = pytest.importorskip("gymnasium")
 
 from joyai_embodied.camera import to_camera  # noqa: E402
+from ros_helpers import connect_client  # noqa: E402
 from ros_nodes.child_process import start_launcher, stop_process  # noqa: E402
 from joyai_embodied.types import Observation  # noqa: E402
 
@@ -49,14 +50,7 @@ def node_process(ros_context):
 
 @pytest.fixture(scope="module")
 def client(node_process):
-    from ros_nodes.clients.world_model_client import WorldModelClient
-
-    client = WorldModelClient("test_client")
-    try:
-        client.wait_until_ready(timeout_s=60)
-    except Exception:
-        node_process.terminate()
-        pytest.fail("nodes did not come up:\n" + node_process.communicate(timeout=10)[0][-3000:])
+    client = connect_client(node_process, "test_client")
     yield client
     client.destroy_node()
 
