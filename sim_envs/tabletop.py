@@ -18,6 +18,7 @@ from .instructions import generate_instruction
 from .mjcf import build_mjcf
 from .rendering import FAR_M, FrameRenderer
 from .scene import generate_scene
+from .actions import check_unit_action
 from .sensor_noise import apply_depth_noise, noise_options
 
 ACTION_MODES = ("ee", "primitive")
@@ -174,14 +175,7 @@ class TabletopSpatialEnv(gym.Env):
 
     # ------------------------------------------------------------------ actions
     def _check_ee_action(self, action) -> np.ndarray:
-        expected = "4 finite numbers in [-1, 1]: (dx, dy, dz, gripper)"
-        try:
-            values = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise InvalidInputError("action", expected, type(action).__name__) from None
-        if values.shape != (4,) or not np.all(np.isfinite(values)) or np.any(np.abs(values) > 1.0 + 1e-6):
-            raise InvalidInputError("action", expected, np.array2string(values, precision=3))
-        return values
+        return check_unit_action(action, 4, "4 finite numbers in [-1, 1]: (dx, dy, dz, gripper)")
 
     def _check_primitive_action(self, action) -> tuple[int, int, np.ndarray]:
         if not isinstance(action, Mapping) or not {"primitive", "object_id", "position"} <= set(action):

@@ -14,6 +14,7 @@ from joyai_embodied.errors import InvalidInputError
 
 from .configuration_libero import LiberoConfig
 from .labels import category_word, is_robot
+from ..actions import check_unit_action
 from ..sensor_noise import apply_depth_noise
 from .rendering import CameraRenderer
 from .suites import load_task
@@ -252,11 +253,5 @@ class LiberoEnv(gym.Env):
             raise InvalidInputError("init_state", f"an init state index in [0, {count - 1}]", repr(value))
 
     def _check_action(self, action) -> np.ndarray:
-        expected = "7 finite numbers in [-1, 1]: OSC_POSE (dx, dy, dz, droll, dpitch, dyaw, gripper)"
-        try:
-            values = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise InvalidInputError("action", expected, type(action).__name__) from None
-        if values.shape != (7,) or not np.all(np.isfinite(values)) or np.any(np.abs(values) > 1.0 + 1e-6):
-            raise InvalidInputError("action", expected, np.array2string(values, precision=3))
-        return values
+        return check_unit_action(action, 7, "7 finite numbers in [-1, 1]: OSC_POSE (dx, dy, dz, droll, dpitch, "
+                                            "dyaw, gripper)")
