@@ -10,19 +10,41 @@ frusta with their images, edits as before/after boxes, query/answer text and rob
 from __future__ import annotations
 
 import dataclasses
+import queue
+import threading
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from ..drawing import lift_point_cloud
 from ..errors import InvalidInputError
 from ..types import ImaginedView, Observation, Scene, SceneObject
+from .rotations import matrix_from_quaternion
+
+#: Logging calls that may wait for the background writer: an episode's burst (~40 calls) fits, and at most
+#: ~100 MB of 640x480 camera images wait; when it is full the caller waits for the writer (nothing is dropped).
+QUEUE_SIZE = 32
+#: Robot state vectors at least this long carry the end effector's orientation (x, y, z, qx, qy, qz, qw, ...),
+#: as ``joyai/LIBERO-v0``'s ``robot_state`` does; shorter ones give its position only.
+POSE_STATE_SIZE = 7
+
 
 def ee_pose(robot_state: Any) -> np.ndarray | None:
-    """4x4 end-effector pose from a robot state: a 4x4 matrix, or a vector starting with the tip x, y, z."""
+    """4x4 end-effector pose from a robot state.
+
+    Args:
+        robot_state: a 4x4 matrix, a vector x, y, z, qx, qy, qz, qw, ... (position and orientation), or a
+            shorter vector starting with x, y, z (position only; the orientation is the world's).
+
+    Returns:
+        The pose, or None when ``robot_state`` is None.
+
+    Raises:
+        InvalidInputError: anything else (field ``robot_state``).
+    """
     if robot_state is None:
         return None
     state = np.asarray(robot_state, dtype=np.float64)
@@ -31,6 +53,9 @@ def ee_pose(robot_state: Any) -> np.ndarray | None:
     if state.ndim == 1 and state.size >= 3:
         matrix = np.eye(4)
         matrix[:3, 3] = state[:3]
+        quaternion = state[3:POSE_STATE_SIZE]
+        if state.size >= POSE_STATE_SIZE and np.all(np.isfinite(quaternion)) and np.linalg.norm(quaternion) > 0.5:
+            matrix[:3, :3] = matrix_from_quaternion(quaternion)
         return matrix
     raise InvalidInputError("robot_state", "a 4x4 pose or a vector starting with x, y, z", state.shape)
 
@@ -38,22 +63,86 @@ def ee_pose(robot_state: Any) -> np.ndarray | None:
 class Recorder(ABC):
     """Logs world-model runs for a viewer. Call :meth:`set_time` before each step's logs.
 
-    Subclasses implement the ``_log_*`` hooks; the public methods validate and share the conversions.
+    Subclasses implement the ``_log_*`` hooks; the public methods validate and share the conversions. The
+    hooks (encoding and writing: most of a recording's cost) run in the caller's thread, or with
+    ``background=True`` in one writer thread fed by a bounded queue, in order, so that the caller goes on
+    planning while the previous step is written; :meth:`flush` waits for it, :meth:`close` drains and joins it
+    (nothing is lost). A hook's error is raised by the next logging call, :meth:`flush` or :meth:`close`.
+
+    Args:
+        path: the file to write.
+        background: write in a background thread.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, background: bool = False):
         self.path = Path(path)
         self.step = 0
         self.stamp_ns = time.time_ns()
+        #: The time of the hook being written (the writer's view of the timeline; set before each hook).
+        self.write_step, self.write_stamp_ns = self.step, self.stamp_ns
         self.closed = False
+        self.background = bool(background)
         self._next_episode_step = 0
+        self._written_time: tuple[int, int] | None = None
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     # -- timeline --------------------------------------------------------------------------
     def set_time(self, step: int, stamp_ns: int | None = None) -> None:
         """Moves the timeline to ``step`` at ``stamp_ns`` (wall clock now when None)."""
         self.step = int(step)
         self.stamp_ns = time.time_ns() if stamp_ns is None else int(stamp_ns)
-        self._set_time()
+
+    # -- the writer ------------------------------------------------------------------------
+    def _submit(self, hook: Callable[..., None], *args: Any) -> None:
+        """Runs ``hook(*args)`` at the current time: now, or in the writer thread with ``background``."""
+        self._raise_writer_error()
+        if self.closed:
+            raise InvalidInputError("recorder", "an open recorder", "closed")
+        item = (hook, args, self.step, self.stamp_ns)
+        if not self.background:
+            self._run_hook(item)
+            return
+        if self._thread is None:
+            self._queue = queue.Queue(maxsize=QUEUE_SIZE)
+            self._thread = threading.Thread(target=self._writer_loop, name=f"recorder {self.path.name}",
+                                            daemon=True)
+            self._thread.start()
+        self._queue.put(item)
+
+    def _run_hook(self, item: tuple[Callable[..., None], tuple, int, int]) -> None:
+        hook, args, step, stamp_ns = item
+        if self._written_time != (step, stamp_ns):
+            self._written_time = (step, stamp_ns)
+            self.write_step, self.write_stamp_ns = step, stamp_ns
+            self._set_time()
+        hook(*args)
+
+    def _writer_loop(self) -> None:
+        assert self._queue is not None
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._error is None:  # after an error the rest is drained, not written
+                    self._run_hook(item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller by _raise_writer_error
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def _raise_writer_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def flush(self) -> None:
+        """Waits until everything logged so far is written (a no-op without ``background``)."""
+        if self._queue is not None:
+            self._queue.join()
+        self._raise_writer_error()
 
     # -- what gets logged ------------------------------------------------------------------
     def log_observation(self, obs: Observation | Mapping[str, Any], robot_state: Any = None,
@@ -72,9 +161,12 @@ class Recorder(ABC):
             if robot_state is None and isinstance(obs, Mapping):
                 robot_state = obs.get("robot_state")
             obs = Observation.from_dict(obs)
-        self._log_camera("observer", obs.rgb, obs.depth, obs.segmentation, obs.intrinsics, obs.cam_to_world)
-        if cloud and obs.depth is not None:
-            self._log_cloud(*lift_point_cloud(obs))
+        # The writer thread reads the images later: copies, in case the caller reuses its buffers (~1 ms).
+        keep = _copy if self.background else np.asarray
+        rgb, depth, segmentation = keep(obs.rgb), _maybe(keep, obs.depth), _maybe(keep, obs.segmentation)
+        self._submit(self._log_camera, "observer", rgb, depth, segmentation, obs.intrinsics, obs.cam_to_world)
+        if cloud and depth is not None:
+            self._submit(self._lift_and_log_cloud, dataclasses.replace(obs, rgb=rgb, depth=depth))
         pose = ee_pose(robot_state)
         if pose is not None:
             self.log_pose("end_effector", pose)
@@ -82,7 +174,7 @@ class Recorder(ABC):
 
     def log_scene(self, scene: Scene, imagined: Sequence[tuple[str, ImaginedView]] = ()) -> None:
         """Logs every object of ``scene`` as a named box (world frame), plus imagined camera frusta."""
-        self._log_objects("objects", list(scene.objects))
+        self._submit(self._log_objects, "objects", list(scene.objects))
         for label, view in imagined:
             self.log_imagined(label, view)
 
@@ -103,14 +195,15 @@ class Recorder(ABC):
             rgb, view_depth, k, pose = view["rgb"], view.get("depth"), view["intrinsics"], view["cam_to_world"]
         else:
             rgb, view_depth, k, pose = view.rgb, view.depth, view.intrinsics, view.cam_to_world
-        depth_image = np.asarray(view_depth) if depth and view_depth is not None else None
-        self._log_camera(f"imagined/{_slug(label)}", np.asarray(rgb), depth_image, None,
-                         np.asarray(k, dtype=np.float64), np.asarray(pose, dtype=np.float64))
+        keep = _copy if self.background else np.asarray
+        depth_image = keep(view_depth) if depth and view_depth is not None else None
+        self._submit(self._log_camera, f"imagined/{_slug(label)}", keep(rgb), depth_image, None,
+                     np.array(k, dtype=np.float64), np.array(pose, dtype=np.float64))
 
     def log_edit(self, label: str, before: Sequence[SceneObject], after: Sequence[SceneObject]) -> None:
         """Logs an edit as the boxes of the changed objects before and after it."""
-        self._log_objects(f"edits/{_slug(label)}/before", list(before), alpha=0.25)
-        self._log_objects(f"edits/{_slug(label)}/after", list(after), alpha=0.8)
+        self._submit(self._log_objects, f"edits/{_slug(label)}/before", list(before), 0.25)
+        self._submit(self._log_objects, f"edits/{_slug(label)}/after", list(after), 0.8)
 
     def log_scene_edit(self, label: str, before: Scene, after: Scene) -> None:
         """Logs the objects an edit changed (moved, turned or removed), as boxes before and after it."""
@@ -122,14 +215,14 @@ class Recorder(ABC):
 
     def log_text(self, text: str, kind: str = "query") -> None:
         """Logs a line of text (a query and its answer, an instruction, a status) on the timeline."""
-        self._log_text(kind, str(text))
+        self._submit(self._log_text, _slug(kind), str(text))
 
     def log_pose(self, name: str, matrix: np.ndarray) -> None:
         """Logs a named 4x4 world pose (robot base, end effector...)."""
         matrix = np.asarray(matrix, dtype=np.float64)
         if matrix.shape != (4, 4):
             raise InvalidInputError(f"pose {name}", "a 4x4 matrix", matrix.shape)
-        self._log_pose(_slug(name), matrix)
+        self._submit(self._log_pose, _slug(name), matrix.copy())
 
     def log_episode(self, episode: Any, first_step: int | None = None) -> int:
         """Logs a planner :class:`~joyai_embodied.planner.records.Episode` (after it ran).
@@ -173,9 +266,22 @@ class Recorder(ABC):
         return step
 
     def close(self) -> None:
-        if not self.closed:
-            self.closed = True
+        """Writes what is still queued, joins the writer thread and closes the file.
+
+        Raises:
+            Exception: the first error of a background write not yet raised (the file is closed anyway).
+        """
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self._thread is not None:
+                assert self._queue is not None
+                self._queue.put(None)
+                self._thread.join()
+        finally:
             self._close()
+        self._raise_writer_error()
 
     def __enter__(self) -> "Recorder":
         return self
@@ -183,7 +289,10 @@ class Recorder(ABC):
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    # -- backend hooks -----------------------------------------------------------------------
+    # -- backend hooks (called in the writer's order; the time is write_step / write_stamp_ns) ----
+    def _lift_and_log_cloud(self, obs: Observation) -> None:
+        self._log_cloud(*lift_point_cloud(obs))
+
     @abstractmethod
     def _set_time(self) -> None: ...
 
@@ -205,6 +314,14 @@ class Recorder(ABC):
 
     @abstractmethod
     def _close(self) -> None: ...
+
+
+def _copy(array: Any) -> np.ndarray:
+    return np.array(array, copy=True)
+
+
+def _maybe(function: Callable[[Any], np.ndarray], array: Any) -> np.ndarray | None:
+    return None if array is None else function(array)
 
 
 def _slug(label: str) -> str:

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..drawing import FRUSTUM_DEPTH_M, object_color
 from ..types import SceneObject
 from .base import Recorder
-from .ros_messages import FRUSTUM_DEPTH_M, object_color, quaternion_from_matrix
+from .rotations import quaternion_from_matrix
 
 try:
     import rerun as rr
@@ -39,10 +40,12 @@ class RerunRecorder(Recorder):
     Args:
         path: the ``.rrd`` file.
         recording_name: shown in the viewer's recording list (default: the file name).
+        background: encode and write in a background thread (see :class:`~.base.Recorder`).
     """
 
-    def __init__(self, path: str | Path, recording_name: str | None = None):
-        super().__init__(path)
+    def __init__(self, path: str | Path, recording_name: str | None = None, background: bool = False):
+        super().__init__(path, background=background)
+        self._calibrations: dict[str, bytes] = {}  # camera entity -> the pose and pinhole last logged
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.rec = rr.RecordingStream(APPLICATION_ID)
         self.rec.save(str(self.path))
@@ -51,16 +54,20 @@ class RerunRecorder(Recorder):
         self._set_time()
 
     def _set_time(self) -> None:
-        self.rec.set_time("step", sequence=self.step)
-        self.rec.set_time("time", timestamp=np.datetime64(self.stamp_ns, "ns"))
+        # Rerun's time is per thread: this runs in the thread that logs (the writer, with background).
+        self.rec.set_time("step", sequence=self.write_step)
+        self.rec.set_time("time", timestamp=np.datetime64(self.write_stamp_ns, "ns"))
 
     def _log_camera(self, name: str, rgb: np.ndarray, depth: np.ndarray | None, segmentation: np.ndarray | None,
                     intrinsics: np.ndarray, cam_to_world: np.ndarray) -> None:
         base = f"world/{name}"
-        self.rec.log(base, rr.Transform3D(translation=cam_to_world[:3, 3], mat3x3=cam_to_world[:3, :3]))
         height, width = rgb.shape[:2]
-        self.rec.log(base, rr.Pinhole(image_from_camera=intrinsics, width=width, height=height,
-                                      camera_xyz=rr.ViewCoordinates.RDF, image_plane_distance=FRUSTUM_DEPTH_M))
+        calibration = intrinsics.tobytes() + cam_to_world.tobytes() + bytes(f"{width}x{height}", "ascii")
+        if self._calibrations.get(base) != calibration:  # a still camera's pose and pinhole: logged once
+            self._calibrations[base] = calibration
+            self.rec.log(base, rr.Transform3D(translation=cam_to_world[:3, 3], mat3x3=cam_to_world[:3, :3]))
+            self.rec.log(base, rr.Pinhole(image_from_camera=intrinsics, width=width, height=height,
+                                          camera_xyz=rr.ViewCoordinates.RDF, image_plane_distance=FRUSTUM_DEPTH_M))
         self.rec.log(f"{base}/rgb", rr.Image(rgb))
         if depth is not None:
             self.rec.log(f"{base}/depth", rr.DepthImage(np.nan_to_num(depth, nan=0.0), meter=1.0))
@@ -92,3 +99,16 @@ class RerunRecorder(Recorder):
     def _close(self) -> None:
         self.rec.flush()
         self.rec.disconnect()
+
+
+def warm_up() -> None:
+    """Converts one tiny sample of each archetype the recorder logs (first conversions load pyarrow's kernels),
+    so that :func:`~.recorders.preload_recorder` pays for them before the run needs them."""
+    pixels = np.zeros((2, 2, 3), np.uint8)
+    rr.Image(pixels), rr.DepthImage(np.zeros((2, 2), np.float32), meter=1.0)
+    rr.SegmentationImage(np.zeros((2, 2), np.uint16)), rr.Points3D(np.zeros((1, 3)), colors=pixels[0, :1], radii=0.002)
+    rr.Boxes3D(centers=[[0, 0, 0]], half_sizes=[[1, 1, 1]], quaternions=[rr.Quaternion(xyzw=[0, 0, 0, 1])],
+               labels=["a"], colors=[(1, 2, 3, 4)], class_ids=[1])
+    rr.Transform3D(translation=[0, 0, 0], mat3x3=np.eye(3)), rr.TextLog("", level="INFO")
+    rr.Pinhole(image_from_camera=np.eye(3), width=2, height=2, camera_xyz=rr.ViewCoordinates.RDF)
+

@@ -22,6 +22,7 @@ from ..drawing import (COLOR_WORDS, DEFAULT_COLOR, FRUSTUM_DEPTH_M, LABEL_HEIGHT
                        frustum_lines, object_color)
 from ..errors import InvalidInputError
 from ..types import Scene, SceneObject
+from .rotations import matrix_from_quaternion, quaternion_from_matrix  # noqa: F401  (re-exported)
 
 try:
     from rosbags.typesys import Stores, get_typestore
@@ -65,34 +66,6 @@ def stamp_ns(msg_stamp: Any) -> int:
 
 def header(ns: int, frame_id: str) -> Any:
     return T["std_msgs/msg/Header"](stamp=stamp(ns), frame_id=frame_id)
-
-
-def quaternion_from_matrix(rotation: np.ndarray) -> np.ndarray:
-    """(x, y, z, w) unit quaternion of a 3x3 rotation matrix (Shepperd's method: stable for every angle)."""
-    m = np.asarray(rotation, dtype=np.float64)
-    trace = np.trace(m)
-    if trace > 0:
-        s = 2.0 * np.sqrt(trace + 1.0)
-        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s]
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
-        q = [0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
-    elif m[1, 1] > m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
-        q = [(m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
-    else:
-        s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
-        q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s]
-    q = np.asarray(q)
-    return q / np.linalg.norm(q)
-
-
-def matrix_from_quaternion(q: Sequence[float]) -> np.ndarray:
-    """3x3 rotation matrix of an (x, y, z, w) quaternion (normalised first)."""
-    x, y, z, w = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
 def pose(matrix: np.ndarray) -> Any:
