@@ -4,6 +4,8 @@
     joyai-embodied demo --episodes 20 --seed 100 --out out/demo20
     joyai-embodied demo --backend remote --address tcp://127.0.0.1:5555
     joyai-embodied demo --via ros                # world model and simulator behind ROS 2 nodes
+    joyai-embodied demo --libero libero_spatial  # LIBERO tasks 0,1 x init state 0, scored by LIBERO's check
+    joyai-embodied demo --episodes 3 --record out/demo.rrd   # also a recording (or .mcap)
 
 Writes ``OUT/report.json`` and ``OUT/report.html`` (plus the PNGs the page shows) and prints a summary.
 """
@@ -30,11 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--via", choices=("inprocess", "ros"), default="inprocess",
                         help="run the world model and the simulator in this process (default), or reach both "
                              "through ROS 2: the world-model nodes and the sim_bridge node (started when none run)")
-    parser.add_argument("--out", default="out/demo", help="report folder (default out/demo)")
-    parser.add_argument("--width", type=positive_int, default=640, help="camera width in pixels (default 640)")
-    parser.add_argument("--height", type=positive_int, default=480, help="camera height in pixels (default 480)")
+    parser.add_argument("--out", default=None, help="report folder (default out/demo, with --libero out/demo_libero)")
+    parser.add_argument("--width", type=positive_int, default=None,
+                        help="camera width in pixels (default 640, with --libero 256)")
+    parser.add_argument("--height", type=positive_int, default=None,
+                        help="camera height in pixels (default 480, with --libero 256)")
+    from ..evaluation.libero import add_libero_arguments
+    from ..evaluation.libero_report import DEMO_INIT_STATES, DEMO_TASKS
     from ..recording.recorders import add_record_argument
 
+    add_libero_arguments(parser, tasks=DEMO_TASKS, init_states=DEMO_INIT_STATES)
     add_record_argument(parser)
 
 
@@ -48,6 +55,17 @@ def run(args: argparse.Namespace) -> int:
         JoyAIError: the world model or the simulator could not be started (bad option, unavailable backend).
         OSError: the report folder cannot be written.
     """
+    from ..recording.recorders import preload_recorder
+
+    preload_recorder(getattr(args, "record", None))  # the recorder's import overlaps building the env
+    libero = getattr(args, "libero", None)
+    default_size, default_out = ((256, 256), "out/demo_libero") if libero else ((640, 480), "out/demo")
+    args.width, args.height = args.width or default_size[0], args.height or default_size[1]
+    args.out = args.out or default_out
+    if libero:
+        from ..evaluation.libero_report import run_libero_demo
+
+        return run_libero_demo(args)
     from ..envs import EnvConfig, load_world_model, make_env
     from ..planner import Planner
     from ..planner.report import progress_line, summary_line, summary_table, write_report
@@ -67,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, "record", None):
             from ..recording import open_recorder
 
-            recorder = open_recorder(args.record)
+            recorder = open_recorder(args.record, background=True)
         for index in range(args.episodes):
             episode = planner.run_episode(env, seed=args.seed + index)
             episodes.append(episode)

@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_libero_arguments(parser)  # --libero SUITE [--tasks 0,3,7] [--init-states 0-49]
     from ..recording.recorders import add_record_argument
 
-    add_record_argument(parser)  # records the planner benchmark's world-model episodes
+    add_record_argument(parser)  # records the planner benchmark's world-model episodes, or the LIBERO episodes
     from ..distributed.cli import add_eval_ray_arguments
 
     add_eval_ray_arguments(parser)  # --workers N | --ray-address ADDR: the episodes on Ray
@@ -63,11 +63,18 @@ def run(args: argparse.Namespace) -> int:
         JoyAIError: the world model could not be loaded (bad option, unavailable backend).
         OSError: the output folder cannot be written.
     """
+    from ..recording.recorders import preload_recorder
+
+    preload_recorder(getattr(args, "record", None))  # the recorder's import overlaps building the env
     if getattr(args, "libero", None):
         from ..evaluation.libero import run_libero_eval
         from ..distributed.cli import run_libero_eval as run_libero_on_ray, uses_ray
 
-        if uses_ray(args):  # --workers N | --ray-address ADDR: one (task, init state) per Ray episode
+        if uses_ray(args):
+            if getattr(args, "record", None):
+                from ..errors import InvalidInputError
+
+                raise InvalidInputError("--record", "a serial run (recording is not done on Ray workers)")  # --workers N | --ray-address ADDR: one (task, init state) per Ray episode
             return run_libero_on_ray(args)
 
         return run_libero_eval(args)
@@ -144,7 +151,7 @@ def _run_planner(wm: Any, seeds: Sequence[int], args: argparse.Namespace) -> Any
         if getattr(args, "record", None):
             from ..recording import open_recorder
 
-            recorder = open_recorder(args.record)
+            recorder = open_recorder(args.record, background=True)
 
         def record(name: str, episode: Any) -> None:
             if recorder is not None and name == "world model":

@@ -58,7 +58,8 @@ def goal_subject(ground_truth: dict[str, Any]) -> str | None:
 
 def evaluate_libero(suite: str, tasks: Iterable[int] | None = None, init_states: Iterable[int] = range(10),
                     out_dir: str | Path | None = "out/eval", world_model: Any = None, width: int = 256,
-                    height: int = 256, progress: Callable[[str], None] | None = print) -> dict[str, Any]:
+                    height: int = 256, progress: Callable[[str], None] | None = print,
+                    hooks: Any = None) -> dict[str, Any]:
     """Runs the planner on ``suite`` and scores each episode with LIBERO's own check.
 
     Args:
@@ -69,6 +70,9 @@ def evaluate_libero(suite: str, tasks: Iterable[int] | None = None, init_states:
         world_model: a WorldModel (default: the geometric backend).
         width, height: observation size.
         progress: called with one line per episode (None: silent).
+        hooks: an object with ``start(task_id, init_state, info)`` (before each episode) and
+            ``finish(record, env)`` (after it, with the episode's record): what recordings and reports use
+            (:class:`~joyai_embodied.evaluation.libero_report.EpisodeRecorder`).
 
     Returns:
         ``{"suite", "success_rate", "referring_accuracy", "median_wall_s", "failures", "episodes": [...]}``;
@@ -108,8 +112,12 @@ def evaluate_libero(suite: str, tasks: Iterable[int] | None = None, init_states:
             try:
                 for state in states:
                     _, info = env.reset(seed=state, options={"init_state": state})
+                    if hooks is not None:
+                        hooks.start(task_id, state, info)
                     episode = planner.run_episode(env, info["labels"], info["instruction"], max_steps)
                     episodes.append(_record(suite, task_id, state, episode, info))
+                    if hooks is not None:
+                        hooks.finish(episodes[-1], env)
                     if progress:
                         e = episodes[-1]
                         progress(f"[{len(episodes)}/{len(task_ids) * len(states)}] task {task_id} init {state}: "
@@ -176,12 +184,20 @@ def format_task_table(report: dict[str, Any]) -> str:
 
 
 # -- command-line hook-up (``joyai-embodied eval --libero SUITE``) -------------------------------------
-def add_libero_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds ``--libero SUITE``, ``--tasks``, ``--init-states`` to the ``eval`` parser (``--out`` is shared)."""
+def add_libero_arguments(parser: argparse.ArgumentParser, tasks: str | None = None,
+                         init_states: str = "0-9") -> None:
+    """Adds ``--libero SUITE``, ``--tasks``, ``--init-states`` to a parser (``--out`` is shared).
+
+    Args:
+        parser: the ``eval`` or ``demo`` parser.
+        tasks, init_states: the defaults (``eval``: every task, init states 0-9; ``demo``: a few).
+    """
     parser.add_argument("--libero", metavar="SUITE", default=None,
                         help="run the LIBERO planner on SUITE (libero_spatial, libero_object, ...) instead")
-    parser.add_argument("--tasks", default=None, help="LIBERO task indices, e.g. 0,3,7 or 0-9 (default all)")
-    parser.add_argument("--init-states", default="0-9", help="LIBERO init states, e.g. 0-49 (default 0-9)")
+    parser.add_argument("--tasks", default=tasks,
+                        help=f"LIBERO task indices, e.g. 0,3,7 or 0-9 (default {tasks or 'all'})")
+    parser.add_argument("--init-states", default=init_states,
+                        help=f"LIBERO init states, e.g. 0-49 (default {init_states})")
 
 
 def run_libero_eval(args: argparse.Namespace) -> int:
@@ -196,9 +212,17 @@ def run_libero_eval(args: argparse.Namespace) -> int:
     tasks = None if args.tasks is None else parse_index_list(args.tasks, "tasks")
     states = parse_index_list(args.init_states, "init-states")
     out = getattr(args, "out", None) or "out/eval"
-    report = evaluate_libero(args.libero, tasks=tasks, init_states=states, out_dir=out,
-                             progress=lambda line: print(line, flush=True))
+    record = getattr(args, "record", None)
+    if record:  # --record PATH.rrd|PATH.mcap: every world-model call of every episode, on one timeline
+        from .libero_report import recorded_libero_eval
+
+        report = recorded_libero_eval(args.libero, tasks, states, out, record)
+    else:
+        report = evaluate_libero(args.libero, tasks=tasks, init_states=states, out_dir=out,
+                                 progress=lambda line: print(line, flush=True))
     print(format_task_table(report))
+    if record:
+        print(f"recording: {record}")
     print(f"(written {Path(out) / ('libero_' + args.libero + '.json')})")
     return 0 if report["success_rate"] == 1.0 else 1
 

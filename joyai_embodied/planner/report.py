@@ -122,17 +122,17 @@ def _write_images(episode: Episode, out: Path, prefix: str) -> dict[str, Any]:
     if segmentation is not None:
         for obj, colour in ((plan.place, PLACE_COLOUR), (plan.pick, PICK_COLOUR)):
             if obj is not None:
-                _outline(annotated, np.asarray(segmentation) == obj.id, colour)
-    images["before"] = _save_png(out / f"{prefix}_before.png", annotated)
+                outline_mask(annotated, np.asarray(segmentation) == obj.id, colour)
+    images["before"] = save_png(out / f"{prefix}_before.png", annotated)
     if episode.act is not None and episode.act.observation is not None:
-        images["after"] = _save_png(out / f"{prefix}_after.png", episode.act.observation["rgb"])
+        images["after"] = save_png(out / f"{prefix}_after.png", episode.act.observation["rgb"])
     for k, record in enumerate(plan.imagined):
-        path = _save_png(out / f"{prefix}_imagined{k}.png", record.view.rgb)
+        path = save_png(out / f"{prefix}_imagined{k}.png", record.view.rgb)
         images["imagined"].append({"file": path, "label": record.label, "reason": record.reason})
     return images
 
 
-def _outline(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], thickness: int = 2) -> None:
+def outline_mask(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], thickness: int = 2) -> None:
     """Draws the boundary of ``mask`` onto ``image`` in place."""
     if not mask.any():
         return
@@ -143,7 +143,7 @@ def _outline(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], 
     image[grown & ~mask] = colour
 
 
-def _save_png(path: Path, rgb: np.ndarray) -> str:
+def save_png(path: Path, rgb: np.ndarray) -> str:
     from PIL import Image  # pillow comes with the "sim" extra, which a planner run needs anyway
 
     Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(path)
@@ -151,7 +151,7 @@ def _save_png(path: Path, rgb: np.ndarray) -> str:
 
 
 # -- html --------------------------------------------------------------------------------------
-_STYLE = """
+STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1400px}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;
 vertical-align:top}th{background:#f3f3f3}.success{color:#197a1f;font-weight:600}.failure,.cannot{color:#b3261e;
@@ -175,7 +175,7 @@ def _render_html(report: Mapping[str, Any]) -> str:
     agreement = report.get("verification_agreement")
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>joyai-embodied planner report</title>",
-        f"<style>{_STYLE}</style></head><body>",
+        f"<style>{STYLE}</style></head><body>",
         "<h1>Planner report</h1>",
         f"<p class='small'>{esc(', '.join(f'{k}: {v}' for k, v in meta.items()))}</p>",
         f"<p><b>{report['episodes']}</b> episodes, success rate <b>{report['success_rate']:.0%}</b>; "
