@@ -72,7 +72,7 @@ def evaluate_libero(suite: str, tasks: Iterable[int] | None = None, init_states:
         progress: called with one line per episode (None: silent).
         hooks: an object with ``start(task_id, init_state, info)`` (before each episode) and
             ``finish(record, env)`` (after it, with the episode's record): what recordings and reports use
-            (:class:`~joyai_embodied.evaluation.libero_report.EpisodeRecorder`).
+            (:class:`~joyai_embodied.recording.EpisodeRecorder`).
 
     Returns:
         ``{"suite", "success_rate", "referring_accuracy", "median_wall_s", "failures", "episodes": [...]}``;
@@ -213,13 +213,22 @@ def run_libero_eval(args: argparse.Namespace) -> int:
     states = parse_index_list(args.init_states, "init-states")
     out = getattr(args, "out", None) or "out/eval"
     record = getattr(args, "record", None)
+    progress = lambda line: print(line, flush=True)  # noqa: E731
     if record:  # --record PATH.rrd|PATH.mcap: every world-model call of every episode, on one timeline
-        from .libero_report import recorded_libero_eval
+        from ..recording import EpisodeRecorder, RecordingWorldModel, preload_recorder
+        from ..world_model import WorldModel
 
-        report = recorded_libero_eval(args.libero, tasks, states, out, record)
+        preload_recorder(record)
+        wm = RecordingWorldModel(WorldModel.load("geometric"), imagine_edits=True)
+        hooks = EpisodeRecorder(wm, record=record)
+        try:
+            report = evaluate_libero(args.libero, tasks=tasks, init_states=states, out_dir=out, world_model=wm,
+                                     progress=progress, hooks=hooks)
+        finally:
+            hooks.close()
+            wm.close()
     else:
-        report = evaluate_libero(args.libero, tasks=tasks, init_states=states, out_dir=out,
-                                 progress=lambda line: print(line, flush=True))
+        report = evaluate_libero(args.libero, tasks=tasks, init_states=states, out_dir=out, progress=progress)
     print(format_task_table(report))
     if record:
         print(f"recording: {record}")

@@ -5,7 +5,8 @@
     joyai-embodied eval --libero libero_spatial --tasks 0 --init-states 0-4 --record out/spatial.mcap
 
 The LIBERO planner is not changed: it is given a :class:`~joyai_embodied.recording.RecordingWorldModel`,
-which logs every observe / relation / edit / imagine call it makes; :class:`EpisodeRecorder` (the hooks of
+which logs every observe / relation / edit / imagine call it makes; an
+:class:`~joyai_embodied.recording.EpisodeRecorder` (the hooks of
 :func:`~joyai_embodied.evaluation.libero.evaluate_libero`) adds each episode's instruction, final frame and
 LIBERO's verdict. The demo's ``report.html`` shows per episode the observation with the chosen object
 outlined, the imagined outcome (the world model's edit, imagined from the observing camera), the final frame,
@@ -24,70 +25,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..planner.report import PICK_COLOUR, STYLE, outline_mask, save_png
-from ..recording.recording_world_model import EpisodeTrace, RecordingWorldModel
+from ..recording.recording_world_model import EpisodeRecorder, EpisodeTrace, RecordingWorldModel
 from .libero import evaluate_libero, format_task_table, parse_index_list
 
 #: ``demo --libero`` default: two tasks, one init state each (a short demo; ~10 s per episode here).
 DEMO_TASKS, DEMO_INIT_STATES = "0,1", "0"
-
-
-class EpisodeRecorder:
-    """Hooks for :func:`evaluate_libero`: each episode becomes a span of the recording and a trace.
-
-    Args:
-        wm: the RecordingWorldModel the planner is given.
-        record: ``PATH.rrd`` / ``PATH.mcap`` to record to (None: no recording); opened at the first episode
-            (after the env is built, so that the recorder's import overlaps it) with a background writer.
-        final_frame: render the scene once more after each episode (the world after acting: one more
-            render, ~0.1 s at 256x256) for the recording and the trace.
-        keep: keep ``(record, trace)`` of every episode in :attr:`episodes` (for a report).
-    """
-
-    def __init__(self, wm: RecordingWorldModel, record: str | Path | None = None, final_frame: bool = True,
-                 keep: bool = False):
-        self.wm = wm
-        self.record = record
-        self.final_frame = final_frame
-        self.keep = keep
-        self.episodes: list[tuple[dict[str, Any], EpisodeTrace]] = []
-
-    def start(self, task_id: int, init_state: int, info: Mapping[str, Any]) -> None:
-        if self.record and self.wm.recorder is None:
-            from ..recording import open_recorder
-
-            self.wm.recorder = open_recorder(self.record, background=True)
-        self.wm.start_episode(f"task {task_id} init {init_state}: {info['instruction']}")
-
-    def finish(self, record: dict[str, Any], env: Any) -> None:
-        status = (f"task {record['task_id']} init {record['init_state']}: "
-                  f"{'success' if record['success'] else 'failure: ' + record['failure']} (LIBERO's check), "
-                  f"{record['steps']} steps, chose {record['chosen']!r}")
-        final = env.unwrapped.observe() if self.final_frame else None
-        trace = self.wm.end_episode(status, final_observation=final)
-        if self.keep:
-            self.episodes.append((record, trace))
-
-    def close(self) -> None:
-        """Closes the recording (waits for its writer: nothing logged is lost)."""
-        if self.wm.recorder is not None:
-            self.wm.recorder.close()
-
-
-def recorded_libero_eval(suite: str, tasks: Sequence[int] | None, init_states: Sequence[int], out: str | Path,
-                         record: str | Path) -> dict[str, Any]:
-    """:func:`evaluate_libero` with every world-model call recorded to ``record`` (.rrd or .mcap)."""
-    from ..recording.recorders import preload_recorder
-    from ..world_model import WorldModel
-
-    preload_recorder(record)
-    wm = RecordingWorldModel(WorldModel.load("geometric"), imagine_edits=True)
-    hooks = EpisodeRecorder(wm, record=record)
-    try:
-        return evaluate_libero(suite, tasks=tasks, init_states=init_states, out_dir=out, world_model=wm,
-                               progress=lambda line: print(line, flush=True), hooks=hooks)
-    finally:
-        hooks.close()
-        wm.close()
 
 
 def run_libero_demo(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ See README.md in this folder. Heavy libraries (rerun-sdk, mcap, rosbags: the ``r
 
 from .base import Recorder, lift_point_cloud
 from .recorders import add_record_argument, open_recorder, preload_recorder
-from .recording_world_model import EpisodeTrace, RecordingWorldModel
+from .recording_world_model import EpisodeRecorder, EpisodeTrace, RecordingWorldModel
 
-__all__ = ["EpisodeTrace", "Recorder", "RecordingWorldModel", "add_record_argument", "lift_point_cloud",
+__all__ = ["EpisodeRecorder", "EpisodeTrace", "Recorder", "RecordingWorldModel", "add_record_argument", "lift_point_cloud",
            "open_recorder", "preload_recorder"]

@@ -16,6 +16,7 @@ same for reports (the first and last observed frames, the queries, the edits and
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -173,6 +174,49 @@ class RecordingWorldModel:
                                    "step": self.step})
         if self.recorder is not None:
             self.recorder.log_text(f"[{kind}] {question} -> {answer} ({frame})", kind="query")
+
+
+class EpisodeRecorder:
+    """Episode hooks (``joyai_embodied.evaluation.libero.evaluate_libero``'s ``hooks``): each episode becomes a
+    span of the recording (instruction, every world-model call, final frame, verdict) and a trace.
+
+    Args:
+        wm: the RecordingWorldModel the planner is given.
+        record: ``PATH.rrd`` / ``PATH.mcap`` to record to (None: no recording); opened at the first episode
+            (after the env is built, so that the recorder's import overlaps it) with a background writer.
+        final_frame: render the scene once more after each episode (the world after acting: one more
+            render, ~0.1 s at 256x256) for the recording and the trace.
+        keep: keep ``(record, trace)`` of every episode in :attr:`episodes` (for a report).
+    """
+
+    def __init__(self, wm: RecordingWorldModel, record: str | Path | None = None, final_frame: bool = True,
+                 keep: bool = False):
+        self.wm = wm
+        self.record = record
+        self.final_frame = final_frame
+        self.keep = keep
+        self.episodes: list[tuple[dict[str, Any], EpisodeTrace]] = []
+
+    def start(self, task_id: int, init_state: int, info: Mapping[str, Any]) -> None:
+        if self.record and self.wm.recorder is None:
+            from .recorders import open_recorder
+
+            self.wm.recorder = open_recorder(self.record, background=True)
+        self.wm.start_episode(f"task {task_id} init {init_state}: {info['instruction']}")
+
+    def finish(self, record: dict[str, Any], env: Any) -> None:
+        status = (f"task {record['task_id']} init {record['init_state']}: "
+                  f"{'success' if record['success'] else 'failure: ' + record['failure']} (LIBERO's check), "
+                  f"{record['steps']} steps, chose {record['chosen']!r}")
+        final = env.unwrapped.observe() if self.final_frame else None
+        trace = self.wm.end_episode(status, final_observation=final)
+        if self.keep:
+            self.episodes.append((record, trace))
+
+    def close(self) -> None:
+        """Closes the recording (waits for its writer: nothing logged is lost)."""
+        if self.wm.recorder is not None:
+            self.wm.recorder.close()
 
 
 def describe_relation(relation: Relation) -> str:
