@@ -146,3 +146,24 @@ class SharedScenes:
             self._cache[handle] = scene
         while len(self._cache) > self.max_scenes:
             self._cache.popitem(last=False)
+
+
+class StoreView:
+    """``len()``, ``max_scenes`` and ``evicted`` of the shared store (as the service's SceneStore has them)."""
+
+    def __init__(self, store: Any):
+        self.store = store
+
+    def stats(self) -> dict[str, int]:
+        return ray.get(self.store.stats.remote(), timeout=30)
+
+    def __len__(self) -> int:
+        return self.stats()["scenes"]
+
+    @property
+    def max_scenes(self) -> int:
+        return self.stats()["max_scenes"]
+
+    @property
+    def evicted(self) -> int:
+        return self.stats()["evicted"]

@@ -18,6 +18,7 @@ Every call here needs a connected Ray (:func:`joyai_embodied.distributed.cluster
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -30,7 +31,8 @@ from ray import serve
 from ..errors import InvalidInputError, RemoteError, SceneExpiredError, error_from_fields, error_to_fields
 from ..service import ModelService
 from ..types import CameraMove, CameraPose, ImaginedView, Scene
-from .ray_scenes import STORE_NAME, STORE_NAMESPACE, SharedScenes, request_context, scene_store
+from .ray_forward import GroupForwarder
+from .ray_scenes import STORE_NAME, STORE_NAMESPACE, SharedScenes, StoreView, request_context, scene_store
 
 APP_NAME = "joyai"
 #: Preset section read by :func:`serve_options` (``ray_serve: {max_batch_size: 4, ...}``).
@@ -41,9 +43,11 @@ DEFAULT_MAX_BATCH, DEFAULT_BATCH_WAIT_S = 8, 0.005
 RETRY_ATTEMPTS = 4
 #: Pause before a resend, growing linearly: gives Serve's router time to drop the dead replica.
 RETRY_BACKOFF_S = 0.25
-#: Requests in flight per replica that the ZMQ front end aims for: one running, one queued behind it, so a
-#: replica never waits for the front end between requests (and concurrent imagines can meet in @serve.batch).
+#: Serve calls in flight per replica: one running, one queued behind it, so a replica never waits for the
+#: front end between calls; more requests than that travel together (``ray_forward.GroupForwarder``).
 REQUESTS_PER_REPLICA = 2
+#: ZMQ worker threads per Serve call in flight: enough waiting requests for a free lane to take a group.
+FRONT_END_THREADS_PER_CALL = 4
 #: Longest the ZMQ front end's I/O thread waits for a replica to answer ``info`` before reporting the last answer.
 INFO_WAIT_S = 1.0
 #: Longest a request may take (the real model's imagine takes ~90 s per 1024 px view on one GPU).
@@ -99,6 +103,11 @@ class WorldModelReplica:
         except Exception as exc:  # every failure is that request's error reply; the replica keeps serving
             return {"__error__": error_to_fields(exc)}
 
+    async def run_many(self, items: Sequence[tuple]) -> list[Any]:
+        """Several ``(method, params, request_id)`` requests of one Serve call, run concurrently (so imagines
+        among them meet in ``@serve.batch``); one reply (or ``{"__error__": ...}``) per item, in order."""
+        return list(await asyncio.gather(*(self.run(method, params, rid) for method, params, rid in items)))
+
     @serve.batch(max_batch_size=DEFAULT_MAX_BATCH, batch_wait_timeout_s=DEFAULT_BATCH_WAIT_S)
     async def imagine_batched(self, requests: list[tuple[Any, ...]]) -> list[Any]:
         """Concurrent imagine requests ``(scene, move, seed, init, strength)``: one ``imagine_batch`` per
@@ -135,7 +144,9 @@ class WorldModelReplica:
 
 
 # The class stays importable by name (replicas unpickle it by reference, not by value).
-WorldModelDeployment = serve.deployment(name="WorldModel", ray_actor_options={"num_cpus": 1})(WorldModelReplica)
+# No access log: Serve writes (and flushes) one line per request, ~1 ms of a replica's CPU each (measured).
+WorldModelDeployment = serve.deployment(name="WorldModel", ray_actor_options={"num_cpus": 1},
+                                        logging_config={"enable_access_log": False})(WorldModelReplica)
 
 
 def _batchable(params: Any) -> bool:
@@ -256,27 +267,6 @@ def _retryable() -> tuple[type, ...]:
     return tuple(getattr(ray.exceptions, n) for n in names if hasattr(ray.exceptions, n))
 
 
-class _StoreView:
-    """``len()``, ``max_scenes`` and ``evicted`` of the shared store (as the service's SceneStore has them)."""
-
-    def __init__(self, store: Any):
-        self.store = store
-
-    def stats(self) -> dict[str, int]:
-        return ray.get(self.store.stats.remote(), timeout=30)
-
-    def __len__(self) -> int:
-        return self.stats()["scenes"]
-
-    @property
-    def max_scenes(self) -> int:
-        return self.stats()["max_scenes"]
-
-    @property
-    def evicted(self) -> int:
-        return self.stats()["evicted"]
-
-
 class _Backend:
     name = "ray-serve"
 
@@ -322,15 +312,20 @@ class RayServeService:
             :attr:`concurrency`.
 
     Attributes:
-        concurrency: requests worth sending at once (replicas x :data:`REQUESTS_PER_REPLICA`): the ZMQ
-            server runs that many worker threads for this service, so every replica has work.
+        concurrency: requests worth sending at once: Serve calls in flight (replicas x
+            :data:`REQUESTS_PER_REPLICA`) x :data:`FRONT_END_THREADS_PER_CALL`; the ZMQ server runs that many
+            worker threads for this service, so every replica has work and busy lanes have groups to take.
+        forwarder: the :class:`~.ray_forward.GroupForwarder` (its ``calls`` / ``grouped`` say how requests
+            were grouped).
     """
 
     def __init__(self, handle: Any = None, app_name: str = APP_NAME, attempts: int = RETRY_ATTEMPTS,
                  timeout_s: float = REQUEST_TIMEOUT_S, store: Any = None, replicas: int | None = None):
         self.handle = handle if handle is not None else serve.get_app_handle(app_name)
-        self.concurrency = REQUESTS_PER_REPLICA * (replicas if replicas is not None else _running_replicas(app_name))
-        self.scenes = _StoreView(store if store is not None else ray.get_actor(STORE_NAME, namespace=STORE_NAMESPACE))
+        lanes = REQUESTS_PER_REPLICA * (replicas if replicas is not None else _running_replicas(app_name))
+        self.concurrency = lanes * FRONT_END_THREADS_PER_CALL
+        self.forwarder = GroupForwarder(lambda items: self._call("run_many", items), lanes)
+        self.scenes = StoreView(store if store is not None else ray.get_actor(STORE_NAME, namespace=STORE_NAMESPACE))
         self.attempts, self.timeout_s = attempts, timeout_s
         self.world_model = _ServedModel(self)
         self.retries = 0  # resends after a lost replica (read by tests and benchmarks)
@@ -342,7 +337,7 @@ class RayServeService:
         Raises:
             RemoteError: no replica answered in :attr:`attempts` tries.
         """
-        return self._call("run", method, dict(params), request_id or uuid.uuid4().hex)
+        return _unwrap(self.forwarder.submit((method, dict(params), request_id or uuid.uuid4().hex)))
 
     def imagine_batch(self, handle: str, moves: Sequence[CameraMove | CameraPose], seed: int | None = None,
                       init: str | None = None, strength: float | None = None) -> list[ImaginedView]:
@@ -374,7 +369,7 @@ class RayServeService:
         Raises:
             TimeoutError: no reply within ``timeout_s`` (default :attr:`timeout_s`).
         """
-        return self._call("info", timeout_s=timeout_s)
+        return _unwrap(self._call("info", timeout_s=timeout_s))
 
     def _call(self, name: str, *args: Any, timeout_s: float | None = None) -> Any:
         last: BaseException | None = None
@@ -387,8 +382,13 @@ class RayServeService:
                     self.retries += 1
                 time.sleep(RETRY_BACKOFF_S * (attempt + 1))
                 continue
-            if isinstance(reply, dict) and "__error__" in reply:
-                raise error_from_fields(reply["__error__"], "on a Ray Serve replica")
             return reply
         raise RemoteError(f"no Ray Serve replica answered {name} in {self.attempts} tries: "
                           f"{type(last).__name__}: {last}")
+
+
+def _unwrap(reply: Any) -> Any:
+    """A replica's reply, or the error it carries raised as its own class (fields intact)."""
+    if isinstance(reply, dict) and "__error__" in reply:
+        raise error_from_fields(reply["__error__"], "on a Ray Serve replica")
+    return reply
