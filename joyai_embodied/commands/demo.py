@@ -82,14 +82,14 @@ def run(args: argparse.Namespace) -> int:
     episodes = []
     recorder = None
     try:
-        if getattr(args, "record", None):
-            from ..recording import open_recorder
-
-            recorder = open_recorder(args.record, background=True)
         for index in range(args.episodes):
             episode = planner.run_episode(env, seed=args.seed + index)
             episodes.append(episode)
-            if recorder is not None:
+            if getattr(args, "record", None):
+                if recorder is None:  # opened after the first episode: the preloaded import had that long
+                    from ..recording import open_recorder
+
+                    recorder = open_recorder(args.record, background=True)
                 recorder.log_episode(episode)
             print(progress_line(index, args.episodes, episode), flush=True)
     finally:

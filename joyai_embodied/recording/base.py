@@ -87,6 +87,8 @@ class Recorder(ABC):
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        #: CPU seconds spent encoding and writing (in whichever thread ran the hooks): what recording costs.
+        self.write_cpu_s = 0.0
 
     # -- timeline --------------------------------------------------------------------------
     def set_time(self, step: int, stamp_ns: int | None = None) -> None:
@@ -113,11 +115,15 @@ class Recorder(ABC):
 
     def _run_hook(self, item: tuple[Callable[..., None], tuple, int, int]) -> None:
         hook, args, step, stamp_ns = item
-        if self._written_time != (step, stamp_ns):
-            self._written_time = (step, stamp_ns)
-            self.write_step, self.write_stamp_ns = step, stamp_ns
-            self._set_time()
-        hook(*args)
+        start = time.thread_time()
+        try:
+            if self._written_time != (step, stamp_ns):
+                self._written_time = (step, stamp_ns)
+                self.write_step, self.write_stamp_ns = step, stamp_ns
+                self._set_time()
+            hook(*args)
+        finally:
+            self.write_cpu_s += time.thread_time() - start
 
     def _writer_loop(self) -> None:
         assert self._queue is not None
