@@ -13,11 +13,18 @@ Prints:
   - batching: k concurrent imagine requests on one replica (``@serve.batch``) against k one after another,
     with the tiny random joyai-image checkpoint on CPU.
 
+``--serve-only`` (about 2-3 minutes) measures just the two Serve targets, interleaved and repeated (1 and 2
+replicas alternate; plain ZMQ and ZMQ -> Serve latency blocks alternate) and prints medians, the load
+average, and CPU milliseconds per request in each process (front end, replica, scene store, Ray's own
+daemons): figures that do not depend on how busy the machine is, and from them the 2-replica speed-up that
+2 free cores would give.
+
 Every Ray part runs in a loopback-only network namespace: the script re-executes itself under
 ``unshare -n`` (root) unless it already runs in one (``JOYAI_IN_NAMESPACE=1``).
 
     .venv/bin/python benchmarks/ray_bench.py            # 12 planner seeds at 640x480, 400 requests
     .venv/bin/python benchmarks/ray_bench.py --small    # 6 seeds at 320x240, 120 requests (CI smoke run)
+    .venv/bin/python benchmarks/ray_bench.py --serve-only [--repeats 3]   # the Serve targets only
 """
 
 from __future__ import annotations
@@ -208,9 +215,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="6 seeds at 320x240, 120 requests")
     parser.add_argument("--only", choices=("eval", "serve", "zmq", "latency", "batching"), action="append")
+    parser.add_argument("--serve-only", action="store_true",
+                        help="the Serve targets only, interleaved and repeated, with CPU ms per request per process")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of --serve-only (default 3)")
+    parser.add_argument("--max-group", type=int, default=None,
+                        help="requests per Serve call at most (--serve-only; 1 = no grouping, to compare)")
     args = parser.parse_args(argv)
     if os.environ.get("JOYAI_IN_NAMESPACE") != "1":
         return in_namespace(argv)
+    if args.serve_only:
+        from ray_bench_serve import serve_only
+
+        return serve_only(args.repeats, small=args.small, max_group=args.max_group)
     from joyai_embodied.distributed.cluster import connect
     from joyai_embodied.evaluation.synthetic import default_boxes, front_camera, observe
 

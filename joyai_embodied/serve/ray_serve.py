@@ -83,9 +83,7 @@ class WorldModelReplica:
                 handles = params.get("scenes")
                 if not isinstance(handles, list) or not all(isinstance(h, str) for h in handles):
                     raise InvalidInputError("params.scenes", "a list of scene handle strings", repr(handles)[:80])
-                for handle in handles:
-                    self.scenes._cache.pop(handle, None)
-                return await self.scenes.store.release.remote(handles)
+                return await self.scenes.store.release.remote(handles)  # drops them on every replica
             handle = params.get("scene") if isinstance(params, Mapping) else None
             check = await self.scenes.begin(handle)
             try:
@@ -140,7 +138,7 @@ class WorldModelReplica:
                 "node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address(),
                 "preset": self.preset, "backend": self.world_model.backend.name, "requests": self.requests,
                 "backend_info": self.world_model.info(), "batches": self.batches, "batched_requests": self.batched,
-                "cached_scenes": len(self.scenes)}
+                "cached_scenes": len(self.scenes), "lease_hits": self.scenes.lease_hits}
 
 
 # The class stays importable by name (replicas unpickle it by reference, not by value).
