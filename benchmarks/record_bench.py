@@ -3,6 +3,7 @@
     python benchmarks/record_bench.py                    # tabletop demo --episodes 5 x 5 rounds, LIBERO demo x 3
     python benchmarks/record_bench.py --small            # tabletop demo --episodes 2 at 320x240, 1 round (CI)
     python benchmarks/record_bench.py --no-libero --rounds 7 --json out/record_bench.json
+    python benchmarks/record_bench.py --episode-only      # the in-process per-episode figures only
 
 Target (issue 14): recording costs <= 10% of a demo run's wall time. Each round runs the three arms as separate
 processes (``python -m joyai_embodied.commands demo ...``), in an order rotated every round so that a drift of
@@ -10,6 +11,12 @@ the machine's load does not favour one arm; the figures are medians over rounds.
 process's CPU time (user + sys, every thread: the recorder's writer and preload threads included) and the
 1-minute load average when it started (the machine is shared). Per episode: the median of the episodes' own
 wall times from the demo's ``report.json`` (the planner's thread; start-up and closing excluded).
+
+Per episode, in one process (``episode_cost``): the same LIBERO episode (libero_spatial task 0, init state 0:
+deterministic) is run repeatedly through a ``RecordingWorldModel`` without a recorder, with a background .rrd
+and with a background .mcap recorder, arms alternating; the figures are the CPU time the process spends per
+episode (every thread: the planner's, the writer's, Rerun's own) and the writer's CPU time
+(``Recorder.write_cpu_s``), medians over repeats: steady where wall times on a shared machine are not.
 """
 
 from __future__ import annotations
@@ -77,6 +84,73 @@ def measure(name: str, demo_args: list[str], rounds: int, workdir: Path) -> dict
     return {"demo": name, "args": demo_args, "rounds": rounds, "arms": arms, "runs": runs}
 
 
+def episode_cost(repeats: int, workdir: Path) -> dict:
+    """CPU per LIBERO episode without / with a background .rrd / .mcap recorder (one process, arms alternating)."""
+    import gymnasium as gym
+
+    import sim_envs  # noqa: F401  (registers the envs)
+    from joyai_embodied import WorldModel
+    from joyai_embodied.planner.libero import LiberoPlanner
+    from joyai_embodied.recording import EpisodeRecorder, RecordingWorldModel, open_recorder
+
+    env = gym.make("joyai/LIBERO-v0", suite="libero_spatial", task_id=0, init_state=0, width=256, height=256,
+                   render_on_step=False)
+    base = WorldModel.load("geometric")
+    samples: dict[str, list[dict]] = {arm: [] for arm in ARMS}
+    recorders = {arm: open_recorder(workdir / f"episodes.{arm}", background=True) for arm in ("rrd", "mcap")}
+    try:
+        for index in range(repeats + 1):  # the first round warms caches and lazy imports: not counted
+            for arm in ARMS[index % 3:] + ARMS[:index % 3]:
+                recorder = recorders.get(arm)
+                wm = RecordingWorldModel(base, recorder, imagine_edits=True)
+                if recorder is not None:
+                    wm.step = recorder.step  # one timeline across the repeats
+                hooks = EpisodeRecorder(wm)
+                _, info = env.reset(seed=0, options={"init_state": 0})
+                written = recorder.write_cpu_s if recorder is not None else 0.0
+                cpu, wall = _process_cpu(), time.perf_counter()
+                hooks.start(0, 0, info)
+                episode = LiberoPlanner(wm).run_episode(env, info["labels"], info["instruction"], 220)
+                hooks.finish({"task_id": 0, "init_state": 0, "success": episode.success, "failure": episode.failure,
+                              "steps": episode.steps, "chosen": episode.chosen_name}, env)
+                if recorder is not None:
+                    recorder.flush()  # the episode's writes are part of its cost
+                cpu, wall = _process_cpu() - cpu, time.perf_counter() - wall
+                if index:
+                    samples[arm].append({"cpu_s": cpu, "wall_s": wall, "load": os.getloadavg()[0],
+                                         "writer_cpu_s": (recorder.write_cpu_s - written) if recorder else 0.0,
+                                         "observations": wm.trace.observations, "steps": episode.steps})
+                print(f"  episode {index}/{repeats} {arm:<4}: cpu {cpu:5.2f} s, wall {wall:5.2f} s, "
+                      f"{wm.trace.observations} observations, {episode.steps} steps", flush=True)
+    finally:
+        for recorder in recorders.values():
+            recorder.close()
+        env.close()
+    arms = {arm: {key: statistics.median(s[key] for s in runs) for key in runs[0]} for arm, runs in samples.items()}
+    for arm in ("rrd", "mcap"):
+        arms[arm]["cpu_overhead_pct"] = 100.0 * (arms[arm]["cpu_s"] / arms["none"]["cpu_s"] - 1.0)
+        arms[arm]["writer_pct"] = 100.0 * arms[arm]["writer_cpu_s"] / arms["none"]["cpu_s"]
+        arms[arm]["wall_overhead_pct"] = 100.0 * (arms[arm]["wall_s"] / arms["none"]["wall_s"] - 1.0)
+    return {"episode": "libero_spatial task 0 init 0 (256x256)", "repeats": repeats, "arms": arms}
+
+
+def _process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def print_episode_table(result: dict) -> None:
+    print(f"\nper episode, {result['episode']}, medians of {result['repeats']} repeats (one process)")
+    print("| arm | process CPU per episode (s) | overhead | writer CPU (s) | of the episode | episode wall (s) | "
+          "overhead | load avg |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for arm, f in result["arms"].items():
+        pct = (lambda key: "-" if arm == "none" else f"{f[key]:+.1f}%")
+        print(f"| {arm} | {f['cpu_s']:.2f} | {pct('cpu_overhead_pct')} | {f['writer_cpu_s']:.3f} | "
+              f"{'-' if arm == 'none' else format(f['writer_pct'], '.1f') + '%'} | {f['wall_s']:.2f} | "
+              f"{pct('wall_overhead_pct')} | {f['load']:.1f} |")
+
+
 def print_table(result: dict) -> None:
     print(f"\n{result['demo']} ({' '.join(result['args'])}), medians of {result['rounds']} rounds")
     print("| arm | process wall (s) | overhead | best wall (s) | overhead | process CPU (s) | overhead | "
@@ -96,12 +170,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--libero-rounds", type=int, default=3, help="LIBERO demo rounds (default 3)")
     parser.add_argument("--no-libero", action="store_true", help="skip the LIBERO demo")
     parser.add_argument("--no-tabletop", action="store_true", help="skip the tabletop demo")
+    parser.add_argument("--episode-repeats", type=int, default=5, help="in-process LIBERO episode repeats (default 5)")
+    parser.add_argument("--episode-only", action="store_true", help="only the in-process per-episode figures")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     results = []
+    episode = None
     with tempfile.TemporaryDirectory(prefix="record_bench_") as tmp:
         workdir = Path(tmp)
-        if args.small:
+        if args.episode_only or not (args.small or args.no_libero):
+            episode = episode_cost(args.episode_repeats, workdir)
+        if args.episode_only:
+            pass
+        elif args.small:
             results.append(measure("tabletop demo", ["--episodes", "2", "--width", "320", "--height", "240"], 1,
                                    workdir))
         else:
@@ -111,9 +192,11 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(measure("LIBERO demo", ["--libero", "libero_spatial"], args.libero_rounds, workdir))
     for result in results:
         print_table(result)
+    if episode is not None:
+        print_episode_table(episode)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
+        Path(args.json).write_text(json.dumps({"processes": results, "episode": episode}, indent=2), encoding="utf-8")
     return 0
 
 

@@ -3,6 +3,7 @@
     python benchmarks/replay_bench.py            # 60 frames at 640x480; demo --episodes 5 x 3 rounds at 640x480
     python benchmarks/replay_bench.py --small    # 12 frames at 640x480; demo --episodes 2 x 1 round at 320x240 (CI)
     python benchmarks/replay_bench.py --json out/replay_bench.json
+    python benchmarks/replay_bench.py --replay-only  # the replay figure only (recording costs: record_bench.py)
 
 Targets (issue 14, 2-core CPU): replay >= 20 frames/s at 640x480 with segmentation for relation questions
 (the whole job: read, pair, observe, ask, copy the input, write markers and answers); recording
@@ -136,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="quick run for CI")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--replay-only", action="store_true",
+                        help="only the replay throughput (recording costs: benchmarks/record_bench.py)")
     args = parser.parse_args(argv)
     frames, episodes, rounds, demo_size = (12, 2, 1, (320, 240)) if args.small else (60, 5, 3, (640, 480))
     with tempfile.TemporaryDirectory(prefix="replay_bench_") as tmp:
@@ -144,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"replay at {replay_result['size']}, segmentation, {replay_result['questions']} relation questions: "
               f"{replay_result['fps']} frames/s wall, {replay_result['cpu_fps']} frames per CPU-second, over "
               f"{replay_result['frames']} frames (target >= 20; load average {os.getloadavg()[0]:.1f})")
+        if args.replay_only:
+            print(json.dumps({"replay": replay_result}))
+            return 0
         cost = per_episode_cost(episodes, *demo_size, workdir)
         print(f"logging one planner episode at {demo_size[0]}x{demo_size[1]}: .rrd {cost['rrd_cpu_ms']} ms, "
               f".mcap {cost['mcap_cpu_ms']} ms CPU (the episode itself: {cost['episode_cpu_ms']} ms; "
