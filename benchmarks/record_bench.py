@@ -134,6 +134,55 @@ def episode_cost(repeats: int, workdir: Path) -> dict:
     return {"episode": "libero_spatial task 0 init 0 (256x256)", "repeats": repeats, "arms": arms}
 
 
+def tabletop_episode_cost(episodes: int, width: int, height: int, workdir: Path) -> dict:
+    """Logging tabletop planner episodes (``log_episode``), with and without the background writer: CPU of the
+    planner's thread per episode, and the encode+write CPU (``Recorder.write_cpu_s``), beside the episode's own
+    planner-thread CPU."""
+    import gymnasium as gym
+
+    import sim_envs
+    from joyai_embodied import WorldModel
+    from joyai_embodied.planner import Planner
+    from joyai_embodied.recording import open_recorder
+
+    env = gym.make(sim_envs.ENV_ID, width=width, height=height, action_mode="primitive")
+    planner = Planner(WorldModel.load("geometric"))
+    runs, cpu = [], []
+    try:
+        for seed in range(episodes + 1):
+            start = time.thread_time()
+            runs.append(planner.run_episode(env, seed=seed))
+            cpu.append(time.thread_time() - start)
+    finally:
+        env.close()
+    result = {"size": f"{width}x{height}", "episodes": episodes, "episode_cpu_ms": 1000 * statistics.median(cpu[1:])}
+    for arm in ("rrd", "mcap"):
+        for background in (False, True):
+            recorder = open_recorder(workdir / f"tabletop_{background}.{arm}", background=background)
+            recorder.log_episode(runs[0])  # warms lazy imports and caches: not counted
+            recorder.flush()
+            written, start = recorder.write_cpu_s, time.thread_time()
+            for episode in runs[1:]:
+                recorder.log_episode(episode)
+            caller = time.thread_time() - start
+            recorder.flush()
+            key = f"{arm}_{'background' if background else 'inline'}"
+            result[f"{key}_planner_thread_ms"] = 1000 * caller / episodes
+            result[f"{key}_write_ms"] = 1000 * (recorder.write_cpu_s - written) / episodes
+            recorder.close()
+    return result
+
+
+def print_tabletop_episode(result: dict) -> None:
+    print(f"\nlogging one tabletop planner episode at {result['size']} (median episode: "
+          f"{result['episode_cpu_ms']:.0f} ms of planner-thread CPU), per episode over {result['episodes']}:")
+    for arm in ("rrd", "mcap"):
+        for mode in ("inline", "background"):
+            thread, write = result[f"{arm}_{mode}_planner_thread_ms"], result[f"{arm}_{mode}_write_ms"]
+            print(f"  .{arm} {mode:<10}: planner thread {thread:5.1f} ms ({100 * thread / result['episode_cpu_ms']:.1f}%), "
+                  f"encode+write {write:5.1f} ms; together {100 * (thread + (write if mode == 'background' else 0)) / result['episode_cpu_ms']:.1f}% of the episode's CPU")
+
+
 def _process_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -178,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     episode = None
     with tempfile.TemporaryDirectory(prefix="record_bench_") as tmp:
         workdir = Path(tmp)
+        tabletop_episode = tabletop_episode_cost(2 if args.small else 5, *((320, 240) if args.small else (640, 480)),
+                                                 workdir)
         if args.episode_only or not (args.small or args.no_libero):
             episode = episode_cost(args.episode_repeats, workdir)
         if args.episode_only:
@@ -192,11 +243,13 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(measure("LIBERO demo", ["--libero", "libero_spatial"], args.libero_rounds, workdir))
     for result in results:
         print_table(result)
+    print_tabletop_episode(tabletop_episode)
     if episode is not None:
         print_episode_table(episode)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"processes": results, "episode": episode}, indent=2), encoding="utf-8")
+        Path(args.json).write_text(json.dumps({"processes": results, "episode": episode,
+                                                    "tabletop_episode": tabletop_episode}, indent=2), encoding="utf-8")
     return 0
 
 
