@@ -43,6 +43,14 @@ TOP_BAND_SHARE = 0.08
 MAX_ARC_RADIUS_SHARE = 0.75
 #: An object whose top lies within this (metres) under another's lowest point may be what it stands on.
 STACK_GAP_M = 0.015
+#: An object whose lowest visible point is this far above the plane is not on the table (metres): a bowl on
+#: a cookie box is 2 cm up; one on the table shows points down to the support band.
+LIFTED_M = 0.015
+#: An object over another covering this share of the smaller footprint rests on it (a bowl tilted on a
+#: ramekin hangs its centre over the ramekin's rim but still covers ~35% of it).
+SUPPORT_OVERLAP = 0.2
+#: Sample points per side of the grid that measures footprint overlap.
+OVERLAP_SAMPLES = 7
 #: In-plane slack (metres) when asking whether a point lies over a footprint.
 FOOTPRINT_TOLERANCE_M = 0.01
 #: Pixel offsets at which a neighbour of another, nearer object counts as occluding this one.
@@ -226,7 +234,13 @@ def _less_noise(residual: float, noise_m: float) -> float:
 
 
 def _resolve_supports(footprints: list[_Footprint]) -> None:
-    """Bottom of each object: the plane, or the top of an object under it (stacked objects)."""
+    """Bottom of each object: the plane, or the top of an object under it (stacked objects).
+
+    Two ways to stand on something: over the top of an object whose top lies just under this one's lowest
+    point (a cube on a cube, a sphere on a plate), or (:func:`_hidden_support`) lifted clear of the plane
+    over an object whose footprint it overlaps while the support's top is hidden or uneven (a bowl on a
+    small box or a ramekin, on a stove's burner ring, in a drawer): then the box stops at its lowest point.
+    """
     for fp in sorted(footprints, key=lambda f: f.low):
         below = [other for other in footprints if other is not fp and other.top <= fp.low + STACK_GAP_M
                  and _over(fp.rect.center, other)]
@@ -234,6 +248,29 @@ def _resolve_supports(footprints: list[_Footprint]) -> None:
         # Only something that lifts it counts: a plate's rim under a cube's edge is not a support.
         if support > SUPPORT_BAND_M and fp.low > support - SUPPORT_BAND_M:
             fp.support = support
+        elif _hidden_support(fp, footprints):
+            fp.support = fp.low
+
+
+def _hidden_support(fp: _Footprint, footprints: list[_Footprint]) -> bool:
+    """Whether ``fp`` rests on another object whose top face the camera cannot see under it.
+
+    It must be lifted clear of the plane (:data:`LIFTED_M`: objects on the table show points down to it),
+    and its footprint must overlap a lower object's (:data:`SUPPORT_OVERLAP` of the smaller footprint).
+    """
+    if fp.low < LIFTED_M:
+        return False
+    return any(other is not fp and other.low < fp.low - SUPPORT_BAND_M
+               and _overlap_share(fp.rect, other.rect) >= SUPPORT_OVERLAP for other in footprints)
+
+
+def _overlap_share(a: Rectangle, b: Rectangle) -> float:
+    """Share of the smaller of two footprints that lies inside the other (a grid of sample points)."""
+    small, large = (a, b) if float(np.prod(a.size)) <= float(np.prod(b.size)) else (b, a)
+    steps = (np.arange(OVERLAP_SAMPLES) + 0.5) / OVERLAP_SAMPLES - 0.5
+    grid = np.stack(np.meshgrid(steps, steps), axis=-1).reshape(-1, 2) * small.size
+    points = small.center + grid @ small.axes.T
+    return float(np.mean([large.contains(p) for p in points]))
 
 
 def _over(point: np.ndarray, base: _Footprint, tolerance: float = FOOTPRINT_TOLERANCE_M) -> bool:
