@@ -25,6 +25,10 @@ from .shapes import (FLAT_RATIO, Rectangle, WallFit, classify_shape, fit_sphere,
 from .support_plane import PlaneFrame, level_plane_under
 from .visibility import visible_fraction
 
+#: Shapes whose prior makes a footprint round (square box of the longest side, or a sphere).
+ROUND_SHAPES = ("cylinder", "plate", "sphere")
+#: A footprint whose short side is under this share of its long side is not round, whatever its shape prior.
+ROUND_ASPECT = 0.8
 #: Objects with fewer points than this are ignored (noise, slivers at the image border).
 MIN_OBJECT_POINTS = 10
 #: Object points within this height of the support plane are left out of box fitting (metres): they carry
@@ -125,6 +129,8 @@ def fit_all(cloud: SceneCloud, depth_image: np.ndarray, id_image: np.ndarray,
     _resolve_supports(footprints)
     for fp in footprints:
         _classify(fp, noise_m)
+        if names and fp.id in names:
+            _heed_label(fp, names[fp.id])
 
     objects, used = [], set()
     for fp in footprints:
@@ -226,6 +232,22 @@ def _classify(fp: _Footprint, noise_m: float = 0.0) -> None:
         centre, radius, _ = fp.walls.circle
         if radius < MAX_ARC_RADIUS_SHARE * float(np.max(fp.rect.size)):  # not a stray arc bigger than the object
             fp.rect = Rectangle(centre, np.full(2, 2 * radius), np.eye(2), fp.rect.hull_area)
+
+
+def _heed_label(fp: _Footprint, label: str) -> None:
+    """Drops a round shape prior that the object's label and footprint both contradict.
+
+    The classifier knows primitives; a real mesh labelled "flat stove" or "wooden cabinet" may come out
+    "plate" or "cylinder", and a round prior would square its footprint to the longest side (a stove's
+    centre 5 cm off). When the label does not name the shape and the footprint seen is clearly elongated
+    (:data:`ROUND_ASPECT`), the object keeps the rectangle it was seen with and no shape word.
+    """
+    if fp.shape not in ROUND_SHAPES or fp.shape in label.lower().split():
+        return
+    if float(np.min(fp.seen.size)) >= ROUND_ASPECT * float(np.max(fp.seen.size)):
+        return  # round enough: a bowl or a ramekin keeps its round prior
+    fp.shape, fp.sphere = "", None
+    fp.rect = Rectangle(fp.seen.center, fp.seen.size + fp.pixel_m, fp.seen.axes, fp.seen.hull_area)
 
 
 def _less_noise(residual: float, noise_m: float) -> float:
