@@ -1,62 +1,70 @@
-"""Masks robust to segmentation rim bleed: rim pixels whose depth is what lies behind the object.
+"""Masks robust to segmentation rim bleed: rim pixels whose depth is not their object's surface.
 
-Renderers that draw segmentation in a separate pass (robosuite) misregister a mask by up to a pixel: about
-10% of each mask's 1-pixel rim carries the depth of the surface behind it (the table, the object under it).
-Lifted as they are, those pixels hang the object's id on points centimetres away: a bowl's box reaches the
-table, a stove's centre drifts. :func:`reassign_rim_bleed` gives each such pixel the id of the neighbour whose
-surface its depth continues (0 = background when that is the table).
+Renderers that draw segmentation in a separate pass (robosuite) do not register it exactly with the depth:
+about 10% of each mask's 1-pixel rim carries a depth between the object and what lies behind it (measured on
+LIBERO frames: 1-10 cm behind the object's own neighbouring pixels). Lifted as they are, those pixels hang
+the object's id on points floating toward the table or the object under it: a bowl's box reaches the table,
+a stove's centre drifts. :func:`drop_rim_bleed` removes them (no depth: nothing is known there).
 
-A rim pixel bleeds when it lies farther than its own object's neighbours by more than :data:`RIM_JUMP_M` and
-within :data:`RIM_MATCH_M` of a neighbour of another id: an object's own silhouette pixel, even on a surface
-seen at a grazing angle, lies between the object and the background, not on the background.
+A rim pixel (one with an 8-neighbour of another id) bleeds when its depth differs by more than
+:data:`RIM_JUMP_M` from every interior pixel of its own object within two pixels (:data:`REACH`; own-id
+pixels that are not rim pixels themselves: the rim's mixed pixels come in runs, and compare alike). A pixel without an interior
+neighbour (a sliver one or two pixels wide) is kept: there is nothing to judge it by.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-#: A rim pixel farther than the nearest of its own object's 8-neighbours by more than this (metres) does not
-#: continue the object's surface (1 cm: well over a pixel's step on any surface but a grazing one).
+#: A rim pixel farther from (or nearer than) every interior neighbour of its own object by more than this
+#: (metres) is not on that object's surface: well over one pixel's depth step on a surface seen at up to
+#: ~70 degrees from face-on at arm's length.
 RIM_JUMP_M = 0.01
-#: ... and it belongs to the neighbour of another id whose depth it is within this of (metres).
-RIM_MATCH_M = 0.005
 #: 8-neighbourhood offsets (row, column).
 NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+#: Where a rim pixel looks for interior pixels of its object: its 8 neighbours and the 8 two steps away
+#: (a pixel bled one beyond the mask has only rim pixels next to it).
+REACH = NEIGHBOURS + tuple((2 * dr, 2 * dc) for dr, dc in NEIGHBOURS)
+PAD = 2
 
 
-def reassign_rim_bleed(segmentation: np.ndarray, depth: np.ndarray) -> np.ndarray:
-    """``segmentation`` with bleeding rim pixels given the id of the surface their depth belongs to.
+def drop_rim_bleed(segmentation: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """``depth`` with the bleeding rim pixels of every object mask set to NaN.
 
     Args:
-        segmentation: (H, W) int instance ids (0 = background).
-        depth: (H, W) metric depth registered to the rgb (NaN or 0 = invalid).
+        segmentation: (H, W) int instance ids (0 = background), registered to ``depth`` up to the rim.
+        depth: (H, W) metric depth (NaN or 0 = invalid).
 
     Returns:
-        A new (H, W) int32 id image (the input when nothing bleeds). Pixels of id 0 never change.
+        ``depth`` itself when no pixel bleeds, else a float32 copy with NaN at the bleeding pixels.
     """
-    ids = np.asarray(segmentation).astype(np.int32, copy=False)
-    z = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float32)
+    ids = np.asarray(segmentation)
     height, width = ids.shape
-    pad_ids = np.pad(ids, 1, constant_values=-1)
-    pad_z = np.pad(z, 1, constant_values=np.nan)
-    own_nearest = np.full(ids.shape, np.inf, dtype=np.float32)
-    best_gap = np.full(ids.shape, np.inf, dtype=np.float32)
-    best_id = np.full(ids.shape, -1, dtype=np.int32)
+    padded = np.pad(ids.astype(np.int32, copy=False), PAD, constant_values=-1)
+    rim = np.zeros((height + 2 * PAD, width + 2 * PAD), dtype=bool)
+    inner = rim[PAD:-PAD, PAD:-PAD]  # a view: writes land in ``rim``
+    for dr, dc in NEIGHBOURS:
+        other = padded[PAD + dr:PAD + dr + height, PAD + dc:PAD + dc + width]
+        inner |= (other != ids) & (other >= 0)
+    candidates = np.flatnonzero(inner & (ids > 0))
+    if len(candidates) == 0:
+        return depth
+    z = np.pad(np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float32), PAD,
+               constant_values=np.nan).reshape(-1)
+    flat_ids, flat_rim = padded.reshape(-1), rim.reshape(-1)
+    stride = width + 2 * PAD
+    # Candidate positions in the padded image.
+    at = (candidates // width + PAD) * stride + candidates % width + PAD
+    own_id, own_z = flat_ids[at], z[at]
+    closest = np.full(len(at), np.inf, dtype=np.float32)
     with np.errstate(invalid="ignore"):
-        for dr, dc in NEIGHBOURS:
-            n_ids = pad_ids[1 + dr:1 + dr + height, 1 + dc:1 + dc + width]
-            n_z = pad_z[1 + dr:1 + dr + height, 1 + dc:1 + dc + width]
-            same = (n_ids == ids) & np.isfinite(n_z)
-            own_nearest = np.where(same, np.minimum(own_nearest, n_z), own_nearest)
-            other = (n_ids != ids) & (n_ids >= 0) & np.isfinite(n_z)
-            gap = np.abs(n_z - z)
-            better = other & (gap < best_gap)
-            best_gap = np.where(better, gap, best_gap)
-            best_id = np.where(better, n_ids, best_id)
-        bleeds = ((ids > 0) & np.isfinite(own_nearest) & (z - own_nearest > RIM_JUMP_M)
-                  & (best_gap <= RIM_MATCH_M) & (best_id >= 0))
+        for dr, dc in REACH:
+            n = at + dr * stride + dc
+            interior = (flat_ids[n] == own_id) & ~flat_rim[n] & np.isfinite(z[n])
+            closest = np.where(interior, np.minimum(closest, np.abs(z[n] - own_z)), closest)
+    bleeds = np.isfinite(closest) & (closest > RIM_JUMP_M)
     if not bleeds.any():
-        return ids
-    out = ids.copy()
-    out[bleeds] = best_id[bleeds]
+        return depth
+    out = np.array(depth, dtype=np.float32, copy=True)
+    out.reshape(-1)[candidates[bleeds]] = np.nan
     return out

@@ -4,8 +4,8 @@
 
 1. Every valid depth pixel becomes a coloured world point (``SceneCloud``), through per-pixel rays cached
    per camera (:func:`_world_rays`).
-2. Instance ids come from the segmentation image when there is one (id 0 = table/background; rim pixels
-   that carry the depth of what lies behind are given to that surface, :mod:`.mask_rim`), else from
+2. Instance ids come from the segmentation image when there is one (id 0 = table/background; mask-rim
+   pixels whose depth is not their object's surface are dropped, :mod:`.mask_rim`), else from
    :mod:`.segmentation` (support plane by RANSAC, DBSCAN clusters of what stands on it, split by hue).
 3. The support plane is always estimated (:mod:`.support_plane`: from id-0 points around the objects,
    or the RANSAC above).
@@ -29,7 +29,7 @@ from .boxes import fit_all
 from .cloud import SceneCloud
 from .configuration_geometric import DEPTH_FILTERS  # "auto": clean sensor-like depth only
 from .depth_filter import clean_depth, is_sensor_depth
-from .mask_rim import reassign_rim_bleed
+from .mask_rim import drop_rim_bleed
 from .segmentation import segment_without_labels
 from .support_plane import PlaneFrame, plane_from_background
 from .visibility import project_cloud
@@ -73,11 +73,11 @@ def lift_observation(observation: Observation, voxel_size_m: float = 0.0,
 
     depth = observation.depth
     segmentation = observation.segmentation
-    if segmentation is not None:  # a separate segmentation pass bleeds onto what lies behind: see mask_rim
-        segmentation = reassign_rim_bleed(segmentation, depth)
     filtered = depth_filter == "on" or (depth_filter == "auto" and is_sensor_depth(depth))
-    if filtered:
+    if filtered:  # sensor depth: clean_depth also erodes every mask's rim
         depth = clean_depth(depth, segmentation)
+    elif segmentation is not None:  # exact depth, but a separate segmentation pass bleeds: see mask_rim
+        depth = drop_rim_bleed(segmentation, depth)
     valid = np.isfinite(depth) & (depth > 0)
     height, width = depth.shape
     grid = _pixel_grid(height, width)
