@@ -20,9 +20,10 @@ from ...camera import project, to_camera
 from ...types import CameraPose, SceneObject
 from .cloud import SceneCloud
 from .colors import color_name, representative_rgb
-from .shapes import (FLAT_RATIO, Rectangle, WallFit, classify_shape, fit_sphere, fit_walls, min_area_rectangle,
+from .shapes import (Rectangle, WallFit, classify_shape, fit_sphere, fit_walls, min_area_rectangle,
                      rectangle_at)
 from .support_plane import PlaneFrame, level_plane_under
+from .supports import SUPPORT_BAND_M, resolve_supports
 from .visibility import visible_fraction
 
 #: Shapes whose prior makes a footprint round (square box of the longest side, or a sphere).
@@ -31,9 +32,6 @@ ROUND_SHAPES = ("cylinder", "plate", "sphere")
 ROUND_ASPECT = 0.8
 #: Objects with fewer points than this are ignored (noise, slivers at the image border).
 MIN_OBJECT_POINTS = 10
-#: Object points within this height of the support plane are left out of box fitting (metres): they carry
-#: no shape, and a mask a pixel off its depth image leaks onto the table there.
-SUPPORT_BAND_M = 0.005
 #: Percentiles taken as an object's lowest and highest visible height (stray edge pixels ignored).
 HEIGHT_PERCENTILES = (0.5, 99.5)
 #: Fewest points for a sphere fit or a top-face rectangle (fewer give unstable fits).
@@ -45,18 +43,6 @@ TOP_BAND_M = 0.004
 TOP_BAND_SHARE = 0.08
 #: A cylinder's wall arc wider than this share of its footprint is a stray arc, not its wall.
 MAX_ARC_RADIUS_SHARE = 0.75
-#: An object whose top lies within this (metres) under another's lowest point may be what it stands on.
-STACK_GAP_M = 0.015
-#: An object whose lowest visible point is this far above the plane is not on the table (metres): a bowl on
-#: a cookie box is 2 cm up; one on the table shows points down to the support band.
-LIFTED_M = 0.015
-#: An object over another covering this share of the smaller footprint rests on it (a bowl tilted on a
-#: ramekin hangs its centre over the ramekin's rim but still covers ~35% of it).
-SUPPORT_OVERLAP = 0.2
-#: Sample points per side of the grid that measures footprint overlap.
-OVERLAP_SAMPLES = 7
-#: In-plane slack (metres) when asking whether a point lies over a footprint.
-FOOTPRINT_TOLERANCE_M = 0.01
 #: Pixel offsets at which a neighbour of another, nearer object counts as occluding this one.
 OCCLUSION_STEPS = (1, 2)
 #: A neighbour hides this object when it is nearer by more than this (metres).
@@ -126,7 +112,7 @@ def fit_all(cloud: SceneCloud, depth_image: np.ndarray, id_image: np.ndarray,
         footprints.append(_fit_footprint(int(instance_id), cloud.points[members], cloud.colors[members], frame,
                                          cloud.source))
         footprints[-1].pixel_count = int(pixel_counts[instance_id])
-    _resolve_supports(footprints)
+    resolve_supports(footprints)
     for fp in footprints:
         _classify(fp, noise_m)
         if names and fp.id in names:
@@ -253,60 +239,6 @@ def _heed_label(fp: _Footprint, label: str) -> None:
 def _less_noise(residual: float, noise_m: float) -> float:
     """An RMS residual with the measured noise taken out in quadrature (never below zero)."""
     return float(np.sqrt(max(residual ** 2 - noise_m ** 2, 0.0)))
-
-
-def _resolve_supports(footprints: list[_Footprint]) -> None:
-    """Bottom of each object: the plane, or the top of an object under it (stacked objects).
-
-    Two ways to stand on something: over the top of an object whose top lies just under this one's lowest
-    point (a cube on a cube, a sphere on a plate), or (:func:`_hidden_support`) lifted clear of the plane
-    over an object whose footprint it overlaps while the support's top is hidden or uneven (a bowl on a
-    small box or a ramekin, on a stove's burner ring, in a drawer): then the box stops at its lowest point.
-    """
-    for fp in sorted(footprints, key=lambda f: f.low):
-        below = [other for other in footprints if other is not fp and other.top <= fp.low + STACK_GAP_M
-                 and _over(fp.rect.center, other)]
-        support = max((other.top for other in below), default=0.0)
-        # Only something that lifts it counts: a plate's rim under a cube's edge is not a support.
-        if support > SUPPORT_BAND_M and fp.low > support - SUPPORT_BAND_M:
-            fp.support = support
-        elif _hidden_support(fp, footprints):
-            fp.support = fp.low
-
-
-def _hidden_support(fp: _Footprint, footprints: list[_Footprint]) -> bool:
-    """Whether ``fp`` rests on another object whose top face the camera cannot see under it.
-
-    It must be lifted clear of the plane (:data:`LIFTED_M`: objects on the table show points down to it),
-    and its footprint must overlap a lower object's (:data:`SUPPORT_OVERLAP` of the smaller footprint).
-    """
-    if fp.low < LIFTED_M:
-        return False
-    return any(other is not fp and other.low < fp.low - SUPPORT_BAND_M
-               and _overlap_share(fp.rect, other.rect) >= SUPPORT_OVERLAP for other in footprints)
-
-
-def _overlap_share(a: Rectangle, b: Rectangle) -> float:
-    """Share of the smaller of two footprints that lies inside the other (a grid of sample points)."""
-    small, large = (a, b) if float(np.prod(a.size)) <= float(np.prod(b.size)) else (b, a)
-    steps = (np.arange(OVERLAP_SAMPLES) + 0.5) / OVERLAP_SAMPLES - 0.5
-    grid = np.stack(np.meshgrid(steps, steps), axis=-1).reshape(-1, 2) * small.size
-    points = small.center + grid @ small.axes.T
-    return float(np.mean([large.contains(p) for p in points]))
-
-
-def _over(point: np.ndarray, base: _Footprint, tolerance: float = FOOTPRINT_TOLERANCE_M) -> bool:
-    """Whether an in-plane point lies over ``base``'s footprint (within ``tolerance`` metres).
-
-    Flat bases are plates, round: their rectangle's corners are table, where a sphere beside the plate
-    stands (its lowest visible point is well above the table, so height alone does not tell).
-    """
-    if not base.rect.contains(point, tolerance=tolerance):
-        return False
-    if base.top - base.support >= FLAT_RATIO * float(np.max(base.rect.size)):
-        return True
-    local = base.rect.axes.T @ (np.asarray(point, dtype=np.float64) - base.rect.center)
-    return bool(np.linalg.norm(local / (base.rect.size / 2 + tolerance)) <= 1.0)
 
 
 def _occluded_direction(fp: _Footprint, frame: PlaneFrame, camera: CameraPose, depth_image: np.ndarray,
