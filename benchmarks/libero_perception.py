@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     tally = Tally()
     start = time.perf_counter()
     for task_id in tasks:
-        env = gym.make("joyai/LIBERO-v0", suite=args.suite, task_id=task_id, init_state=states[0])
+        env = gym.make("joyai/LIBERO-v0", suite=args.suite, task_id=task_id, init_state=states[0],
+                       render_on_step=False)  # reset renders once; settle steps need no camera
         try:
             for state in states:
                 obs, info = env.reset(seed=state, options={"init_state": state})
