@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from joyai_embodied import Observation, SceneObject
+from joyai_embodied.backends.geometric.cloud import SceneCloud
 from joyai_embodied.backends.geometric.mask_rim import drop_rim_bleed
+from joyai_embodied.backends.geometric.perception import fit_objects
 from joyai_embodied.backends.geometric.reasoning import on_top_of
 from joyai_embodied.evaluation import synthetic
 from joyai_embodied.evaluation.synthetic import TABLE_HEIGHT, Box
@@ -94,3 +96,34 @@ def test_labels_name_the_objects(wm, camera):
     named = dataclasses.replace(obs, labels={1: "cookie box", 2: "black bowl", 3: "ramekin"})
     scene = wm.observe(named)
     assert sorted(scene.object_names()) == ["black bowl", "cookie box", "ramekin"]
+
+
+def elliptic_slab(a_m: float, b_m: float, height_m: float, camera) -> SceneCloud:
+    """A cloud of a flat elliptic object (semi-axes a, b) on the table at the origin: top face and rim."""
+    step = 0.003
+    xs, ys = np.meshgrid(np.arange(-a_m, a_m, step), np.arange(-b_m, b_m, step))
+    inside = (xs / a_m) ** 2 + (ys / b_m) ** 2 <= 1
+    top = np.column_stack([xs[inside], ys[inside], np.full(inside.sum(), TABLE_HEIGHT + height_m)])
+    angle = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+    rim = np.concatenate([np.column_stack([a_m * np.cos(angle), b_m * np.sin(angle), np.full(400, TABLE_HEIGHT + h)])
+                          for h in np.linspace(0.006, height_m, 5)])
+    tx, ty = np.meshgrid(np.arange(-0.3, 0.3, 0.01), np.arange(-0.3, 0.3, 0.01))
+    table = np.column_stack([tx.ravel(), ty.ravel(), np.full(tx.size, TABLE_HEIGHT)])
+    points = np.concatenate([top, rim, table]).astype(np.float32)
+    ids = np.concatenate([np.ones(len(top) + len(rim)), np.zeros(len(table))]).astype(np.int32)
+    colors = np.where(ids[:, None] > 0, np.array(GREEN), np.array((150, 130, 110))).astype(np.uint8)
+    return SceneCloud(points=points, colors=colors, ids=ids, pixels=np.full((len(points), 2), -1, np.int32),
+                      plane=np.array([0.0, 0.0, 1.0, -TABLE_HEIGHT]), source=camera)
+
+
+def test_a_label_that_names_no_round_shape_keeps_an_elongated_footprint(camera):
+    # A flat, elongated, rounded mesh (a stove) comes out "plate" from the primitive classifier.
+    cloud = elliptic_slab(0.08, 0.14, 0.02, camera)
+    unlabelled = fit_objects(cloud)[0]
+    assert unlabelled.shape == "plate"  # whose round prior squares it to its long side
+    labelled = fit_objects(cloud, {1: "flat stove"})[0]
+    assert labelled.name == "flat stove"
+    assert sorted(labelled.extent[:2]) == pytest.approx([0.16, 0.28], abs=0.015)
+    assert labelled.centroid[:2] == pytest.approx([0.0, 0.0], abs=0.01)
+    # A label naming the shape keeps the prior.
+    assert fit_objects(cloud, {1: "green plate"})[0].shape == "plate"
