@@ -20,16 +20,18 @@ from ...camera import project, to_camera
 from ...types import CameraPose, SceneObject
 from .cloud import SceneCloud
 from .colors import color_name, representative_rgb
-from .shapes import (FLAT_RATIO, Rectangle, WallFit, classify_shape, fit_sphere, fit_walls, min_area_rectangle,
+from .shapes import (Rectangle, WallFit, classify_shape, fit_sphere, fit_walls, min_area_rectangle,
                      rectangle_at)
 from .support_plane import PlaneFrame, level_plane_under
+from .supports import SUPPORT_BAND_M, resolve_supports
 from .visibility import visible_fraction
 
+#: Shapes whose prior makes a footprint round (square box of the longest side, or a sphere).
+ROUND_SHAPES = ("cylinder", "plate", "sphere")
+#: A footprint whose short side is under this share of its long side is not round, whatever its shape prior.
+ROUND_ASPECT = 0.8
 #: Objects with fewer points than this are ignored (noise, slivers at the image border).
 MIN_OBJECT_POINTS = 10
-#: Object points within this height of the support plane are left out of box fitting (metres): they carry
-#: no shape, and a mask a pixel off its depth image leaks onto the table there.
-SUPPORT_BAND_M = 0.005
 #: Percentiles taken as an object's lowest and highest visible height (stray edge pixels ignored).
 HEIGHT_PERCENTILES = (0.5, 99.5)
 #: Fewest points for a sphere fit or a top-face rectangle (fewer give unstable fits).
@@ -41,10 +43,6 @@ TOP_BAND_M = 0.004
 TOP_BAND_SHARE = 0.08
 #: A cylinder's wall arc wider than this share of its footprint is a stray arc, not its wall.
 MAX_ARC_RADIUS_SHARE = 0.75
-#: An object whose top lies within this (metres) under another's lowest point may be what it stands on.
-STACK_GAP_M = 0.015
-#: In-plane slack (metres) when asking whether a point lies over a footprint.
-FOOTPRINT_TOLERANCE_M = 0.01
 #: Pixel offsets at which a neighbour of another, nearer object counts as occluding this one.
 OCCLUSION_STEPS = (1, 2)
 #: A neighbour hides this object when it is nearer by more than this (metres).
@@ -114,9 +112,11 @@ def fit_all(cloud: SceneCloud, depth_image: np.ndarray, id_image: np.ndarray,
         footprints.append(_fit_footprint(int(instance_id), cloud.points[members], cloud.colors[members], frame,
                                          cloud.source))
         footprints[-1].pixel_count = int(pixel_counts[instance_id])
-    _resolve_supports(footprints)
+    resolve_supports(footprints)
     for fp in footprints:
         _classify(fp, noise_m)
+        if names and fp.id in names:
+            _heed_label(fp, names[fp.id])
 
     objects, used = [], set()
     for fp in footprints:
@@ -220,34 +220,25 @@ def _classify(fp: _Footprint, noise_m: float = 0.0) -> None:
             fp.rect = Rectangle(centre, np.full(2, 2 * radius), np.eye(2), fp.rect.hull_area)
 
 
+def _heed_label(fp: _Footprint, label: str) -> None:
+    """Drops a round shape prior that the object's label and footprint both contradict.
+
+    The classifier knows primitives; a real mesh labelled "flat stove" or "wooden cabinet" may come out
+    "plate" or "cylinder", and a round prior would square its footprint to the longest side (a stove's
+    centre 5 cm off). When the label does not name the shape and the footprint seen is clearly elongated
+    (:data:`ROUND_ASPECT`), the object keeps the rectangle it was seen with and no shape word.
+    """
+    if fp.shape not in ROUND_SHAPES or fp.shape in label.lower().split():
+        return
+    if float(np.min(fp.seen.size)) >= ROUND_ASPECT * float(np.max(fp.seen.size)):
+        return  # round enough: a bowl or a ramekin keeps its round prior
+    fp.shape, fp.sphere = "", None
+    fp.rect = Rectangle(fp.seen.center, fp.seen.size + fp.pixel_m, fp.seen.axes, fp.seen.hull_area)
+
+
 def _less_noise(residual: float, noise_m: float) -> float:
     """An RMS residual with the measured noise taken out in quadrature (never below zero)."""
     return float(np.sqrt(max(residual ** 2 - noise_m ** 2, 0.0)))
-
-
-def _resolve_supports(footprints: list[_Footprint]) -> None:
-    """Bottom of each object: the plane, or the top of an object under it (stacked objects)."""
-    for fp in sorted(footprints, key=lambda f: f.low):
-        below = [other for other in footprints if other is not fp and other.top <= fp.low + STACK_GAP_M
-                 and _over(fp.rect.center, other)]
-        support = max((other.top for other in below), default=0.0)
-        # Only something that lifts it counts: a plate's rim under a cube's edge is not a support.
-        if support > SUPPORT_BAND_M and fp.low > support - SUPPORT_BAND_M:
-            fp.support = support
-
-
-def _over(point: np.ndarray, base: _Footprint, tolerance: float = FOOTPRINT_TOLERANCE_M) -> bool:
-    """Whether an in-plane point lies over ``base``'s footprint (within ``tolerance`` metres).
-
-    Flat bases are plates, round: their rectangle's corners are table, where a sphere beside the plate
-    stands (its lowest visible point is well above the table, so height alone does not tell).
-    """
-    if not base.rect.contains(point, tolerance=tolerance):
-        return False
-    if base.top - base.support >= FLAT_RATIO * float(np.max(base.rect.size)):
-        return True
-    local = base.rect.axes.T @ (np.asarray(point, dtype=np.float64) - base.rect.center)
-    return bool(np.linalg.norm(local / (base.rect.size / 2 + tolerance)) <= 1.0)
 
 
 def _occluded_direction(fp: _Footprint, frame: PlaneFrame, camera: CameraPose, depth_image: np.ndarray,

@@ -4,7 +4,8 @@
 
 1. Every valid depth pixel becomes a coloured world point (``SceneCloud``), through per-pixel rays cached
    per camera (:func:`_world_rays`).
-2. Instance ids come from the segmentation image when there is one (id 0 = table/background), else from
+2. Instance ids come from the segmentation image when there is one (id 0 = table/background; mask-rim
+   pixels whose depth is not their object's surface are dropped, :mod:`.mask_rim`), else from
    :mod:`.segmentation` (support plane by RANSAC, DBSCAN clusters of what stands on it, split by hue).
 3. The support plane is always estimated (:mod:`.support_plane`: from id-0 points around the objects,
    or the RANSAC above).
@@ -28,6 +29,7 @@ from .boxes import fit_all
 from .cloud import SceneCloud
 from .configuration_geometric import DEPTH_FILTERS  # "auto": clean sensor-like depth only
 from .depth_filter import clean_depth, is_sensor_depth
+from .mask_rim import drop_rim_bleed
 from .segmentation import segment_without_labels
 from .support_plane import PlaneFrame, plane_from_background
 from .visibility import project_cloud
@@ -70,9 +72,12 @@ def lift_observation(observation: Observation, voxel_size_m: float = 0.0,
         raise InvalidInputError("depth_filter", f"one of {list(DEPTH_FILTERS)}", repr(depth_filter))
 
     depth = observation.depth
+    segmentation = observation.segmentation
     filtered = depth_filter == "on" or (depth_filter == "auto" and is_sensor_depth(depth))
-    if filtered:
-        depth = clean_depth(depth, observation.segmentation)
+    if filtered:  # sensor depth: clean_depth also erodes every mask's rim
+        depth = clean_depth(depth, segmentation)
+    elif segmentation is not None:  # exact depth, but a separate segmentation pass bleeds: see mask_rim
+        depth = drop_rim_bleed(segmentation, depth)
     valid = np.isfinite(depth) & (depth > 0)
     height, width = depth.shape
     grid = _pixel_grid(height, width)
@@ -91,8 +96,8 @@ def lift_observation(observation: Observation, voxel_size_m: float = 0.0,
     colors = gather(observation.rgb.reshape(-1, 3))
     camera = observation.camera
 
-    if observation.segmentation is not None:
-        ids = gather(observation.segmentation.reshape(-1)).astype(np.int32, copy=False)
+    if segmentation is not None:
+        ids = gather(segmentation.reshape(-1)).astype(np.int32, copy=False)
         plane = plane_from_background(points, ids, camera)
     else:
         ids, plane = segment_without_labels(points, colors, camera, depth)

@@ -10,7 +10,9 @@ Semantics (shared with the simulator's ground truth, ``sim_envs``):
   world y (left is +y), ``right_of`` = smaller y, ``in_front_of`` = smaller world x (nearer that viewer),
   ``behind`` = larger x.
 - ``above``/``below`` (every frame) use world z: A is above B when A's bottom is at or over B's top
-  (less a 1 cm tolerance). ``on_top_of`` = above and A's centre lies inside B's footprint.
+  (less a 1 cm tolerance). ``on_top_of`` = above and A's centre lies inside B's footprint, or (an uneven
+  support: a stove, a ramekin a bowl is tilted on) A sits in the upper half of B's box, rises above it and
+  their footprints overlap (:func:`on_top_of`).
 - ``distance_m`` is the distance between the two box centres; ``lateral_m``, ``depth_m`` and ``vertical_m``
   are the signed centre offsets (subject minus reference) the booleans are judged from, in the same frame.
 - The direction table and the viewer coordinates are :mod:`joyai_embodied.spatial`'s, shared with the
@@ -30,6 +32,14 @@ from ...types import CameraPose, Relation, Scene, SceneObject
 RELATION_MARGIN_M = 0.01
 #: Tolerance (metres) of above/below: a resting object's bottom touches its support's top.
 ABOVE_TOLERANCE_M = 0.01
+#: Resting on an uneven support: the subject's bottom lies in the upper part of the support's box (this
+#: share of its height and up), its top rises this far above the support's (metres), and its footprint
+#: covers this share of the smaller footprint (a bowl tilted on a ramekin covers ~35% of it).
+REST_LOW_SHARE = 0.5
+RISE_M = 0.01
+REST_OVERLAP = 0.2
+#: Sample points per side of the grid that measures footprint overlap.
+OVERLAP_SAMPLES = 7
 #: Visible fractions under this count as occluded; "visible" needs at least VISIBLE_MIN.
 OCCLUDED_BELOW = 0.9
 VISIBLE_MIN = 0.25
@@ -67,6 +77,35 @@ def footprint_contains(obj: SceneObject, point: np.ndarray, tolerance: float = 0
     return bool(np.all(np.abs(local[:2]) <= obj.extent[:2] / 2 + tolerance))
 
 
+def on_top_of(subject: SceneObject, reference: SceneObject, above: bool | None = None) -> bool:
+    """Whether ``subject`` rests on ``reference``.
+
+    Above it with its centre over its footprint; or, for a support whose top is uneven or partly higher than
+    where the subject sits (a stove's burner ring, a ramekin a bowl is tilted on), the subject's bottom in the
+    upper part of the reference's box (:data:`REST_LOW_SHARE`), its top clear above it (:data:`RISE_M`: a bowl
+    inside a drawer does not rise above its cabinet) and their footprints overlapping.
+    """
+    if above is None:
+        above = subject.bottom_z >= reference.top_z - ABOVE_TOLERANCE_M
+    if above and footprint_contains(reference, subject.centroid):
+        return True
+    height = reference.top_z - reference.bottom_z
+    if (subject.bottom_z < reference.bottom_z + REST_LOW_SHARE * height
+            or subject.top_z < reference.top_z + RISE_M):
+        return False
+    return footprint_overlap(subject, reference) >= REST_OVERLAP
+
+
+def footprint_overlap(a: SceneObject, b: SceneObject) -> float:
+    """Share of the smaller of two oriented footprints that lies inside the other (a grid of sample points)."""
+    small, large = (a, b) if float(np.prod(a.extent[:2])) <= float(np.prod(b.extent[:2])) else (b, a)
+    steps = (np.arange(OVERLAP_SAMPLES) + 0.5) / OVERLAP_SAMPLES - 0.5
+    grid = np.stack(np.meshgrid(steps, steps), axis=-1).reshape(-1, 2) * small.extent[:2]
+    points = small.centroid + grid @ small.obb_rotation[:, :2].T
+    local = (points - large.centroid) @ large.obb_rotation
+    return float(np.mean(np.all(np.abs(local[:, :2]) <= large.extent[:2] / 2, axis=1)))
+
+
 def relation(scene: Scene, subject: SceneObject, reference: SceneObject, viewer: Viewer,
              margin_m: float = RELATION_MARGIN_M) -> Relation:
     """The Relation of ``subject`` to ``reference`` as ``viewer`` sees it (see module docstring).
@@ -92,7 +131,7 @@ def relation(scene: Scene, subject: SceneObject, reference: SceneObject, viewer:
         subject=subject.name, reference=reference.name, **directions, above=bool(above), below=bool(below),
         distance_m=float(np.linalg.norm(subject.centroid - reference.centroid)),
         frame=viewer.label, confidence=round(0.5 + 0.5 * float(np.clip(visibility, 0.0, 1.0)), 3),
-        on_top_of=bool(above and footprint_contains(reference, subject.centroid)),
+        on_top_of=on_top_of(subject, reference, above),
         lateral_m=lateral_m, depth_m=depth_m, vertical_m=vertical_m)
 
 
