@@ -75,6 +75,18 @@ def test_background_write_error_is_raised_by_close(tmp_path):
     assert not any(t.name.startswith("recorder err.mcap") and t.is_alive() for t in threading.enumerate())
 
 
+def test_background_recorder_left_open_is_written_at_exit(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "open.mcap"
+    script = (f"from joyai_embodied.recording import open_recorder\n"
+              f"r = open_recorder({str(path)!r}, background=True)\n"
+              f"for i in range(100):\n    r.set_time(i); r.log_text(f'line {{i}}')\n")
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    assert [m.data for t, _, _, m in _read_mcap(path)] == [f"line {i}" for i in range(100)]
+
+
 def test_ee_pose_reads_libero_robot_state_orientation():
     quarter_turn_z = [0.1, 0.2, 0.3, 0.0, 0.0, np.sqrt(0.5), np.sqrt(0.5), 0.04, -0.04]  # x y z, qx qy qz qw, fingers
     pose = ee_pose(np.array(quarter_turn_z, np.float32))

@@ -9,6 +9,7 @@ frusta with their images, edits as before/after boxes, query/answer text and rob
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import queue
 import threading
@@ -111,6 +112,7 @@ class Recorder(ABC):
             self._thread = threading.Thread(target=self._writer_loop, name=f"recorder {self.path.name}",
                                             daemon=True)
             self._thread.start()
+            atexit.register(self._close_at_exit)  # a recorder left open still writes what was queued
         self._queue.put(item)
 
     def _run_hook(self, item: tuple[Callable[..., None], tuple, int, int]) -> None:
@@ -280,6 +282,8 @@ class Recorder(ABC):
         if self.closed:
             return
         self.closed = True
+        if self._thread is not None:
+            atexit.unregister(self._close_at_exit)
         try:
             if self._thread is not None:
                 assert self._queue is not None
@@ -288,6 +292,12 @@ class Recorder(ABC):
         finally:
             self._close()
         self._raise_writer_error()
+
+    def _close_at_exit(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - at interpreter exit there is no caller left to tell
+            pass
 
     def __enter__(self) -> "Recorder":
         return self
