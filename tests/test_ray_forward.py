@@ -64,6 +64,28 @@ def test_a_request_finding_a_lane_free_goes_alone_and_waiting_ones_share_the_nex
     assert (forwarder.calls, forwarder.grouped) == (3, 5)
 
 
+def test_heavy_requests_are_never_grouped():
+    gate = _Gate()
+    forwarder = GroupForwarder(gate, lanes=1, max_group=8)
+    out: dict = {}
+
+    def submit(method: str, rid: str) -> threading.Thread:
+        thread = threading.Thread(target=lambda: out.__setitem__(rid, forwarder.submit((method, {}, rid))))
+        thread.start()
+        return thread
+    threads = [submit("relation", "a")]
+    assert gate.first_started.wait(10)
+    for method, rid in (("observe", "o1"), ("relation", "r1"), ("observe", "o2"), ("relation", "r2")):
+        threads.append(submit(method, rid))
+        _wait_queued(forwarder, len(threads) - 1)  # queued in this order
+    gate.release.set()
+    for thread in threads:
+        thread.join(10)
+    groups = [sorted(rid for _, _, rid in call) for call in gate.calls[1:]]
+    assert sorted(groups) == sorted([["o1"], ["o2"], ["r1", "r2"]])  # observes alone, relations together
+    assert len(out) == 5
+
+
 def test_a_failed_call_raises_in_every_request_it_carried_and_the_lane_is_freed():
     gate = _Gate(fail=True)
     forwarder = GroupForwarder(gate, lanes=1, max_group=8)
