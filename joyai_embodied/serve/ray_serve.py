@@ -6,8 +6,7 @@ Pieces, all Ray's own (no scheduler or cluster manager of ours):
   replica answers any handle, and a replica lost loses no scene (replicas cache scenes under a lease).
 - :class:`WorldModelReplica` (deployed as ``WorldModelDeployment``): each Serve replica loads the model once and
   runs the ordinary :class:`~joyai_embodied.service.ModelService`. Concurrent ``imagine`` requests are merged by
-  ``@serve.batch``
-  (batch size and wait from the preset's ``ray_serve`` section, or :func:`deploy`'s arguments).
+  ``@serve.batch`` (batch size and wait from the preset's ``ray_serve`` section, or :func:`deploy`'s arguments).
 - :class:`RayServeService`: the client-side proxy with the interface the ZMQ server calls (``run``,
   ``imagine_batch``, ``scene``, ``stats``), so ``ModelServer(..., service=RayServeService(...))`` forwards every
   request to the deployment; requests that find every Serve call in flight busy share the next one
