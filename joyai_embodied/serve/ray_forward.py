@@ -10,7 +10,6 @@ concurrently). A request that finds a lane free is sent at once, alone, by its o
 when the deployment keeps up. Only light requests (:data:`GROUPED_METHODS`) are grouped: Serve balances
 calls, not requests, so a group of heavy ones (observes of ~40-90 ms) on one replica would leave the other
 idle (2 replicas over 1 for observe: 1.09x with observes grouped, 1.27x without, on a loaded machine).
-Imagines are grouped nonetheless: on the replica they meet in ``@serve.batch``, one batch of the model.
 
 Serve still chooses the replica for every call; a group whose replica died is resent whole with the same
 request ids (scene-creating requests take their handle from their id, so an edit is still committed once).
@@ -27,10 +26,9 @@ from typing import Any, Callable, Sequence
 #: lost replica costs few resends and one group's frames (8 x 640x480 observes ~30 MB) stay modest.
 MAX_GROUP = 8
 #: Methods that share calls: those whose model time is well under one Serve call's cost (a relation is
-#: ~0.1 ms), and imagine, whose group meets in the replica's ``@serve.batch`` (one GPU batch: the reason to
-#: put imagines together; lanes alone would cap the requests a replica sees at once). Every other request
-#: takes a lane of its own.
-GROUPED_METHODS = frozenset({"relation", "release", "imagine"})
+#: ~0.1 ms). Every other request takes a lane of its own. (``RayServeService`` sends imagines past the
+#: lanes altogether, each in its own call, so that concurrent ones meet in the replica's ``@serve.batch``.)
+GROUPED_METHODS = frozenset({"relation", "release"})
 
 
 class _Pending:
