@@ -26,8 +26,12 @@ def test_parses_the_libero_goal_articulations():
     assert (turn.action, turn.obj) == ("turn_on", "stove")
     (push,) = parse_articulation("push the plate to the front of the stove")
     assert (push.action, push.obj, push.where, push.reference) == ("push", "plate", "front", "stove")
+    turn, onto = parse_articulation("turn on the stove and put the moka pot on it")
+    assert turn.action == "turn_on" and (onto.subject, onto.target, onto.preposition) == ("moka pot", "stove", "on")
     with pytest.raises(InvalidInputError, match="^instruction: "):
         parse_articulation("put the bowl inside")      # inside what: no drawer opened before it
+    with pytest.raises(InvalidInputError, match="^instruction: "):
+        parse_articulation("put the moka pot on it")   # on what: nothing turned before it
     with pytest.raises(InvalidInputError, match="^instruction: "):
         parse_articulation("juggle the stove")
 

@@ -20,6 +20,7 @@ from ...errors import InvalidInputError
 from ...types import SceneObject
 from .control import CLOSE, OPEN, VIA_M, Arm, quat_to_matrix, rotation_error, yaw_rotation
 from .heights import HeightMap
+from .instructions import PickPlaceGoal
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ PUSHED_M = 0.03
 _OPEN_DRAWER = re.compile(r"^open the (?:(?P<level>top|middle|bottom) )?drawer(?: of the (?P<obj>.+?))?$")
 _TURN = re.compile(r"^turn (?P<how>on|off) the (?P<obj>.+)$")
 _PUSH = re.compile(r"^push the (?P<obj>.+?) to the (?P<where>front|back|left|right) of the (?P<ref>.+)$")
+_ON_IT = re.compile(r"^(?:put|place) the (?P<obj>.+?) on (?:it|top of it)$")
 _INSIDE = re.compile(r"^(?:put|place) the (?P<obj>.+?) (?:inside|in it|in the drawer|into it)$")
 
 
@@ -99,14 +101,15 @@ class IntoDrawerGoal:
     subject: str
 
 
-def parse_articulation(text: str) -> list[ArticulationGoal | IntoDrawerGoal]:
-    """"open the top drawer and put the bowl inside" -> [open top drawer of the cabinet, bowl into it].
+def parse_articulation(text: str) -> list[ArticulationGoal | IntoDrawerGoal | PickPlaceGoal]:
+    """"open the top drawer and put the bowl inside" -> [open top drawer of the cabinet, bowl into it];
+    "turn on the stove and put the moka pot on it" -> [turn on the stove, moka pot onto the stove].
 
     Raises:
         InvalidInputError: (field "instruction") a part is not an articulation this planner knows.
     """
     text = " ".join(text.lower().strip().rstrip(".").split())
-    goals: list[ArticulationGoal | IntoDrawerGoal] = []
+    goals: list[ArticulationGoal | IntoDrawerGoal | PickPlaceGoal] = []
     for part in re.split(r" and (?=(?:put|place|open|turn|push) )", text):
         if (m := _OPEN_DRAWER.match(part)):
             goals.append(ArticulationGoal(text, "open_drawer", m["obj"] or "cabinet", level=m["level"] or "top"))
@@ -114,8 +117,11 @@ def parse_articulation(text: str) -> list[ArticulationGoal | IntoDrawerGoal]:
             goals.append(ArticulationGoal(text, f"turn_{m['how']}", m["obj"]))
         elif (m := _PUSH.match(part)):
             goals.append(ArticulationGoal(text, "push", m["obj"], where=m["where"], reference=m["ref"]))
-        elif (m := _INSIDE.match(part)) and goals and goals[-1].action == "open_drawer":
+        elif (m := _INSIDE.match(part)) and goals and getattr(goals[-1], "action", "") == "open_drawer":
             goals.append(IntoDrawerGoal(text, m["obj"]))
+        elif (m := _ON_IT.match(part)) and goals and getattr(goals[-1], "action", "") in ("turn_on", "turn_off"):
+            # "turn on the stove and put the moka pot on it": "it" is what was turned.
+            goals.append(PickPlaceGoal(text, m["obj"], target=goals[-1].obj, preposition="on"))
         else:
             raise InvalidInputError("instruction", "open a drawer, turn a knob, push an object, or put X inside",
                                     repr(part))

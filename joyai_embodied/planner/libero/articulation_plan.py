@@ -52,7 +52,9 @@ def articulate(planner: Any, sim: Any, arm: Arm, labels: Mapping[int, str], inst
     for index, goal in enumerate(goals):
         arm.succeeded = False
         arm.stop_on_success = index == len(goals) - 1
-        if isinstance(goal, IntoDrawerGoal):
+        if isinstance(goal, PickPlaceGoal):   # e.g. the moka pot onto the stove just turned on
+            planner._one_goal(sim, arm, labels, goal, episode, first=True)
+        elif isinstance(goal, IntoDrawerGoal):
             _put_into_drawer(planner, sim, arm, labels, goal, opened, episode)
         elif goal.action == "open_drawer":
             following = goals[index + 1] if index + 1 < len(goals) else None
