@@ -30,8 +30,13 @@ def test_parses_the_libero_goal_articulations():
     assert turn.action == "turn_on" and (onto.subject, onto.target, onto.preposition) == ("moka pot", "stove", "on")
     with pytest.raises(InvalidInputError, match="^instruction: "):
         parse_articulation("put the bowl inside")      # inside what: no drawer opened before it
+    located, inside, close = parse_articulation("put the black bowl in the bottom drawer of the cabinet and close it")
+    assert (located.action, located.level, inside.subject) == ("locate_drawer", "bottom", "black bowl")
+    assert (close.action, close.level, close.obj) == ("close_drawer", "bottom", "cabinet")
     with pytest.raises(InvalidInputError, match="^instruction: "):
         parse_articulation("put the moka pot on it")   # on what: nothing turned before it
+    with pytest.raises(InvalidInputError, match="^instruction: "):
+        parse_articulation("close it")                 # close what: nothing put into a drawer before it
     with pytest.raises(InvalidInputError, match="^instruction: "):
         parse_articulation("juggle the stove")
 

@@ -47,8 +47,15 @@ DRAWER_FLOOR_BELOW_HANDLE_M = 0.025
 DRAWER_CENTRE_BEHIND_HANDLE_M = 0.10
 #: After a pull the hand rises this much while it turns back down (its fingers swing ~10 cm down).
 RETREAT_RISE_M = 0.12
+#: Closing: the fingertips start this far in front of the opened handle...
+CLOSE_START_M = 0.04
+#: ...coming down from this far above it.
+CLOSE_HOVER_M = 0.10
 #: Steps with the fingers opening before the hand leaves a released handle.
 RELEASE_STEPS = 5
+#: Under another drawer, the middle of the pulled-out part lies this far behind the handle (a bowl placed 10 cm
+#: behind it touched the cabinet's face and stopped the drawer from closing).
+OPEN_PART_CENTRE_BEHIND_HANDLE_M = 0.08
 #: Points within this of the stove's highest point form its knob.
 KNOB_BAND_M = 0.012
 #: Fingertips close this far below the knob's top.
@@ -78,6 +85,8 @@ _OPEN_DRAWER = re.compile(r"^open the (?:(?P<level>top|middle|bottom) )?drawer(?
 _TURN = re.compile(r"^turn (?P<how>on|off) the (?P<obj>.+)$")
 _PUSH = re.compile(r"^push the (?P<obj>.+?) to the (?P<where>front|back|left|right) of the (?P<ref>.+)$")
 _ON_IT = re.compile(r"^(?:put|place) the (?P<obj>.+?) on (?:it|top of it)$")
+_PUT_IN_DRAWER = re.compile(r"^(?:put|place) the (?P<obj>.+?) (?:in|into|inside) the (?P<level>top|middle|bottom) "
+                            r"drawer of the (?P<cab>.+)$")
 _INSIDE = re.compile(r"^(?:put|place) the (?P<obj>.+?) (?:inside|in it|in the drawer|into it)$")
 
 
@@ -110,13 +119,20 @@ def parse_articulation(text: str) -> list[ArticulationGoal | IntoDrawerGoal | Pi
     """
     text = " ".join(text.lower().strip().rstrip(".").split())
     goals: list[ArticulationGoal | IntoDrawerGoal | PickPlaceGoal] = []
-    for part in re.split(r" and (?=(?:put|place|open|turn|push) )", text):
+    for part in re.split(r" and (?=(?:put|place|open|turn|push|close) )", text):
         if (m := _OPEN_DRAWER.match(part)):
             goals.append(ArticulationGoal(text, "open_drawer", m["obj"] or "cabinet", level=m["level"] or "top"))
         elif (m := _TURN.match(part)):
             goals.append(ArticulationGoal(text, f"turn_{m['how']}", m["obj"]))
         elif (m := _PUSH.match(part)):
             goals.append(ArticulationGoal(text, "push", m["obj"], where=m["where"], reference=m["ref"]))
+        elif (m := _PUT_IN_DRAWER.match(part)):
+            # The drawer is already open (nothing asked to open it): locate it, put the object in.
+            goals.append(ArticulationGoal(text, "locate_drawer", m["cab"], level=m["level"]))
+            goals.append(IntoDrawerGoal(text, m["obj"]))
+        elif part == "close it" and goals and isinstance(goals[-1], IntoDrawerGoal):
+            located = next(g for g in reversed(goals) if isinstance(g, ArticulationGoal))
+            goals.append(ArticulationGoal(text, "close_drawer", located.obj, level=located.level))
         elif (m := _INSIDE.match(part)) and goals and getattr(goals[-1], "action", "") == "open_drawer":
             goals.append(IntoDrawerGoal(text, m["obj"]))
         elif (m := _ON_IT.match(part)) and goals and getattr(goals[-1], "action", "") in ("turn_on", "turn_off"):
@@ -221,9 +237,38 @@ def open_drawer(arm: Arm, handle: Handle) -> bool:
     return held
 
 
-def drawer_target(cabinet: SceneObject, handle: Handle) -> SceneObject:
-    """The opened drawer as a support to place into: over its interior, its top at the drawer's floor."""
-    centre = handle.centre - handle.front * DRAWER_CENTRE_BEHIND_HANDLE_M
+def close_drawer(arm: Arm, handle: Handle) -> None:
+    """Pushes an opened drawer shut: closed fingers pointing down against its handle, pushed into the cabinet."""
+    front = np.asarray(handle.front, dtype=np.float64)
+    start = handle.centre + front * CLOSE_START_M
+    start[2] = float(handle.centre[2]) + FINGERTIP_BELOW_M   # fingertips at the handle's height
+    arm.set_gripper(CLOSE)
+    # The hand's body is ~22 cm long along the fingers' closing axis: turned across the push it stays thin
+    # toward the cabinet (along the push it met the drawer above at 7 cm of 16).
+    closing = arm.closing_axis
+    yaw = _fold(float(np.arctan2(front[0], -front[1]) - np.arctan2(closing[1], closing[0])))
+    arm.target_rotation = yaw_rotation(yaw) @ arm.down
+    safe = max(float(arm.position[2]), float(start[2]) + CLOSE_HOVER_M)
+    arm.move_to(np.array([*arm.position[:2], safe]), tolerance_m=VIA_M, max_steps=25)
+    arm.move_to(np.array([start[0], start[1], safe]), tolerance_m=VIA_M, max_steps=60)
+    arm.move_to(start, max_steps=40)
+    end = handle.centre - front * (PULL_M - CLOSE_START_M)
+    end[2] = start[2]
+    for fraction in (0.5, 1.0):
+        arm.move_to(start + (end - start) * fraction, max_steps=40)
+    log.info("drawer pushed from %s to %s (step %d)", np.round(start, 3), np.round(arm.position, 3), arm.steps)
+    arm.move_to(arm.position + front * 0.04, tolerance_m=VIA_M, max_steps=15)
+    arm.move_to(arm.position + np.array([0.0, 0.0, 0.08]), tolerance_m=VIA_M, max_steps=20)
+    arm.target_rotation = arm.down
+
+
+def drawer_target(cabinet: SceneObject, handle: Handle, level: str = "top") -> SceneObject:
+    """The opened drawer as a support to place into: over its interior, its top at the drawer's floor.
+
+    Under another drawer only the pulled-out part is open from above: aim at its middle.
+    """
+    behind = DRAWER_CENTRE_BEHIND_HANDLE_M if level == "top" else OPEN_PART_CENTRE_BEHIND_HANDLE_M
+    centre = handle.centre - handle.front * behind
     floor = float(handle.centre[2]) - DRAWER_FLOOR_BELOW_HANDLE_M
     return SceneObject(id=cabinet.id, name=cabinet.name, centroid=np.array([centre[0], centre[1], floor - 0.005]),
                        extent=np.array([0.12, 0.12, 0.01]))
