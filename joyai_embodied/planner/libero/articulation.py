@@ -53,9 +53,8 @@ CLOSE_START_M = 0.04
 CLOSE_HOVER_M = 0.10
 #: Steps with the fingers opening before the hand leaves a released handle.
 RELEASE_STEPS = 5
-#: Under another drawer, the middle of the pulled-out part lies this far behind the handle (a bowl placed 10 cm
-#: behind it touched the cabinet's face and stopped the drawer from closing).
-OPEN_PART_CENTRE_BEHIND_HANDLE_M = 0.08
+#: Under another drawer, the bowl goes this far behind the handle (8 cm put it on the drawer's front wall).
+OPEN_PART_CENTRE_BEHIND_HANDLE_M = 0.10
 #: Points within this of the stove's highest point form its knob.
 KNOB_BAND_M = 0.012
 #: Fingertips close this far below the knob's top.
@@ -252,7 +251,7 @@ def close_drawer(arm: Arm, handle: Handle) -> None:
     arm.move_to(np.array([*arm.position[:2], safe]), tolerance_m=VIA_M, max_steps=25)
     arm.move_to(np.array([start[0], start[1], safe]), tolerance_m=VIA_M, max_steps=60)
     arm.move_to(start, max_steps=40)
-    end = handle.centre - front * (PULL_M - CLOSE_START_M)
+    end = handle.centre - front * PULL_M   # the fingertips start in front of the handle: travel beyond its 16 cm
     end[2] = start[2]
     for fraction in (0.5, 1.0):
         arm.move_to(start + (end - start) * fraction, max_steps=40)
