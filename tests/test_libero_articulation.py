@@ -3,13 +3,16 @@
 The episode tests need the ``libero`` extra (skipped without it); each is ~90 control steps.
 """
 
+from types import SimpleNamespace
+
 import gymnasium as gym
 import numpy as np
 import pytest
 
 from joyai_embodied.errors import InvalidInputError
-from joyai_embodied.planner.libero.articulation import (ArticulationGoal, IntoDrawerGoal, drawer_front,
+from joyai_embodied.planner.libero.articulation import (ArticulationGoal, Handle, IntoDrawerGoal, drawer_front,
                                                         facing_rotation, parse_articulation, push_goal)
+from joyai_embodied.planner.libero.clearing import aside_spot, in_drawer_sweep
 from joyai_embodied.types import SceneObject
 
 
@@ -23,8 +26,17 @@ def test_parses_the_libero_goal_articulations():
     assert (turn.action, turn.obj) == ("turn_on", "stove")
     (push,) = parse_articulation("push the plate to the front of the stove")
     assert (push.action, push.obj, push.where, push.reference) == ("push", "plate", "front", "stove")
+    turn, onto = parse_articulation("turn on the stove and put the moka pot on it")
+    assert turn.action == "turn_on" and (onto.subject, onto.target, onto.preposition) == ("moka pot", "stove", "on")
     with pytest.raises(InvalidInputError, match="^instruction: "):
         parse_articulation("put the bowl inside")      # inside what: no drawer opened before it
+    located, inside, close = parse_articulation("put the black bowl in the bottom drawer of the cabinet and close it")
+    assert (located.action, located.level, inside.subject) == ("locate_drawer", "bottom", "black bowl")
+    assert (close.action, close.level, close.obj) == ("close_drawer", "bottom", "cabinet")
+    with pytest.raises(InvalidInputError, match="^instruction: "):
+        parse_articulation("put the moka pot on it")   # on what: nothing turned before it
+    with pytest.raises(InvalidInputError, match="^instruction: "):
+        parse_articulation("close it")                 # close what: nothing put into a drawer before it
     with pytest.raises(InvalidInputError, match="^instruction: "):
         parse_articulation("juggle the stove")
 
@@ -55,17 +67,43 @@ def test_push_goal_is_in_front_of_the_reference_as_the_camera_sees_it():
     assert right[1] > 0.21 + 0.145 + 0.07
 
 
+def _table_points(xy_range, z, obj_id=0, step=0.01):
+    xs = np.arange(xy_range[0], xy_range[1], step)
+    grid = np.array([(x, y, z) for x in xs for y in xs])
+    return grid, np.full(len(grid), obj_id)
+
+
+def test_a_bowl_in_front_of_the_drawer_is_set_aside_outside_its_sweep_on_free_table():
+    # Cabinet at y < -0.12 with its drawers facing +y; a bowl right in front; a box standing at +y.
+    cabinet = _box(2, "wooden cabinet", (0.0, -0.245, 1.01), (0.25, 0.25, 0.23))
+    bowl = _box(6, "black bowl", (-0.05, 0.0, 0.925), (0.11, 0.11, 0.05))
+    handle = Handle(np.array([0.0, -0.15, 1.10]), np.array([0.0, 1.0, 0.0]))
+    assert in_drawer_sweep(bowl, cabinet, handle)
+    assert not in_drawer_sweep(_box(7, "plate", (0.35, 0.0, 0.91), (0.14, 0.14, 0.02)), cabinet, handle)
+    table, ids = _table_points((-0.5, 0.5), 0.90)
+    box_points = np.array([(x, y, 0.95) for x in np.arange(-0.30, 0.30, 0.01) for y in np.arange(0.18, 0.30, 0.01)])
+    heights = SimpleNamespace(points=np.vstack([table, box_points]),
+                              ids=np.concatenate([ids, np.full(len(box_points), 9)]))
+    spot = aside_spot(bowl, cabinet, handle, heights, home_xy=np.array([-0.2, 0.0]))
+    assert spot is not None
+    moved = _box(6, "black bowl", (*spot, 0.925), (0.11, 0.11, 0.05))
+    assert not in_drawer_sweep(moved, cabinet, handle, margin_m=0.02)   # out of the drawer's way
+    assert spot[1] < 0.18 - 0.055 or spot[1] > 0.30 + 0.055 or abs(spot[0]) > 0.30 + 0.055   # not on the box
+
+
 libero = pytest.importorskip("libero.libero", reason="needs the libero extra")
 
 import sim_envs  # noqa: E402
 from joyai_embodied.planner.libero import LiberoPlanner  # noqa: E402
 
 
-@pytest.mark.parametrize("task_id", [7, 0], ids=["turn on the stove", "open the middle drawer"])
-def test_articulation_episode_passes_liberos_own_check(wm, task_id):
+@pytest.mark.parametrize("task_id, init_state", [(7, 0), (0, 0), (3, 1), (5, 0)],
+                         ids=["turn on the stove", "open the middle drawer", "open the top drawer, bowl inside",
+                              "push the plate to the front of the stove"])
+def test_articulation_episode_passes_liberos_own_check(wm, task_id, init_state):
     env = gym.make(sim_envs.LIBERO_ENV_ID, suite="libero_goal", task_id=task_id, render_on_step=False)
     try:
-        _, info = env.reset(seed=0, options={"init_state": 0})
+        _, info = env.reset(seed=init_state, options={"init_state": init_state})
         episode = LiberoPlanner(wm).run_episode(env, info["labels"], info["instruction"], max_steps=300)
         assert episode.success and episode.failure == "none", episode
         assert env.unwrapped.success()

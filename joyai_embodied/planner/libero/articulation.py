@@ -20,6 +20,7 @@ from ...errors import InvalidInputError
 from ...types import SceneObject
 from .control import CLOSE, OPEN, VIA_M, Arm, quat_to_matrix, rotation_error, yaw_rotation
 from .heights import HeightMap
+from .instructions import PickPlaceGoal
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ HANDLE_INSET_M = 0.012
 #: Approach the handle from this far in front of it, hand already turned to point into the cabinet.
 HANDLE_APPROACH_M = 0.10
 #: Travel this far above the handle's height before turning the hand to face it (its body reaches ~10 cm down).
-TURNED_HAND_CLEARANCE_M = 0.13
+TURNED_HAND_CLEARANCE_M = 0.15
 #: Pull the drawer this far out (LIBERO counts it open beyond 14 cm of its 16 cm travel).
 PULL_M = 0.19
 #: A drawer whose front is seen moved less than this toward the robot did not open (an open one: ~11 cm).
@@ -44,6 +45,16 @@ OPENED_M = 0.07
 DRAWER_FLOOR_BELOW_HANDLE_M = 0.025
 #: The drawer's interior centre lies this far behind its handle (half a ~17 cm deep drawer plus the handle).
 DRAWER_CENTRE_BEHIND_HANDLE_M = 0.10
+#: After a pull the hand rises this much while it turns back down (its fingers swing ~10 cm down).
+RETREAT_RISE_M = 0.12
+#: Closing: the fingertips start this far in front of the opened handle...
+CLOSE_START_M = 0.04
+#: ...coming down from this far above it.
+CLOSE_HOVER_M = 0.10
+#: Steps with the fingers opening before the hand leaves a released handle.
+RELEASE_STEPS = 5
+#: Under another drawer, the bowl goes this far behind the handle (8 cm put it on the drawer's front wall).
+OPEN_PART_CENTRE_BEHIND_HANDLE_M = 0.10
 #: Points within this of the stove's highest point form its knob.
 KNOB_BAND_M = 0.012
 #: Fingertips close this far below the knob's top.
@@ -55,7 +66,9 @@ PUSH_HEIGHT_M = 0.006
 #: A pushed object ends this far past the reference's edge (a hand's width: clear of it, still beside it).
 PUSH_GAP_M = 0.04
 #: "In front of" a reference: within the middle part of its width (this fraction of its half width).
-IN_LINE_FRACTION = 0.25
+IN_LINE_FRACTION = 0.4
+#: Room wanted between a pushed object's goal footprint and its neighbours' boxes.
+PUSH_ROOM_M = 0.008
 #: The hand needs this much room around the point behind the object to come down there.
 HAND_ROOM_RADIUS_M = 0.05
 #: Something observed this far above the pushed object's top near that point blocks the hand.
@@ -70,6 +83,9 @@ PUSHED_M = 0.03
 _OPEN_DRAWER = re.compile(r"^open the (?:(?P<level>top|middle|bottom) )?drawer(?: of the (?P<obj>.+?))?$")
 _TURN = re.compile(r"^turn (?P<how>on|off) the (?P<obj>.+)$")
 _PUSH = re.compile(r"^push the (?P<obj>.+?) to the (?P<where>front|back|left|right) of the (?P<ref>.+)$")
+_ON_IT = re.compile(r"^(?:put|place) the (?P<obj>.+?) on (?:it|top of it)$")
+_PUT_IN_DRAWER = re.compile(r"^(?:put|place) the (?P<obj>.+?) (?:in|into|inside) the (?P<level>top|middle|bottom) "
+                            r"drawer of the (?P<cab>.+)$")
 _INSIDE = re.compile(r"^(?:put|place) the (?P<obj>.+?) (?:inside|in it|in the drawer|into it)$")
 
 
@@ -93,23 +109,34 @@ class IntoDrawerGoal:
     subject: str
 
 
-def parse_articulation(text: str) -> list[ArticulationGoal | IntoDrawerGoal]:
-    """"open the top drawer and put the bowl inside" -> [open top drawer of the cabinet, bowl into it].
+def parse_articulation(text: str) -> list[ArticulationGoal | IntoDrawerGoal | PickPlaceGoal]:
+    """"open the top drawer and put the bowl inside" -> [open top drawer of the cabinet, bowl into it];
+    "turn on the stove and put the moka pot on it" -> [turn on the stove, moka pot onto the stove].
 
     Raises:
         InvalidInputError: (field "instruction") a part is not an articulation this planner knows.
     """
     text = " ".join(text.lower().strip().rstrip(".").split())
-    goals: list[ArticulationGoal | IntoDrawerGoal] = []
-    for part in re.split(r" and (?=(?:put|place|open|turn|push) )", text):
+    goals: list[ArticulationGoal | IntoDrawerGoal | PickPlaceGoal] = []
+    for part in re.split(r" and (?=(?:put|place|open|turn|push|close) )", text):
         if (m := _OPEN_DRAWER.match(part)):
             goals.append(ArticulationGoal(text, "open_drawer", m["obj"] or "cabinet", level=m["level"] or "top"))
         elif (m := _TURN.match(part)):
             goals.append(ArticulationGoal(text, f"turn_{m['how']}", m["obj"]))
         elif (m := _PUSH.match(part)):
             goals.append(ArticulationGoal(text, "push", m["obj"], where=m["where"], reference=m["ref"]))
-        elif (m := _INSIDE.match(part)) and goals and goals[-1].action == "open_drawer":
+        elif (m := _PUT_IN_DRAWER.match(part)):
+            # The drawer is already open (nothing asked to open it): locate it, put the object in.
+            goals.append(ArticulationGoal(text, "locate_drawer", m["cab"], level=m["level"]))
             goals.append(IntoDrawerGoal(text, m["obj"]))
+        elif part == "close it" and goals and isinstance(goals[-1], IntoDrawerGoal):
+            located = next(g for g in reversed(goals) if isinstance(g, ArticulationGoal))
+            goals.append(ArticulationGoal(text, "close_drawer", located.obj, level=located.level))
+        elif (m := _INSIDE.match(part)) and goals and getattr(goals[-1], "action", "") == "open_drawer":
+            goals.append(IntoDrawerGoal(text, m["obj"]))
+        elif (m := _ON_IT.match(part)) and goals and getattr(goals[-1], "action", "") in ("turn_on", "turn_off"):
+            # "turn on the stove and put the moka pot on it": "it" is what was turned.
+            goals.append(PickPlaceGoal(text, m["obj"], target=goals[-1].obj, preposition="on"))
         else:
             raise InvalidInputError("instruction", "open a drawer, turn a knob, push an object, or put X inside",
                                     repr(part))
@@ -173,9 +200,20 @@ def open_drawer(arm: Arm, handle: Handle) -> bool:
     # height by that much (bowls and plates stand in front of the cabinet), turn there, then come down.
     safe = float(before[2]) + TURNED_HAND_CLEARANCE_M
     arm.set_gripper(OPEN)
-    arm.move_to(np.array([*arm.position[:2], max(arm.position[2], safe)]), tolerance_m=VIA_M, max_steps=25)
+    # Back to the start orientation first: from a grasp's turned wrist the turn to face the cabinet can
+    # run into the wrist's joint limit (measured: 30 steps without converging).
+    arm.target_rotation = arm.down
+    if arm.position[2] < safe - VIA_M:   # rise first (what the hand just released is below it), then go across
+        first = arm.position + 0.3 * (np.array([before[0], before[1], safe]) - arm.position)
+        arm.move_to(np.array([first[0], first[1], safe]), tolerance_m=VIA_M, max_steps=25)
+    facing = facing_rotation(handle.front)
+    flipped = facing @ np.diag([-1.0, -1.0, 1.0])   # the same grip with the fingers swapped (a half wrist turn)
+    current = quat_to_matrix(arm.state[3:7])
+    if np.linalg.norm(rotation_error(current, flipped)) < np.linalg.norm(rotation_error(current, facing)):
+        facing = flipped   # the nearer of the two: the other may lie beyond the wrist's joint limit
+    arm.target_rotation = facing   # turn the hand while it travels at the safe height
     arm.move_to(np.array([before[0], before[1], safe]), tolerance_m=VIA_M, max_steps=60)
-    arm.rotate_to(facing_rotation(handle.front), max_steps=30)
+    arm.rotate_to(facing, max_steps=30)
     arm.move_to(before, max_steps=30)
     arm.move_to(handle.centre, max_steps=40)
     arm.set_gripper(CLOSE)
@@ -189,16 +227,47 @@ def open_drawer(arm: Arm, handle: Handle) -> bool:
         for fraction in (0.5, 1.0):   # two legs: the drawer's damping needs time, the fingers hold better slowly
             arm.move_to(handle.centre + (pulled - handle.centre) * fraction, max_steps=45)
     log.info("drawer: handle held at step %d, pulled to %s by step %d", reached, np.round(arm.position, 3), arm.steps)
-    arm.set_gripper(OPEN)
+    arm.gripper = OPEN   # release: a few steps of opening free the handle, no need to wait for full width
+    arm.hold(RELEASE_STEPS)
     arm.move_to(arm.position + handle.front * 0.05, tolerance_m=VIA_M, max_steps=20)
-    arm.move_to(arm.position + np.array([0.0, 0.0, 0.08]), tolerance_m=VIA_M, max_steps=20)
+    # Turn the hand back down while rising clear of the drawer (turning in place costs ~20 steps).
     arm.target_rotation = arm.down
+    arm.move_to(arm.position + np.array([0.0, 0.0, RETREAT_RISE_M]), tolerance_m=VIA_M, max_steps=25)
     return held
 
 
-def drawer_target(cabinet: SceneObject, handle: Handle) -> SceneObject:
-    """The opened drawer as a support to place into: over its interior, its top at the drawer's floor."""
-    centre = handle.centre - handle.front * DRAWER_CENTRE_BEHIND_HANDLE_M
+def close_drawer(arm: Arm, handle: Handle) -> None:
+    """Pushes an opened drawer shut: closed fingers pointing down against its handle, pushed into the cabinet."""
+    front = np.asarray(handle.front, dtype=np.float64)
+    start = handle.centre + front * CLOSE_START_M
+    start[2] = float(handle.centre[2]) + FINGERTIP_BELOW_M   # fingertips at the handle's height
+    arm.set_gripper(CLOSE)
+    # The hand's body is ~22 cm long along the fingers' closing axis: turned across the push it stays thin
+    # toward the cabinet (along the push it met the drawer above at 7 cm of 16).
+    closing = arm.closing_axis
+    yaw = _fold(float(np.arctan2(front[0], -front[1]) - np.arctan2(closing[1], closing[0])))
+    arm.target_rotation = yaw_rotation(yaw) @ arm.down
+    safe = max(float(arm.position[2]), float(start[2]) + CLOSE_HOVER_M)
+    arm.move_to(np.array([*arm.position[:2], safe]), tolerance_m=VIA_M, max_steps=25)
+    arm.move_to(np.array([start[0], start[1], safe]), tolerance_m=VIA_M, max_steps=60)
+    arm.move_to(start, max_steps=40)
+    end = handle.centre - front * PULL_M   # the fingertips start in front of the handle: travel beyond its 16 cm
+    end[2] = start[2]
+    for fraction in (0.5, 1.0):
+        arm.move_to(start + (end - start) * fraction, max_steps=40)
+    log.info("drawer pushed from %s to %s (step %d)", np.round(start, 3), np.round(arm.position, 3), arm.steps)
+    arm.move_to(arm.position + front * 0.04, tolerance_m=VIA_M, max_steps=15)
+    arm.move_to(arm.position + np.array([0.0, 0.0, 0.08]), tolerance_m=VIA_M, max_steps=20)
+    arm.target_rotation = arm.down
+
+
+def drawer_target(cabinet: SceneObject, handle: Handle, level: str = "top") -> SceneObject:
+    """The opened drawer as a support to place into: over its interior, its top at the drawer's floor.
+
+    Under another drawer only the pulled-out part is open from above: aim at its middle.
+    """
+    behind = DRAWER_CENTRE_BEHIND_HANDLE_M if level == "top" else OPEN_PART_CENTRE_BEHIND_HANDLE_M
+    centre = handle.centre - handle.front * behind
     floor = float(handle.centre[2]) - DRAWER_FLOOR_BELOW_HANDLE_M
     return SceneObject(id=cabinet.id, name=cabinet.name, centroid=np.array([centre[0], centre[1], floor - 0.005]),
                        extent=np.array([0.12, 0.12, 0.01]))
@@ -264,16 +333,28 @@ def push_goal(obj: SceneObject, reference: SceneObject, where: str, cam_to_world
     own = _half_extent_along(obj, axis)
     beyond = _half_extent_along(reference, axis) + own + PUSH_GAP_M
     half_width = _half_extent_along(reference, across) * IN_LINE_FRACTION
+    radius = float(max(obj.extent[0], obj.extent[1])) / 2
     best, best_score = ref + axis * beyond, -np.inf
-    for sideways in np.linspace(-half_width, half_width, 9):
+    for sideways in np.linspace(-half_width, half_width, 25):
         spot = ref + axis * beyond + across * sideways
-        room = min((float(np.linalg.norm(spot - np.asarray(o.centroid)[:2])) - own
-                    - float(max(o.extent[0], o.extent[1])) / 2 for o in others if o.id not in (obj.id, reference.id)),
+        # Room to the nearest other object's oriented box (a cream cheese box is long and thin: its
+        # bounding circle would push the goal off the reference's front for nothing).
+        room = min((_gap_to_box(spot, o) - radius for o in others if o.id not in (obj.id, reference.id)),
                    default=np.inf)
-        score = min(room, 0.01) - 0.01 * abs(sideways) / max(half_width, 1e-9)
+        # Clear of every neighbour first (a plate set down on a cheese box's edge slides off it), then in line.
+        score = (0.0 if room >= PUSH_ROOM_M else room - PUSH_ROOM_M) - 1e-3 * abs(sideways) / max(half_width, 1e-9)
         if score > best_score:
             best, best_score = spot, score
     return best
+
+
+def _gap_to_box(xy: np.ndarray, obj: SceneObject) -> float:
+    """Horizontal distance (m) from ``xy`` to ``obj``'s oriented box (0 inside it)."""
+    axes = np.asarray(obj.obb_rotation, dtype=np.float64)[:2, :2]
+    offset = np.asarray(xy, dtype=np.float64)[:2] - np.asarray(obj.centroid, dtype=np.float64)[:2]
+    local = np.array([offset @ (axes[:, i] / max(np.linalg.norm(axes[:, i]), 1e-9)) for i in range(2)])
+    outside = np.maximum(np.abs(local) - np.asarray(obj.extent[:2], dtype=np.float64) / 2, 0.0)
+    return float(np.linalg.norm(outside))
 
 
 def push_start(obj: SceneObject, goal_xy: np.ndarray) -> np.ndarray:
