@@ -194,6 +194,10 @@ class LiberoPlanner:
     def _on(self, scene: Scene, subject_id: int, target_id: int, preposition: str = "on") -> bool:
         """Whether the world model sees the subject on (or, for "in", inside) the target."""
         subject, target = _by_id(scene, subject_id), _by_id(scene, target_id)
+        if subject is None and target is not None and preposition == "in":
+            # Released over the container's opening and now seen nowhere: its walls hide it (a flat box in
+            # the basket); an object that missed would lie in view on the table or hang from the fingers.
+            return True
         if subject is None or target is None:
             return False
         relation = self.wm.relation(scene, subject.name, target.name)
