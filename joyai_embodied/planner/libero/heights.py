@@ -22,6 +22,10 @@ MIN_RIM_POINTS = 5
 NARROW_RATIO = 1.2
 #: Points within this of an object's highest point form its top face.
 TOP_BAND_M = 0.01
+#: A mug's rim ring: its points within this of the highest (the handle's top is lower).
+RING_BAND_M = 0.012
+#: Percentiles of the ring's points that bound it (robust to a few rim-bleed points).
+RING_PERCENTILES = (3.0, 97.0)
 
 
 class HeightMap:
@@ -84,3 +88,18 @@ class HeightMap:
         if values[0] <= 0 or values[1] / values[0] < min_ratio ** 2:
             return None
         return np.array([vectors[0, 0], vectors[1, 0], 0.0])
+
+    def ring(self, object_id: int) -> tuple[np.ndarray, float, float] | None:
+        """A cup-like object's rim as observed: (centre xy, radius, rim z), or None when too little is seen.
+
+        The rim is the band of the object's highest points; a handle below it does not shift the centre.
+        """
+        mine = self.points[self.ids == object_id]
+        if len(mine) < MIN_RIM_POINTS:
+            return None
+        top = float(np.percentile(mine[:, 2], 99.5))
+        ring = mine[(mine[:, 2] > top - RING_BAND_M) & (mine[:, 2] <= top + 0.005)]
+        if len(ring) < MIN_RIM_POINTS:
+            return None
+        low, high = np.percentile(ring[:, :2], RING_PERCENTILES, axis=0)
+        return (low + high) / 2, float(np.mean(high - low) / 2), top

@@ -17,9 +17,10 @@ from ...errors import InvalidInputError
 from ...types import MoveObject, Scene, SceneObject
 from .control import OPEN, Arm, StepBudgetExceeded
 from .heights import HeightMap
-from .grounding import GroundingError, find_one, numbered_labels, resolve_subject
+from .grounding import GroundingError, numbered_labels, resolve_subject
 from .instructions import PickPlaceGoal, needs_articulation, parse_goals
 from .articulation_plan import articulate
+from .placement import resolve_target
 from .skills import LIFTED_M, RIM_GRASP_WORDS, pick, place_on
 
 #: Control steps per episode in LIBERO's standard evaluation protocol (as VLA papers report it).
@@ -64,6 +65,7 @@ class LiberoPlanner:
     def __init__(self, wm: Any, max_grasp_attempts: int = MAX_GRASP_ATTEMPTS):
         self.wm = wm
         self.max_grasp_attempts = max_grasp_attempts
+        self._placed: list[int] = []   # objects already placed ("both moka pots": the second is the other one)
 
     def run_episode(self, env: Any, labels: Mapping[int, str], instruction: str, max_steps: int) -> LiberoEpisode:
         """Runs one episode from the env's current state.
@@ -81,6 +83,7 @@ class LiberoPlanner:
         episode = LiberoEpisode(instruction=instruction)
         start = time.perf_counter()
         arm = Arm(sim, max_steps)
+        self._placed = []
         try:
             self._pick_and_place(sim, arm, labels, instruction, episode)
         except GroundingError as exc:
@@ -123,13 +126,19 @@ class LiberoPlanner:
         """Picks the goal's subject and places it on its target (``target``: a support the scene has no
         object for, e.g. an opened drawer's floor)."""
         scene = self._observe(sim, labels)
-        choice = resolve_subject(self.wm, scene, goal)
-        fixed_target = target is not None
-        target = target if fixed_target else find_one(scene, goal.target)
+        choice = resolve_subject(self.wm, scene, goal, exclude=self._placed if goal.any_of else ())
         subject = choice.obj
+        fixed_target = target is not None
+        check = None
+        if fixed_target:
+            check = lambda seen: self._in_drawer(seen, subject.id, target)  # noqa: E731
+        else:
+            target, check = resolve_target(self.wm, scene, self._last_obs["cam_to_world"], subject, goal.target,
+                                           goal.preposition)
+            fixed_target = check is not None
         if first:   # the record names the first goal's object (what the evaluator checks)
             episode.chosen, episode.chosen_name, episode.unsure = subject.id, subject.name, choice.unsure
-            episode.predicted_on_target = self._predict(scene, subject, target)
+            episode.predicted_on_target = None if target.id < 0 else self._predict(scene, subject, target)
         episode.queries.extend(choice.queries)
 
         attempts = 0
@@ -149,12 +158,13 @@ class LiberoPlanner:
             if arm.succeeded:
                 break
             scene = self._observe(sim, labels)   # verify the placement by looking again
-            episode.verified_on_target = (self._in_drawer(scene, subject.id, target) if fixed_target
+            episode.verified_on_target = (check(scene) if fixed_target
                                           else self._on(scene, subject.id, target.id, goal.preposition))
             if episode.verified_on_target:
                 break
             # Not on the target (dropped beside it, or still stuck to a finger): pick it up again from there.
         episode.verified_on_target = bool(arm.succeeded or episode.verified_on_target)
+        self._placed.append(subject.id)
 
     def _grasp(self, sim: Any, arm: Arm, labels: Mapping[int, str], scene: Scene, subject: SceneObject,
                attempts: int) -> tuple[Any, Scene, int]:

@@ -57,6 +57,12 @@ HAND_ABOVE_M = 0.06
 RIM_YAWS = (0.0, np.pi / 2)
 #: Words of categories that get a rim grasp.
 RIM_GRASP_WORDS = ("bowl", "ramekin", "plate", "basket")
+#: Cups with a handle: rim grasp on the wall, centred on the observed rim ring (the box includes the handle).
+MUG_WORDS = ("mug", "cup")
+#: A rim side whose observed outline reaches this far past the ring is the handle's side.
+HANDLE_PAST_RIM_M = 0.015
+#: Score penalty of a rim point on the handle's side (the outer finger would close on the handle).
+HANDLE_PENALTY = 0.05
 
 
 @dataclass
@@ -78,8 +84,13 @@ def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
     """
     name = obj.name.lower()
     centre = np.asarray(obj.centroid, dtype=np.float64)
-    if any(word in name for word in RIM_GRASP_WORDS):
+    mug = any(word in name for word in MUG_WORDS)
+    ring = heights.ring(obj.id) if mug and heights is not None else None
+    if any(word in name for word in RIM_GRASP_WORDS) or mug:
         radius = float(min(obj.extent[0], obj.extent[1])) / 2.0
+        if ring is not None:   # the observed rim ring: the mug's body, not its box with the handle
+            centre = np.array([ring[0][0], ring[0][1], centre[2]])
+            radius = ring[1]
         grasp_z = obj.top_z - RIM_GRASP_DEPTH_M
         best = None
         for yaw in RIM_YAWS:
@@ -103,6 +114,10 @@ def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
                          - (UNSEEN_RIM_PENALTY_M if seen is None else 0.0))
                 if heights is not None and _hand_blocked(heights, point, axis, obj.id):
                     score -= 1.0
+                if mug and heights is not None:
+                    reach_out = heights.rim(centre, sign * axis, obj.id)
+                    if reach_out is not None and reach_out[0] > radius + HANDLE_PAST_RIM_M:
+                        score -= HANDLE_PENALTY
                 log.debug("rim candidate yaw %.2f side %+d: room %.3f m, reach %.2f m, box radius %.3f, seen %s",
                           yaw, sign, room, reach, radius, seen)
                 if best is None or score > best[0]:
