@@ -22,6 +22,10 @@ MIN_RIM_POINTS = 5
 NARROW_RATIO = 1.2
 #: Points within this of an object's highest point form its top face.
 TOP_BAND_M = 0.01
+#: Unlabelled points this close (horizontally) to the end effector...
+HAND_RADIUS_M = 0.15
+#: ...and no lower than this below it are the robot's hand and wrist (the fingertips reach ~1 cm below).
+HAND_BELOW_M = 0.03
 #: A mug's rim ring: its points within this of the highest (the handle's top is lower).
 RING_BAND_M = 0.012
 #: Percentiles of the ring's points that bound it (robust to a few rim-bleed points).
@@ -33,9 +37,12 @@ class HeightMap:
 
     Args:
         obs: an observation dict with depth, intrinsics, cam_to_world and segmentation.
+        hand_at: the end effector's position when the frame was taken (proprioception): unlabelled points
+            around and above it are the robot's own hand, not an obstacle (the labels leave the robot out
+            as background, so only where it is tells it apart).
     """
 
-    def __init__(self, obs: Mapping[str, np.ndarray]):
+    def __init__(self, obs: Mapping[str, np.ndarray], hand_at: np.ndarray | None = None):
         depth = np.asarray(obs["depth"], dtype=np.float64)[::STRIDE, ::STRIDE]
         ids = np.asarray(obs["segmentation"])[::STRIDE, ::STRIDE]
         K, pose = np.asarray(obs["intrinsics"]), np.asarray(obs["cam_to_world"])
@@ -45,6 +52,11 @@ class HeightMap:
         cam = np.stack([(cols[valid] - K[0, 2]) / K[0, 0] * z, (rows[valid] - K[1, 2]) / K[1, 1] * z, z], axis=1)
         self.points = cam @ pose[:3, :3].T + pose[:3, 3]
         self.ids = ids[valid]
+        if hand_at is not None:
+            hand = np.asarray(hand_at, dtype=np.float64)
+            own = ((self.ids == 0) & (np.hypot(*(self.points[:, :2] - hand[:2]).T) < HAND_RADIUS_M)
+                   & (self.points[:, 2] > hand[2] - HAND_BELOW_M))
+            self.points, self.ids = self.points[~own], self.ids[~own]
 
     def top_near(self, xy: np.ndarray, radius_m: float, exclude_id: int) -> float:
         """Highest observed point within ``radius_m`` of ``xy`` that is not object ``exclude_id`` (-inf if none)."""
@@ -103,3 +115,11 @@ class HeightMap:
             return None
         low, high = np.percentile(ring[:, :2], RING_PERCENTILES, axis=0)
         return (low + high) / 2, float(np.mean(high - low) / 2), top
+
+    def top_centre(self, object_id: int) -> np.ndarray | None:
+        """Middle (xy) of the object's observed top face, or None: where a leaning book's top edge is."""
+        mine = self.points[self.ids == object_id]
+        if len(mine) < MIN_RIM_POINTS:
+            return None
+        top = mine[mine[:, 2] > np.percentile(mine[:, 2], 99.0) - TOP_BAND_M]
+        return np.median(top[:, :2], axis=0) if len(top) >= MIN_RIM_POINTS else None

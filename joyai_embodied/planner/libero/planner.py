@@ -174,7 +174,7 @@ class LiberoPlanner:
             subject = _by_id(scene, subject.id) or subject
             before_top = subject.top_z
             obstacles = [o for o in scene.objects if o.id != subject.id]
-            grasp = pick(arm, subject, obstacles, HeightMap(self._last_obs))
+            grasp = pick(arm, subject, obstacles, HeightMap(self._last_obs, hand_at=arm.position))
             scene = self._observe(sim, labels)   # verify the lift by looking again
             lifted = _by_id(scene, subject.id)
             rise = None if lifted is None else lifted.top_z - before_top

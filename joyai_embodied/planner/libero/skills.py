@@ -131,6 +131,9 @@ def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
         narrow = seen
     yaw = _wrap_half_turn(np.arctan2(narrow[1], narrow[0]) - np.arctan2(arm.closing_axis[1], arm.closing_axis[0]))
     point = centre.copy()
+    top = heights.top_centre(obj.id) if heights is not None else None
+    if top is not None and float(np.linalg.norm(top - centre[:2])) < max(obj.extent[0], obj.extent[1]) / 2:
+        point[:2] = top   # a leaning object's top is off its box's centre; the fingers close there
     point[2] = obj.top_z - min(TOP_GRASP_DEPTH_M, float(obj.extent[2]) / 2.0)
     return point, yaw, "top"
 
