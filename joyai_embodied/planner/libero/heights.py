@@ -22,8 +22,8 @@ MIN_RIM_POINTS = 5
 NARROW_RATIO = 1.2
 #: Points within this of an object's highest point form its top face.
 TOP_BAND_M = 0.01
-#: Unlabelled points this close (horizontally) to the end effector...
-HAND_RADIUS_M = 0.15
+#: Unlabelled points this close (horizontally) to the end effector (hand, wrist, forearm)...
+HAND_RADIUS_M = 0.3
 #: ...and no lower than this below it are the robot's hand and wrist (the fingertips reach ~1 cm below).
 HAND_BELOW_M = 0.03
 #: A mug's rim ring: its points within this of the highest (the handle's top is lower).
