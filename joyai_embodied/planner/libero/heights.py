@@ -26,6 +26,10 @@ TOP_BAND_M = 0.01
 HAND_RADIUS_M = 0.3
 #: ...and no lower than this below it are the robot's hand and wrist (the fingertips reach ~1 cm below).
 HAND_BELOW_M = 0.03
+#: Footprint whose highest observed point is a spot's height in a container.
+FREE_FOOTPRINT_M = 0.02
+#: Metres of height a spot may give up per metre nearer the container's centre (ties go to the centre).
+FREE_CENTRE_WEIGHT = 0.1
 #: A mug's rim ring: its points within this of the highest (the handle's top is lower).
 RING_BAND_M = 0.012
 #: Percentiles of the ring's points that bound it (robust to a few rim-bleed points).
@@ -123,3 +127,33 @@ class HeightMap:
             return None
         top = mine[mine[:, 2] > np.percentile(mine[:, 2], 99.0) - TOP_BAND_M]
         return np.median(top[:, :2], axis=0) if len(top) >= MIN_RIM_POINTS else None
+
+    def free_spot(self, container_centre: np.ndarray, half_extent_xy: np.ndarray, keep_in_m: float,
+                  exclude_id: int) -> np.ndarray | None:
+        """The lowest observed place in a container's opening (xy), where something dropped in lands clear.
+
+        Args:
+            container_centre: the container's centre (world m).
+            half_extent_xy: half its box's horizontal extent (world axes).
+            keep_in_m: candidates stay this far inside its edges (the held object's half width).
+            exclude_id: the held object (its own points are not what it lands on).
+
+        Returns:
+            The xy with the lowest observed top within a 2 cm footprint, ties to the centre; None when the
+            opening is too small or not seen.
+        """
+        centre = np.asarray(container_centre, dtype=np.float64)[:2]
+        reach = np.asarray(half_extent_xy, dtype=np.float64) - keep_in_m
+        if np.any(reach <= 0):
+            return None
+        best = None
+        for dx in np.linspace(-reach[0], reach[0], 5):
+            for dy in np.linspace(-reach[1], reach[1], 5):
+                xy = centre + np.array([dx, dy])
+                top = self.top_near(xy, FREE_FOOTPRINT_M, exclude_id)
+                if not np.isfinite(top):
+                    continue   # not seen: behind the container's near wall
+                cost = top + FREE_CENTRE_WEIGHT * float(np.hypot(dx, dy))
+                if best is None or cost < best[0]:
+                    best = (cost, xy)
+        return None if best is None else best[1]

@@ -152,7 +152,13 @@ class LiberoPlanner:
             if not fixed_target:
                 target = _by_id(scene, target.id) or target
             obstacles = [o for o in scene.objects if o.id not in (subject.id, target.id)]
-            place_on(arm, grasp, target, obstacles, held_height_m=_hanging(grasp, subject))
+            spot = None
+            if goal.preposition == "in" and target.id >= 0:
+                # Into a container: over its emptiest observed part (a can dropped onto the first one bounced out).
+                spot = HeightMap(self._last_obs, hand_at=arm.position).free_spot(
+                    target.centroid, np.asarray(target.extent[:2]) / 2,
+                    float(max(subject.extent[0], subject.extent[1])) / 2, subject.id)
+            place_on(arm, grasp, target, obstacles, held_height_m=_hanging(grasp, subject), spot_xy=spot)
             log.info("placed on %s at step %d (success %s)", target.name, arm.steps, arm.succeeded)
             arm.hold(SETTLE_AFTER_PLACE_STEPS)
             if arm.succeeded:

@@ -175,17 +175,20 @@ def pick(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
 
 
 def place_on(arm: Arm, grasp: Grasp, support: SceneObject, obstacles: Sequence[SceneObject],
-             held_height_m: float | None = None) -> np.ndarray:
+             held_height_m: float | None = None, spot_xy: np.ndarray | None = None) -> np.ndarray:
     """Carries the held object over ``support`` and releases it just above the support's top.
 
     Args:
         held_height_m: the held object's height, when measured again after the lift (else from the grasp).
+        spot_xy: where over the support to aim (default its centre), e.g. a container's free part.
 
     Returns:
         Where the object's centroid was aimed (world m).
     """
     below = grasp.below_eef_m if held_height_m is None else held_height_m
     aim = np.asarray(support.centroid, dtype=np.float64).copy()
+    if spot_xy is not None:
+        aim[:2] = spot_xy
     release = aim + grasp.offset
     release[2] = support.top_z + below + PLACE_CLEARANCE_M
     _travel(arm, release + np.array([0.0, 0.0, APPROACH_M / 2]), obstacles, hanging_m=below)
