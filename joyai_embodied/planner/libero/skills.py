@@ -57,6 +57,8 @@ HAND_ABOVE_M = 0.06
 RIM_YAWS = (0.0, np.pi / 2)
 #: Words of categories that get a rim grasp.
 RIM_GRASP_WORDS = ("bowl", "ramekin", "plate", "basket")
+#: Objects taller than this (a standing book) are grasped over their observed top face's middle.
+TALL_M = 0.1
 #: Cups with a handle: rim grasp on the wall, centred on the observed rim ring (the box includes the handle).
 MUG_WORDS = ("mug", "cup")
 #: A rim side whose observed outline reaches this far past the ring is the handle's side.
@@ -131,7 +133,10 @@ def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
         narrow = seen
     yaw = _wrap_half_turn(np.arctan2(narrow[1], narrow[0]) - np.arctan2(arm.closing_axis[1], arm.closing_axis[0]))
     point = centre.copy()
-    top = heights.top_centre(obj.id) if heights is not None else None
+    # Only a tall object can lean off its box's centre; a flat box's top band also takes in its side face
+    # toward the camera (1 cm off: the hand then met the can beside it).
+    tall = float(obj.extent[2]) > TALL_M
+    top = heights.top_centre(obj.id) if heights is not None and tall else None
     if top is not None and float(np.linalg.norm(top - centre[:2])) < max(obj.extent[0], obj.extent[1]) / 2:
         point[:2] = top   # a leaning object's top is off its box's centre; the fingers close there
     point[2] = obj.top_z - min(TOP_GRASP_DEPTH_M, float(obj.extent[2]) / 2.0)
