@@ -31,6 +31,9 @@ MAX_GRASP_ATTEMPTS = 4
 MAX_PLACE_ATTEMPTS = 2
 #: Steps to wait after releasing so that LIBERO's contact-based check sees the object at rest.
 SETTLE_AFTER_PLACE_STEPS = 8
+#: A spot in a container keeps the held object's edge this far inside the container's box (the butter, aimed
+#: 5 cm off the basket's centre, stayed on the rim).
+FREE_SPOT_MARGIN_M = 0.02
 log = logging.getLogger(__name__)
 FAILURES = ("perception", "grounding", "grasp", "place", "articulation", "timeout", "none")
 
@@ -157,7 +160,7 @@ class LiberoPlanner:
                 # Into a container: over its emptiest observed part (a can dropped onto the first one bounced out).
                 spot = HeightMap(self._last_obs, hand_at=arm.position).free_spot(
                     target.centroid, np.asarray(target.extent[:2]) / 2,
-                    float(max(subject.extent[0], subject.extent[1])) / 2, subject.id)
+                    float(max(subject.extent[0], subject.extent[1])) / 2 + FREE_SPOT_MARGIN_M, subject.id)
             place_on(arm, grasp, target, obstacles, held_height_m=_hanging(grasp, subject), spot_xy=spot)
             log.info("placed on %s at step %d (success %s)", target.name, arm.steps, arm.succeeded)
             arm.hold(SETTLE_AFTER_PLACE_STEPS)
