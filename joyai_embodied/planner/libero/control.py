@@ -91,8 +91,13 @@ class Arm:
 
     @property
     def closing_axis(self) -> np.ndarray:
-        """World direction along which the fingers close (the gripper frame's y axis)."""
-        axis = quat_to_matrix(self.state[3:7])[:, 1]
+        """World direction along which the fingers close in the start orientation (the gripper frame's y axis).
+
+        Skills turn the hand by yaws relative to :attr:`down`, so this is the axis those yaws turn; the
+        current hand's axis would be off by the previous skill's turn (a second grasp closed along a box's
+        long side).
+        """
+        axis = np.array(self.down[:, 1], dtype=np.float64)
         axis[2] = 0.0
         return axis / max(np.linalg.norm(axis), 1e-9)
 

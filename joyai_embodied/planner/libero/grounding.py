@@ -94,8 +94,12 @@ def find_one(scene: Scene, phrase: str) -> SceneObject:
     return found[0]
 
 
-def resolve_subject(wm: Any, scene: Scene, goal: PickPlaceGoal) -> Choice:
+def resolve_subject(wm: Any, scene: Scene, goal: PickPlaceGoal, exclude: Sequence[int] = ()) -> Choice:
     """The object the instruction's subject phrase refers to.
+
+    Args:
+        exclude: instance ids already placed; for ``goal.any_of`` ("both moka pots") the nearest other one
+            to the scene pivot is taken (any order is right).
 
     Raises:
         GroundingError: the subject or a reference is missing ("perception"), or the clause cannot decide.
@@ -103,6 +107,10 @@ def resolve_subject(wm: Any, scene: Scene, goal: PickPlaceGoal) -> Choice:
     candidates = find_category(scene, goal.subject)
     if not candidates:
         raise GroundingError("perception", f"no {goal.subject!r} in the scene: {scene.object_names()}")
+    if goal.any_of:
+        remaining = [c for c in candidates if c.id not in exclude] or candidates
+        best = min(remaining, key=lambda c: float(np.hypot(*(np.asarray(c.centroid)[:2] - np.asarray(scene.pivot)[:2]))))
+        return Choice(best, {c.name: 0.0 for c in remaining}, [], unsure=False)
     if len(candidates) == 1:
         return Choice(candidates[0], {candidates[0].name: 0.0}, [], unsure=False)
     if goal.clause is None:

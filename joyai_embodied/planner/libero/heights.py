@@ -22,6 +22,18 @@ MIN_RIM_POINTS = 5
 NARROW_RATIO = 1.2
 #: Points within this of an object's highest point form its top face.
 TOP_BAND_M = 0.01
+#: Unlabelled points this close (horizontally) to the end effector (hand, wrist, forearm)...
+HAND_RADIUS_M = 0.3
+#: ...and no lower than this below it are the robot's hand and wrist (the fingertips reach ~1 cm below).
+HAND_BELOW_M = 0.03
+#: Footprint whose highest observed point is a spot's height in a container.
+FREE_FOOTPRINT_M = 0.02
+#: Metres of height a spot may give up per metre nearer the container's centre (ties go to the centre).
+FREE_CENTRE_WEIGHT = 0.1
+#: A mug's rim ring: its points within this of the highest (the handle's top is lower).
+RING_BAND_M = 0.012
+#: Percentiles of the ring's points that bound it (robust to a few rim-bleed points).
+RING_PERCENTILES = (3.0, 97.0)
 
 
 class HeightMap:
@@ -29,9 +41,12 @@ class HeightMap:
 
     Args:
         obs: an observation dict with depth, intrinsics, cam_to_world and segmentation.
+        hand_at: the end effector's position when the frame was taken (proprioception): unlabelled points
+            around and above it are the robot's own hand, not an obstacle (the labels leave the robot out
+            as background, so only where it is tells it apart).
     """
 
-    def __init__(self, obs: Mapping[str, np.ndarray]):
+    def __init__(self, obs: Mapping[str, np.ndarray], hand_at: np.ndarray | None = None):
         depth = np.asarray(obs["depth"], dtype=np.float64)[::STRIDE, ::STRIDE]
         ids = np.asarray(obs["segmentation"])[::STRIDE, ::STRIDE]
         K, pose = np.asarray(obs["intrinsics"]), np.asarray(obs["cam_to_world"])
@@ -41,6 +56,11 @@ class HeightMap:
         cam = np.stack([(cols[valid] - K[0, 2]) / K[0, 0] * z, (rows[valid] - K[1, 2]) / K[1, 1] * z, z], axis=1)
         self.points = cam @ pose[:3, :3].T + pose[:3, 3]
         self.ids = ids[valid]
+        if hand_at is not None:
+            hand = np.asarray(hand_at, dtype=np.float64)
+            own = ((self.ids == 0) & (np.hypot(*(self.points[:, :2] - hand[:2]).T) < HAND_RADIUS_M)
+                   & (self.points[:, 2] > hand[2] - HAND_BELOW_M))
+            self.points, self.ids = self.points[~own], self.ids[~own]
 
     def top_near(self, xy: np.ndarray, radius_m: float, exclude_id: int) -> float:
         """Highest observed point within ``radius_m`` of ``xy`` that is not object ``exclude_id`` (-inf if none)."""
@@ -84,3 +104,56 @@ class HeightMap:
         if values[0] <= 0 or values[1] / values[0] < min_ratio ** 2:
             return None
         return np.array([vectors[0, 0], vectors[1, 0], 0.0])
+
+    def ring(self, object_id: int) -> tuple[np.ndarray, float, float] | None:
+        """A cup-like object's rim as observed: (centre xy, radius, rim z), or None when too little is seen.
+
+        The rim is the band of the object's highest points; a handle below it does not shift the centre.
+        """
+        mine = self.points[self.ids == object_id]
+        if len(mine) < MIN_RIM_POINTS:
+            return None
+        top = float(np.percentile(mine[:, 2], 99.5))
+        ring = mine[(mine[:, 2] > top - RING_BAND_M) & (mine[:, 2] <= top + 0.005)]
+        if len(ring) < MIN_RIM_POINTS:
+            return None
+        low, high = np.percentile(ring[:, :2], RING_PERCENTILES, axis=0)
+        return (low + high) / 2, float(np.mean(high - low) / 2), top
+
+    def top_centre(self, object_id: int) -> np.ndarray | None:
+        """Middle (xy) of the object's observed top face, or None: where a leaning book's top edge is."""
+        mine = self.points[self.ids == object_id]
+        if len(mine) < MIN_RIM_POINTS:
+            return None
+        top = mine[mine[:, 2] > np.percentile(mine[:, 2], 99.0) - TOP_BAND_M]
+        return np.median(top[:, :2], axis=0) if len(top) >= MIN_RIM_POINTS else None
+
+    def free_spot(self, container_centre: np.ndarray, half_extent_xy: np.ndarray, keep_in_m: float,
+                  exclude_id: int) -> np.ndarray | None:
+        """The lowest observed place in a container's opening (xy), where something dropped in lands clear.
+
+        Args:
+            container_centre: the container's centre (world m).
+            half_extent_xy: half its box's horizontal extent (world axes).
+            keep_in_m: candidates stay this far inside its edges (the held object's half width).
+            exclude_id: the held object (its own points are not what it lands on).
+
+        Returns:
+            The xy with the lowest observed top within a 2 cm footprint, ties to the centre; None when the
+            opening is too small or not seen.
+        """
+        centre = np.asarray(container_centre, dtype=np.float64)[:2]
+        reach = np.asarray(half_extent_xy, dtype=np.float64) - keep_in_m
+        if np.any(reach <= 0):
+            return None
+        best = None
+        for dx in np.linspace(-reach[0], reach[0], 5):
+            for dy in np.linspace(-reach[1], reach[1], 5):
+                xy = centre + np.array([dx, dy])
+                top = self.top_near(xy, FREE_FOOTPRINT_M, exclude_id)
+                if not np.isfinite(top):
+                    continue   # not seen: behind the container's near wall
+                cost = top + FREE_CENTRE_WEIGHT * float(np.hypot(dx, dy))
+                if best is None or cost < best[0]:
+                    best = (cost, xy)
+        return None if best is None else best[1]

@@ -6,6 +6,7 @@ the plate" -> subject "black bowl", clause ("between", ["plate", "ramekin"]), ta
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
@@ -19,10 +20,15 @@ CLAUSES = (
     ("on", re.compile(r"^(?:on top of|on) the (?P<a>.+)$")),
     ("table_center", re.compile(r"^(?:from|at|in|on) (?:the )?(?:table center|center of the table)$")),
 )
+#: Prepositions of a placement: on / in a support, or on the table beside a reference (camera's view).
+_PREPOSITIONS = r"(?P<prep>on top of|on|in front of|into|inside|in|to the left of|to the right of|behind)"
+PREPOSITION_KEYS = {"on top of": "on", "on": "on", "in": "in", "into": "in", "inside": "in",
+                    "to the left of": "left_of", "to the right of": "right_of", "in front of": "in_front_of",
+                    "behind": "behind"}
 _PICK_PLACE = re.compile(
-    r"^(?:pick up|pick|put|place|move) the (?P<subject>.+?) and (?:place|put) it (?P<prep>on top of|on|in|into|inside) "
-    r"the (?P<target>.+)$")
-_PUT = re.compile(r"^(?:put|place|move) the (?P<subject>.+?) (?P<prep>on top of|on|in|into|inside) the (?P<target>.+)$")
+    r"^(?:pick up|pick|put|place|move) the (?P<subject>.+?) and (?:place|put) it " + _PREPOSITIONS +
+    r" the (?P<target>.+)$")
+_PUT = re.compile(r"^(?:put|place|move) the (?P<subject>.+?) " + _PREPOSITIONS + r" the (?P<target>.+)$")
 #: Category words a subject phrase may start with; the rest of the phrase is its referring clause.
 _CLAUSE_START = re.compile(r"\s+(?=(?:between|next to|beside|near|in the|on top of|on the|from|at the|at table)\b)")
 
@@ -36,7 +42,8 @@ class PickPlaceGoal:
     clause: str | None = None           # "between", "next_to", "on", "in_drawer", "table_center" or None
     references: tuple[str, ...] = field(default_factory=tuple)
     target: str = ""
-    preposition: str = "on"             # "on" or "in"
+    preposition: str = "on"             # "on", "in", or beside: "left_of", "right_of", "in_front_of", "behind"
+    any_of: bool = False                # "both moka pots": any object of the category not placed yet
 
 
 def parse_pick_place(instruction: str) -> PickPlaceGoal:
@@ -62,12 +69,14 @@ def parse_pick_place(instruction: str) -> PickPlaceGoal:
                 break
         else:
             raise InvalidInputError("instruction", "a referring clause such as 'next to the plate'", repr(parts[1]))
-    preposition = "in" if match["prep"] in ("in", "into", "inside") else "on"
-    return PickPlaceGoal(instruction, subject, clause, references, match["target"], preposition)
+    return PickPlaceGoal(instruction, subject, clause, references, match["target"], PREPOSITION_KEYS[match["prep"]])
 
 
 _BOTH = re.compile(r"^(?:put|place|pick up) both (?:the )?(?P<a>.+?) and (?:the )?(?P<b>.+?) "
                    r"(?P<prep>on top of|on|in|into|inside) the (?P<target>.+)$")
+#: "put both moka pots on the stove": two objects of one category (plural noun), in any order.
+_BOTH_PLURAL = re.compile(r"^(?:put|place|pick up) both (?:the )?(?P<plural>[a-z ]+?)s " + _PREPOSITIONS +
+                          r" the (?P<target>.+)$")
 _SECOND_STEP = re.compile(r" and (?=(?:put|place|pick up) the )")
 #: Verbs of articulated-object skills (drawers, knobs, doors, pushing) this planner does not have.
 ARTICULATION_VERBS = ("open", "close", "turn on", "turn off", "push")
@@ -93,6 +102,11 @@ def parse_goals(instruction: str) -> list[PickPlaceGoal]:
     if both:
         tail = f" {both['prep']} the {both['target']}"
         return [parse_pick_place(f"put the {both['a']}{tail}"), parse_pick_place(f"put the {both['b']}{tail}")]
+    plural = _BOTH_PLURAL.match(text)
+    if plural and " and " not in plural["plural"]:
+        goal = dataclasses.replace(parse_pick_place(f"put the {plural['plural']} {plural['prep']} the {plural['target']}"),
+                                   instruction=instruction, any_of=True)
+        return [goal, goal]
     return [parse_pick_place(part) for part in _SECOND_STEP.split(text)]
 
 

@@ -17,9 +17,10 @@ from ...errors import InvalidInputError
 from ...types import MoveObject, Scene, SceneObject
 from .control import OPEN, Arm, StepBudgetExceeded
 from .heights import HeightMap
-from .grounding import GroundingError, find_one, numbered_labels, resolve_subject
+from .grounding import GroundingError, numbered_labels, resolve_subject
 from .instructions import PickPlaceGoal, needs_articulation, parse_goals
 from .articulation_plan import articulate
+from .placement import resolve_target
 from .skills import LIFTED_M, RIM_GRASP_WORDS, pick, place_on
 
 #: Control steps per episode in LIBERO's standard evaluation protocol (as VLA papers report it).
@@ -30,6 +31,9 @@ MAX_GRASP_ATTEMPTS = 4
 MAX_PLACE_ATTEMPTS = 2
 #: Steps to wait after releasing so that LIBERO's contact-based check sees the object at rest.
 SETTLE_AFTER_PLACE_STEPS = 8
+#: A spot in a container keeps the held object's edge this far inside the container's box (the butter, aimed
+#: 5 cm off the basket's centre, stayed on the rim).
+FREE_SPOT_MARGIN_M = 0.02
 log = logging.getLogger(__name__)
 FAILURES = ("perception", "grounding", "grasp", "place", "articulation", "timeout", "none")
 
@@ -64,6 +68,7 @@ class LiberoPlanner:
     def __init__(self, wm: Any, max_grasp_attempts: int = MAX_GRASP_ATTEMPTS):
         self.wm = wm
         self.max_grasp_attempts = max_grasp_attempts
+        self._placed: list[int] = []   # objects already placed ("both moka pots": the second is the other one)
 
     def run_episode(self, env: Any, labels: Mapping[int, str], instruction: str, max_steps: int) -> LiberoEpisode:
         """Runs one episode from the env's current state.
@@ -81,6 +86,7 @@ class LiberoPlanner:
         episode = LiberoEpisode(instruction=instruction)
         start = time.perf_counter()
         arm = Arm(sim, max_steps)
+        self._placed = []
         try:
             self._pick_and_place(sim, arm, labels, instruction, episode)
         except GroundingError as exc:
@@ -123,13 +129,19 @@ class LiberoPlanner:
         """Picks the goal's subject and places it on its target (``target``: a support the scene has no
         object for, e.g. an opened drawer's floor)."""
         scene = self._observe(sim, labels)
-        choice = resolve_subject(self.wm, scene, goal)
-        fixed_target = target is not None
-        target = target if fixed_target else find_one(scene, goal.target)
+        choice = resolve_subject(self.wm, scene, goal, exclude=self._placed if goal.any_of else ())
         subject = choice.obj
+        fixed_target = target is not None
+        check = None
+        if fixed_target:
+            check = lambda seen: self._in_drawer(seen, subject.id, target)  # noqa: E731
+        else:
+            target, check = resolve_target(self.wm, scene, self._last_obs["cam_to_world"], subject, goal.target,
+                                           goal.preposition)
+            fixed_target = check is not None
         if first:   # the record names the first goal's object (what the evaluator checks)
             episode.chosen, episode.chosen_name, episode.unsure = subject.id, subject.name, choice.unsure
-            episode.predicted_on_target = self._predict(scene, subject, target)
+            episode.predicted_on_target = None if target.id < 0 else self._predict(scene, subject, target)
         episode.queries.extend(choice.queries)
 
         attempts = 0
@@ -143,18 +155,25 @@ class LiberoPlanner:
             if not fixed_target:
                 target = _by_id(scene, target.id) or target
             obstacles = [o for o in scene.objects if o.id not in (subject.id, target.id)]
-            place_on(arm, grasp, target, obstacles, held_height_m=_hanging(grasp, subject))
+            spot = None
+            if goal.preposition == "in" and target.id >= 0:
+                # Into a container: over its emptiest observed part (a can dropped onto the first one bounced out).
+                spot = HeightMap(self._last_obs, hand_at=arm.position).free_spot(
+                    target.centroid, np.asarray(target.extent[:2]) / 2,
+                    float(max(subject.extent[0], subject.extent[1])) / 2 + FREE_SPOT_MARGIN_M, subject.id)
+            place_on(arm, grasp, target, obstacles, held_height_m=_hanging(grasp, subject), spot_xy=spot)
             log.info("placed on %s at step %d (success %s)", target.name, arm.steps, arm.succeeded)
             arm.hold(SETTLE_AFTER_PLACE_STEPS)
             if arm.succeeded:
                 break
             scene = self._observe(sim, labels)   # verify the placement by looking again
-            episode.verified_on_target = (self._in_drawer(scene, subject.id, target) if fixed_target
+            episode.verified_on_target = (check(scene) if fixed_target
                                           else self._on(scene, subject.id, target.id, goal.preposition))
             if episode.verified_on_target:
                 break
             # Not on the target (dropped beside it, or still stuck to a finger): pick it up again from there.
         episode.verified_on_target = bool(arm.succeeded or episode.verified_on_target)
+        self._placed.append(subject.id)
 
     def _grasp(self, sim: Any, arm: Arm, labels: Mapping[int, str], scene: Scene, subject: SceneObject,
                attempts: int) -> tuple[Any, Scene, int]:
@@ -164,7 +183,7 @@ class LiberoPlanner:
             subject = _by_id(scene, subject.id) or subject
             before_top = subject.top_z
             obstacles = [o for o in scene.objects if o.id != subject.id]
-            grasp = pick(arm, subject, obstacles, HeightMap(self._last_obs))
+            grasp = pick(arm, subject, obstacles, HeightMap(self._last_obs, hand_at=arm.position))
             scene = self._observe(sim, labels)   # verify the lift by looking again
             lifted = _by_id(scene, subject.id)
             rise = None if lifted is None else lifted.top_z - before_top
@@ -194,6 +213,10 @@ class LiberoPlanner:
     def _on(self, scene: Scene, subject_id: int, target_id: int, preposition: str = "on") -> bool:
         """Whether the world model sees the subject on (or, for "in", inside) the target."""
         subject, target = _by_id(scene, subject_id), _by_id(scene, target_id)
+        if subject is None and target is not None and preposition == "in":
+            # Released over the container's opening and now seen nowhere: its walls hide it (a flat box in
+            # the basket); an object that missed would lie in view on the table or hang from the fingers.
+            return True
         if subject is None or target is None:
             return False
         relation = self.wm.relation(scene, subject.name, target.name)

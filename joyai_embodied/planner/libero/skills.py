@@ -57,6 +57,14 @@ HAND_ABOVE_M = 0.06
 RIM_YAWS = (0.0, np.pi / 2)
 #: Words of categories that get a rim grasp.
 RIM_GRASP_WORDS = ("bowl", "ramekin", "plate", "basket")
+#: Objects taller than this (a standing book) are grasped over their observed top face's middle.
+TALL_M = 0.1
+#: Cups with a handle: rim grasp on the wall, centred on the observed rim ring (the box includes the handle).
+MUG_WORDS = ("mug", "cup")
+#: A rim side whose observed outline reaches this far past the ring is the handle's side.
+HANDLE_PAST_RIM_M = 0.015
+#: Score penalty of a rim point on the handle's side (the outer finger would close on the handle).
+HANDLE_PENALTY = 0.05
 
 
 @dataclass
@@ -78,8 +86,13 @@ def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
     """
     name = obj.name.lower()
     centre = np.asarray(obj.centroid, dtype=np.float64)
-    if any(word in name for word in RIM_GRASP_WORDS):
+    mug = any(word in name for word in MUG_WORDS)
+    ring = heights.ring(obj.id) if mug and heights is not None else None
+    if any(word in name for word in RIM_GRASP_WORDS) or mug:
         radius = float(min(obj.extent[0], obj.extent[1])) / 2.0
+        if ring is not None:   # the observed rim ring: the mug's body, not its box with the handle
+            centre = np.array([ring[0][0], ring[0][1], centre[2]])
+            radius = ring[1]
         grasp_z = obj.top_z - RIM_GRASP_DEPTH_M
         best = None
         for yaw in RIM_YAWS:
@@ -103,6 +116,10 @@ def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
                          - (UNSEEN_RIM_PENALTY_M if seen is None else 0.0))
                 if heights is not None and _hand_blocked(heights, point, axis, obj.id):
                     score -= 1.0
+                if mug and heights is not None:
+                    reach_out = heights.rim(centre, sign * axis, obj.id)
+                    if reach_out is not None and reach_out[0] > radius + HANDLE_PAST_RIM_M:
+                        score -= HANDLE_PENALTY
                 log.debug("rim candidate yaw %.2f side %+d: room %.3f m, reach %.2f m, box radius %.3f, seen %s",
                           yaw, sign, room, reach, radius, seen)
                 if best is None or score > best[0]:
@@ -116,6 +133,12 @@ def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
         narrow = seen
     yaw = _wrap_half_turn(np.arctan2(narrow[1], narrow[0]) - np.arctan2(arm.closing_axis[1], arm.closing_axis[0]))
     point = centre.copy()
+    # Only a tall object can lean off its box's centre; a flat box's top band also takes in its side face
+    # toward the camera (1 cm off: the hand then met the can beside it).
+    tall = float(obj.extent[2]) > TALL_M
+    top = heights.top_centre(obj.id) if heights is not None and tall else None
+    if top is not None and float(np.linalg.norm(top - centre[:2])) < max(obj.extent[0], obj.extent[1]) / 2:
+        point[:2] = top   # a leaning object's top is off its box's centre; the fingers close there
     point[2] = obj.top_z - min(TOP_GRASP_DEPTH_M, float(obj.extent[2]) / 2.0)
     return point, yaw, "top"
 
@@ -157,17 +180,20 @@ def pick(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
 
 
 def place_on(arm: Arm, grasp: Grasp, support: SceneObject, obstacles: Sequence[SceneObject],
-             held_height_m: float | None = None) -> np.ndarray:
+             held_height_m: float | None = None, spot_xy: np.ndarray | None = None) -> np.ndarray:
     """Carries the held object over ``support`` and releases it just above the support's top.
 
     Args:
         held_height_m: the held object's height, when measured again after the lift (else from the grasp).
+        spot_xy: where over the support to aim (default its centre), e.g. a container's free part.
 
     Returns:
         Where the object's centroid was aimed (world m).
     """
     below = grasp.below_eef_m if held_height_m is None else held_height_m
     aim = np.asarray(support.centroid, dtype=np.float64).copy()
+    if spot_xy is not None:
+        aim[:2] = spot_xy
     release = aim + grasp.offset
     release[2] = support.top_z + below + PLACE_CLEARANCE_M
     _travel(arm, release + np.array([0.0, 0.0, APPROACH_M / 2]), obstacles, hanging_m=below)

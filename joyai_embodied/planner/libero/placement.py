@@ -1,0 +1,158 @@
+"""Where a LIBERO goal puts its object: the target the instruction names, from the world model's geometry.
+
+"the left plate" is the plate the camera sees left of the other (``Relation.lateral_m``); "to the right of
+the plate" is a spot on the table beside the plate, as far out as the two objects' widths need along the
+camera's right; "the back compartment of the caddy" is the part of the caddy's box away from the camera.
+Only the observation, its calibration, the category labels and the instruction are read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Any, Callable
+
+import numpy as np
+
+from ...spatial import direction_offset
+from ...types import Scene, SceneObject
+from .grounding import category_of, find_category, find_one
+
+#: Side words of a target phrase ("the left plate") and the direction each selects among candidates.
+SIDE_WORDS = {"left": "left_of", "right": "right_of", "front": "in_front_of", "back": "behind", "near": "in_front_of",
+              "far": "behind"}
+#: Prepositions that put the object on the table beside a reference, as the Relation directions.
+BESIDE = {"left_of", "right_of", "in_front_of", "behind"}
+#: Gap between the reference's edge and the placed object's edge (clear of the rim, still beside it).
+BESIDE_GAP_M = 0.02
+#: A placement beside a reference holds when the object is at least this far out on that side...
+BESIDE_MIN_M = 0.03
+#: ...and within this of the aimed spot.
+BESIDE_TOLERANCE_M = 0.06
+#: A compartment is this fraction of the container's depth along the camera axis (a caddy has two rows).
+COMPARTMENT_FRACTION = 0.5
+_COMPARTMENT = re.compile(r"^(?P<side>front|back|left|right) compartment of the (?P<container>.+)$")
+_SIDE = re.compile(r"^(?P<side>left|right|front|back|near|far) (?P<rest>.+)$")
+
+
+def view_axes(cam_to_world: np.ndarray) -> dict[str, np.ndarray]:
+    """World horizontal unit vectors of the camera's directions: "right_of" = image right, "behind" = away."""
+    pose = np.asarray(cam_to_world, dtype=np.float64)
+    right, away = pose[:3, 0].copy(), pose[:3, 2].copy()
+    right[2] = away[2] = 0.0
+    right /= max(np.linalg.norm(right), 1e-9)
+    away /= max(np.linalg.norm(away), 1e-9)
+    return {"right_of": right, "left_of": -right, "behind": away, "in_front_of": -away}
+
+
+def find_target(wm: Any, scene: Scene, phrase: str) -> SceneObject:
+    """The object a target phrase names; a side word ("the left plate") decides between several of a category.
+
+    Raises:
+        GroundingError: nothing matches ("perception") or the phrase cannot decide ("grounding").
+    """
+    side = _SIDE.match(phrase)
+    named = [o for o in scene.objects if category_of(o.name).lower() == phrase]   # a label with the side word
+    if side and not named and len(find_category(scene, side["rest"])) > 1:
+        candidates = find_category(scene, side["rest"])
+        direction = SIDE_WORDS[side["side"]]
+
+        def outwards(candidate: SceneObject) -> float:
+            # How far the candidate lies in the direction from the others, as the world model relates them.
+            total = 0.0
+            for other in candidates:
+                if other.id != candidate.id:
+                    relation = wm.relation(scene, candidate.name, other.name)
+                    total += direction_offset(direction, relation.lateral_m, relation.depth_m)
+            return total
+
+        return max(candidates, key=outwards)
+    return find_one(scene, phrase)
+
+
+def _pseudo(like: SceneObject, centre: np.ndarray, extent: np.ndarray, name: str) -> SceneObject:
+    """A support the scene has no object for (a spot on the table, a compartment), shaped like a SceneObject."""
+    return dataclasses.replace(like, id=-1, name=name, centroid=np.asarray(centre, dtype=np.float64),
+                               extent=np.asarray(extent, dtype=np.float64), obb_rotation=np.eye(3))
+
+
+def _half_along(obj: SceneObject, direction: np.ndarray) -> float:
+    """Half the object's box width along a horizontal world direction."""
+    axes = np.asarray(obj.obb_rotation, dtype=np.float64)
+    return float(sum(abs(axes[:, i] @ direction) * obj.extent[i] / 2 for i in range(3)))
+
+
+def beside_spot(scene: Scene, cam_to_world: np.ndarray, subject: SceneObject, reference: SceneObject,
+                direction: str) -> SceneObject:
+    """The table spot ``direction`` of ``reference`` (camera's view) where ``subject`` fits, as a support.
+
+    Its top is the table under the reference (the reference's bottom), its centre one gap past both halves.
+    """
+    axis = view_axes(cam_to_world)[direction]
+    out = _half_along(reference, axis) + _half_along(subject, axis) + BESIDE_GAP_M
+    centre = np.asarray(reference.centroid, dtype=np.float64) + out * axis
+    centre[2] = reference.bottom_z
+    return _pseudo(reference, centre, np.array([0.02, 0.02, 0.0]), f"{direction} {reference.name}")
+
+
+def compartment(scene: Scene, cam_to_world: np.ndarray, container: SceneObject, side: str) -> SceneObject:
+    """The ``side`` compartment of a container (a caddy): that part of its box along the camera's view.
+
+    The floor is taken a third of the way up from the container's bottom (the caddy's floor sits above its
+    feet; a book stands in it).
+    """
+    direction = SIDE_WORDS[side]
+    axis = view_axes(cam_to_world)[direction]
+    half = _half_along(container, axis)
+    centre = np.asarray(container.centroid, dtype=np.float64) + half * (1 - COMPARTMENT_FRACTION) * axis
+    centre[2] = container.bottom_z + float(container.extent[2]) / 3
+    extent = np.asarray(container.extent, dtype=np.float64).copy()
+    extent[:2] = np.minimum(extent[:2], 2 * half * COMPARTMENT_FRACTION)
+    extent[2] = 0.0
+    return _pseudo(container, centre, extent, f"{side} compartment of {container.name}")
+
+
+def resolve_target(wm: Any, scene: Scene, cam_to_world: np.ndarray, subject: SceneObject, target_phrase: str,
+                   preposition: str) -> tuple[SceneObject, Callable[[Scene], bool] | None]:
+    """The support to release over and, for supports the scene has no object for, the check of the outcome.
+
+    Returns:
+        (support, check): ``check(scene)`` tells from a new observation whether the goal holds; None for a
+        support that is an object of the scene (the planner then asks the world model whether it rests on it).
+    """
+    part = _COMPARTMENT.match(target_phrase)
+    if part:
+        container = find_target(wm, scene, part["container"])
+        spot = compartment(scene, cam_to_world, container, part["side"])
+        return spot, lambda seen: _inside(seen, subject.id, spot, container.id)
+    reference = find_target(wm, scene, target_phrase)
+    if preposition not in BESIDE:
+        return reference, None
+    spot = beside_spot(scene, cam_to_world, subject, reference, preposition)
+    return spot, lambda seen: _beside(wm, seen, subject.id, reference.id, spot, preposition)
+
+
+def _by_id(scene: Scene, instance_id: int) -> SceneObject | None:
+    return next((o for o in scene.objects if o.id == instance_id), None)
+
+
+def _beside(wm: Any, scene: Scene, subject_id: int, reference_id: int, spot: SceneObject, direction: str) -> bool:
+    subject, reference = _by_id(scene, subject_id), _by_id(scene, reference_id)
+    if subject is None or reference is None:
+        return False
+    relation = wm.relation(scene, subject.name, reference.name)
+    offset = direction_offset(direction, relation.lateral_m, relation.depth_m)
+    near = float(np.hypot(*(np.asarray(subject.centroid)[:2] - np.asarray(spot.centroid)[:2])))
+    low = subject.bottom_z < spot.top_z + 0.02   # resting on the table, not held or on the reference
+    return bool(math.isfinite(offset) and offset > BESIDE_MIN_M and near < BESIDE_TOLERANCE_M and low)
+
+
+def _inside(scene: Scene, subject_id: int, spot: SceneObject, container_id: int) -> bool:
+    subject = _by_id(scene, subject_id)
+    if subject is None:   # hidden by the compartment's walls
+        return _by_id(scene, container_id) is not None
+    near = np.abs(np.asarray(subject.centroid)[:2] - np.asarray(spot.centroid)[:2])
+    inside = bool(np.all(near < np.maximum(np.asarray(spot.extent[:2]) / 2, 0.03)))
+    return inside and subject.bottom_z < spot.top_z + 0.03
+
