@@ -97,3 +97,15 @@ def test_cli_bad_suite_or_task_is_one_line_and_exit_2():
         assert done.returncode == 2, done
         errors = [line for line in done.stderr.splitlines() if line.startswith("joyai-embodied eval:")]
         assert len(errors) == 1 and ("suite" in errors[0] or "tasks" in errors[0] or "init-states" in errors[0])
+
+
+def test_evaluator_accepts_either_instance_a_both_goal_treats_alike():
+    from joyai_embodied.evaluation.libero import goal_subjects
+    both_pots = {"goal": [["On", "moka_pot_1", "flat_stove_1_cook_region"],
+                          ["On", "moka_pot_2", "flat_stove_1_cook_region"], ["Turnon", "flat_stove_1"]]}
+    assert goal_subjects(both_pots) == ["moka_pot_1", "moka_pot_2"]
+    two_plates = {"goal": [["On", "white_mug_1", "plate_1"], ["On", "porcelain_mug_1", "plate_2"]]}
+    assert goal_subjects(two_plates) == ["white_mug_1"]
+    bowl_and_other_bowl = {"goal": [["On", "akita_black_bowl_1", "plate_1"], ["In", "akita_black_bowl_2", "basket_1"]]}
+    assert goal_subjects(bowl_and_other_bowl) == ["akita_black_bowl_1"]
+    assert goal_subjects({"goal": [["Open", "cabinet_top_region"]]}) == []

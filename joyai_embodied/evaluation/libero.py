@@ -50,10 +50,25 @@ def parse_index_list(text: str, field: str) -> list[int]:
 
 def goal_subject(ground_truth: dict[str, Any]) -> str | None:
     """The instance the goal moves (evaluator only): the first argument of its first placement predicate."""
-    for predicate in ground_truth.get("goal", []):
-        if len(predicate) >= 3 and str(predicate[0]).lower() in SUBJECT_PREDICATES:
-            return str(predicate[1])
-    return None
+    subjects = goal_subjects(ground_truth)
+    return subjects[0] if subjects else None
+
+
+def goal_subjects(ground_truth: dict[str, Any]) -> list[str]:
+    """Every instance the goal treats like its first subject (evaluator only).
+
+    "put both moka pots on the stove" is (On moka_pot_1 stove) (On moka_pot_2 stove): either pot is a right
+    first choice. Instances count as interchangeable only when they share the category (the instance name
+    without its number), the predicate and the target.
+    """
+    placements = [tuple(str(p) for p in predicate[:3]) for predicate in ground_truth.get("goal", [])
+                  if len(predicate) >= 3 and str(predicate[0]).lower() in SUBJECT_PREDICATES]
+    if not placements:
+        return []
+    verb, first, target = placements[0]
+    category = first.rsplit("_", 1)[0]
+    return [first] + [s for v, s, t in placements[1:]
+                      if v == verb and t == target and s != first and s.rsplit("_", 1)[0] == category]
 
 
 def evaluate_libero(suite: str, tasks: Iterable[int] | None = None, init_states: Iterable[int] = range(10),
@@ -138,13 +153,13 @@ def evaluate_libero(suite: str, tasks: Iterable[int] | None = None, init_states:
 
 def _record(suite: str, task_id: int, state: int, episode: Any, info: dict[str, Any]) -> dict[str, Any]:
     ground_truth = info["ground_truth"]
-    wanted = goal_subject(ground_truth)
+    wanted = goal_subjects(ground_truth)
     chosen_instance = next((o["instance"] for o in ground_truth["objects"] if o["id"] == episode.chosen), None)
     return {"task_id": task_id, "init_state": state, "instruction": episode.instruction,
             "success": bool(episode.success), "steps": int(episode.steps), "wall_s": round(episode.wall_s, 2),
             # Scored only where the planner resolved a referring expression (not for skills it lacks).
             "chosen": episode.chosen_name or None,
-            "chosen_correct": (chosen_instance == wanted) if wanted and episode.chosen is not None else None,
+            "chosen_correct": (chosen_instance in wanted) if wanted and episode.chosen is not None else None,
             "failure": episode.failure, "grasp_attempts": episode.grasp_attempts,
             "predicted_on_target": episode.predicted_on_target, "verified_on_target": episode.verified_on_target,
             "unsure": episode.unsure, "message": episode.message}
