@@ -34,6 +34,16 @@ DEFAULT_PIVOT_DISTANCE_M = 0.8
 MIN_CAMERA_HEIGHT_M = 0.01
 
 
+def view_axes(cam_to_world: np.ndarray) -> dict[str, np.ndarray]:
+    """World horizontal unit vectors of the camera's directions: "right_of" = image right, "behind" = away."""
+    pose = np.asarray(cam_to_world, dtype=np.float64)
+    right, away = pose[:3, 0].copy(), pose[:3, 2].copy()
+    right[2] = away[2] = 0.0
+    right /= max(np.linalg.norm(right), 1e-9)
+    away /= max(np.linalg.norm(away), 1e-9)
+    return {"right_of": right, "left_of": -right, "behind": away, "in_front_of": -away}
+
+
 def direction_offset(direction: str, lateral_m: float, depth_m: float) -> float:
     """Signed metres by which a subject lies in ``direction`` of a reference, from a Relation's offsets.
 

@@ -28,7 +28,8 @@ libero = pytest.importorskip("libero.libero", reason="needs the libero extra")
 
 import sim_envs  # noqa: E402
 from joyai_embodied.planner.libero import numbered_labels  # noqa: E402
-from joyai_embodied.planner.libero.placement import beside_spot, find_target, view_axes  # noqa: E402
+from joyai_embodied.planner.libero.placement import beside_spot, find_target  # noqa: E402
+from joyai_embodied.spatial import view_axes  # noqa: E402
 
 
 def _scene(wm, suite, task_id):

@@ -17,10 +17,12 @@ from typing import Sequence
 import numpy as np
 
 from ...errors import InvalidInputError
+from ...spatial import view_axes
 from ...types import SceneObject
 from .control import CLOSE, OPEN, VIA_M, Arm, quat_to_matrix, rotation_error, yaw_rotation
 from .heights import HeightMap
 from .instructions import PickPlaceGoal
+from .skills import FINGERTIP_BELOW_M
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +77,8 @@ HAND_ROOM_RADIUS_M = 0.05
 HAND_BLOCK_ABOVE_M = 0.02
 #: Start a push this far behind the object's edge (little: a cabinet may stand close behind it).
 PUSH_BACKOFF_M = 0.015
-#: Fingertips reach this far below the end-effector site (as in skills.py).
-FINGERTIP_BELOW_M = 0.01
+#: The push instruction's side words as the project's camera-view directions.
+PUSH_DIRECTIONS = {"front": "in_front_of", "back": "behind", "right": "right_of", "left": "left_of"}
 #: An object that moved less than this after a push was not pushed.
 PUSHED_M = 0.03
 
@@ -325,9 +327,7 @@ def push_goal(obj: SceneObject, reference: SceneObject, where: str, cam_to_world
     along the camera's x. Along that axis the object ends a gap past the reference's edge; across it,
     in line with the reference, shifted within the middle part of its width to stay clear of ``others``.
     """
-    pose = np.asarray(cam_to_world, dtype=np.float64)
-    axis = {"front": -pose[:3, 2], "back": pose[:3, 2], "right": pose[:3, 0], "left": -pose[:3, 0]}[where]
-    axis = np.array([axis[0], axis[1]]) / max(np.hypot(axis[0], axis[1]), 1e-9)
+    axis = view_axes(cam_to_world)[PUSH_DIRECTIONS[where]][:2]
     across = np.array([-axis[1], axis[0]])
     ref = np.asarray(reference.centroid)[:2]
     own = _half_extent_along(obj, axis)

@@ -17,7 +17,7 @@ from .articulation import (OPENED_M, close_drawer, PUSHED_M, ArticulationGoal, I
                            KNOB_TURN_RAD)
 from .skills import pick, place_on
 from .control import Arm
-from .grounding import find_one
+from .grounding import by_id, find_one
 from .heights import HeightMap
 from .clearing import aside_spot, in_drawer_sweep
 from .drawer_put import hanging_m, on_the_way, quick_pick, quick_place
@@ -91,7 +91,7 @@ def _open(planner: Any, sim: Any, arm: Arm, labels: Mapping[int, str], goal: Art
         if arm.succeeded:
             return cabinet, handle, goal.level
         scene = planner._observe(sim, labels)   # did the drawer's front move? look again
-        cabinet = next((o for o in scene.objects if o.id == cabinet.id), cabinet)
+        cabinet = by_id(scene, cabinet.id, cabinet)
         handle = find_handle(cabinet, goal.level, HeightMap(planner._last_obs), pivot)
         moved = float((handle.centre - start)[:2] @ handle.front[:2])
         log.info("drawer %s try %d: front moved %.3f m", goal.level, attempt + 1, moved)
@@ -149,7 +149,7 @@ def _put_into_drawer(planner: Any, sim: Any, arm: Arm, labels: Mapping[int, str]
         if arm.succeeded:
             return
         scene = planner._observe(sim, labels)   # in the drawer? look again
-        seen = next((o for o in scene.objects if o.id == subject.id), None)
+        seen = by_id(scene, subject.id)
         # Over the drawer's interior (about 20 cm wide) counts: re-grasping a bowl already in the drawer
         # (measured: seen 7 cm off the interior's centre) only pulls it out again.
         episode.verified_on_target = bool(seen is not None and np.hypot(
@@ -158,7 +158,7 @@ def _put_into_drawer(planner: Any, sim: Any, arm: Arm, labels: Mapping[int, str]
                  arm.steps)
         if episode.verified_on_target:
             return
-        subject = next((o for o in scene.objects if o.id == subject.id), subject)
+        subject = by_id(scene, subject.id, subject)
 
 
 def _close(planner: Any, sim: Any, arm: Arm, labels: Mapping[int, str], goal: ArticulationGoal, opened: Any,
@@ -172,7 +172,7 @@ def _close(planner: Any, sim: Any, arm: Arm, labels: Mapping[int, str], goal: Ar
         if arm.succeeded:
             return
         scene = planner._observe(sim, labels)   # did the drawer's front go back? look again
-        cabinet = next((o for o in scene.objects if o.id == cabinet.id), cabinet)
+        cabinet = by_id(scene, cabinet.id, cabinet)
         handle = find_handle(cabinet, goal.level, HeightMap(planner._last_obs), pivot)
         moved = float((start - handle.centre)[:2] @ handle.front[:2])
         log.info("drawer %s close try %d: front moved back %.3f m", goal.level, attempt + 1, moved)
@@ -191,7 +191,7 @@ def _turn(planner: Any, sim: Any, arm: Arm, labels: Mapping[int, str], goal: Art
         if arm.succeeded:
             return
         scene = planner._observe(sim, labels)   # did the knob turn? look again
-        stove = next((o for o in scene.objects if o.id == stove.id), stove)
+        stove = by_id(scene, stove.id, stove)
         new_point, new_yaw = find_knob(stove, HeightMap(planner._last_obs))
         turned = abs(float((new_yaw - yaw + np.pi / 2) % np.pi - np.pi / 2))
         log.info("knob try %d: turned %.2f rad", attempt + 1, turned)
@@ -215,7 +215,7 @@ def _push(planner: Any, sim: Any, arm: Arm, labels: Mapping[int, str], goal: Art
             log.info("push blocked behind the %s: carried it instead (held %s)", obj.name, grasp is not None)
             if grasp is not None:
                 # Closing on a flat rim slides the object a few cm: where it hangs now sets the release.
-                held = next((o for o in planner._observe(sim, labels).objects if o.id == obj.id), None)
+                held = by_id(planner._observe(sim, labels), obj.id)
                 if held is not None:
                     grasp.offset = arm.position - np.asarray(held.centroid)
                 # A flat object held by its rim tips over as it is set down: its far edge meets the table first
@@ -227,7 +227,7 @@ def _push(planner: Any, sim: Any, arm: Arm, labels: Mapping[int, str], goal: Art
         if arm.succeeded:
             return
         scene = planner._observe(sim, labels)   # did it move, and is it there? look again
-        obj = next((o for o in scene.objects if o.id == obj.id), obj)
+        obj = by_id(scene, obj.id, obj)
         moved = float(np.linalg.norm(np.asarray(obj.centroid)[:2] - before))
         left = float(np.linalg.norm(np.asarray(obj.centroid)[:2] - target))
         log.info("push try %d: moved %.3f m, %.3f m from the goal %s (now %s)", attempt + 1, moved, left,

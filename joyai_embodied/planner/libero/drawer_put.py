@@ -15,6 +15,7 @@ import numpy as np
 
 from ...types import SceneObject
 from .control import OPEN, VIA_M, Arm
+from .grounding import by_id
 from .heights import HeightMap
 from .skills import APPROACH_M, CARRY_CLEARANCE_M, LIFTED_M, PLACE_CLEARANCE_M, RIM_GRASP_WORDS, Grasp, pick
 
@@ -70,13 +71,13 @@ def quick_pick(planner: Any, sim: Any, arm: Arm, labels: Mapping[int, str], subj
         (the grasp or None when it was not lifted in :data:`MAX_GRASPS` tries, the latest scene).
     """
     for attempt in range(MAX_GRASPS):
-        subject = next((o for o in scene.objects if o.id == subject.id), subject)
+        subject = by_id(scene, subject.id, subject)
         before_top = subject.top_z
         others = [o for o in scene.objects if o.id != subject.id]
         way = on_the_way(others, arm.position, subject.centroid)
         grasp = pick(arm, subject, way + [_hover_floor(subject)], HeightMap(planner._last_obs))
         scene = planner._observe(sim, labels)
-        lifted = next((o for o in scene.objects if o.id == subject.id), None)
+        lifted = by_id(scene, subject.id)
         rise = None if lifted is None else lifted.top_z - before_top
         log.info("quick grasp %d of %s: rose %s m by step %d", attempt + 1, subject.name,
                  None if rise is None else round(rise, 3), arm.steps)

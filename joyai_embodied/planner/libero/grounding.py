@@ -21,6 +21,11 @@ from .instructions import PickPlaceGoal
 UNSURE_GAP_M = 0.02
 
 
+def by_id(scene: Scene, instance_id: int, default: SceneObject | None = None) -> SceneObject | None:
+    """The scene's object with this instance id (as seen in this observation), else ``default``."""
+    return next((o for o in scene.objects if o.id == instance_id), default)
+
+
 class GroundingError(Exception):
     """The instruction names something the scene does not show (kind "perception") or cannot decide ("grounding")."""
 

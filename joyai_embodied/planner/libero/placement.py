@@ -15,9 +15,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ...spatial import direction_offset
+from ...spatial import direction_offset, view_axes
 from ...types import Scene, SceneObject
-from .grounding import category_of, find_category, find_one
+from .grounding import by_id, category_of, find_category, find_one
 
 #: Side words of a target phrase ("the left plate") and the direction each selects among candidates.
 SIDE_WORDS = {"left": "left_of", "right": "right_of", "front": "in_front_of", "back": "behind", "near": "in_front_of",
@@ -34,16 +34,6 @@ BESIDE_TOLERANCE_M = 0.06
 COMPARTMENT_FRACTION = 0.5
 _COMPARTMENT = re.compile(r"^(?P<side>front|back|left|right) compartment of the (?P<container>.+)$")
 _SIDE = re.compile(r"^(?P<side>left|right|front|back|near|far) (?P<rest>.+)$")
-
-
-def view_axes(cam_to_world: np.ndarray) -> dict[str, np.ndarray]:
-    """World horizontal unit vectors of the camera's directions: "right_of" = image right, "behind" = away."""
-    pose = np.asarray(cam_to_world, dtype=np.float64)
-    right, away = pose[:3, 0].copy(), pose[:3, 2].copy()
-    right[2] = away[2] = 0.0
-    right /= max(np.linalg.norm(right), 1e-9)
-    away /= max(np.linalg.norm(away), 1e-9)
-    return {"right_of": right, "left_of": -right, "behind": away, "in_front_of": -away}
 
 
 def find_target(wm: Any, scene: Scene, phrase: str) -> SceneObject:
@@ -133,12 +123,8 @@ def resolve_target(wm: Any, scene: Scene, cam_to_world: np.ndarray, subject: Sce
     return spot, lambda seen: _beside(wm, seen, subject.id, reference.id, spot, preposition)
 
 
-def _by_id(scene: Scene, instance_id: int) -> SceneObject | None:
-    return next((o for o in scene.objects if o.id == instance_id), None)
-
-
 def _beside(wm: Any, scene: Scene, subject_id: int, reference_id: int, spot: SceneObject, direction: str) -> bool:
-    subject, reference = _by_id(scene, subject_id), _by_id(scene, reference_id)
+    subject, reference = by_id(scene, subject_id), by_id(scene, reference_id)
     if subject is None or reference is None:
         return False
     relation = wm.relation(scene, subject.name, reference.name)
@@ -149,9 +135,9 @@ def _beside(wm: Any, scene: Scene, subject_id: int, reference_id: int, spot: Sce
 
 
 def _inside(scene: Scene, subject_id: int, spot: SceneObject, container_id: int) -> bool:
-    subject = _by_id(scene, subject_id)
+    subject = by_id(scene, subject_id)
     if subject is None:   # hidden by the compartment's walls
-        return _by_id(scene, container_id) is not None
+        return by_id(scene, container_id) is not None
     near = np.abs(np.asarray(subject.centroid)[:2] - np.asarray(spot.centroid)[:2])
     inside = bool(np.all(near < np.maximum(np.asarray(spot.extent[:2]) / 2, 0.03)))
     return inside and subject.bottom_z < spot.top_z + 0.03

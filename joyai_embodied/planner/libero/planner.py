@@ -17,7 +17,7 @@ from ...errors import InvalidInputError
 from ...types import MoveObject, Scene, SceneObject
 from .control import OPEN, Arm, StepBudgetExceeded
 from .heights import HeightMap
-from .grounding import GroundingError, numbered_labels, resolve_subject
+from .grounding import GroundingError, by_id, numbered_labels, resolve_subject
 from .instructions import PickPlaceGoal, needs_articulation, parse_goals
 from .articulation_plan import articulate
 from .placement import resolve_target
@@ -153,7 +153,7 @@ class LiberoPlanner:
                 episode.message = f"{subject.name} not lifted in {attempts} tries"
                 return
             if not fixed_target:
-                target = _by_id(scene, target.id) or target
+                target = by_id(scene, target.id) or target
             obstacles = [o for o in scene.objects if o.id not in (subject.id, target.id)]
             spot = None
             if goal.preposition == "in" and target.id >= 0:
@@ -180,12 +180,12 @@ class LiberoPlanner:
         """Picks ``subject`` until it is seen lifted; returns (grasp or None, latest scene, attempts so far)."""
         while attempts < self.max_grasp_attempts:
             attempts += 1
-            subject = _by_id(scene, subject.id) or subject
+            subject = by_id(scene, subject.id) or subject
             before_top = subject.top_z
             obstacles = [o for o in scene.objects if o.id != subject.id]
             grasp = pick(arm, subject, obstacles, HeightMap(self._last_obs, hand_at=arm.position))
             scene = self._observe(sim, labels)   # verify the lift by looking again
-            lifted = _by_id(scene, subject.id)
+            lifted = by_id(scene, subject.id)
             rise = None if lifted is None else lifted.top_z - before_top
             log.info("grasp %d of %s: fingers %.4f m, rose %s m, step %d", attempts, subject.name, arm.finger_width,
                      None if rise is None else round(rise, 3), arm.steps)
@@ -204,7 +204,7 @@ class LiberoPlanner:
 
     def _in_drawer(self, scene: Scene, subject_id: int, floor: SceneObject) -> bool:
         """Whether the subject is seen over an opened drawer's interior and below its rim."""
-        subject = _by_id(scene, subject_id)
+        subject = by_id(scene, subject_id)
         if subject is None:
             return False
         horizontal = float(np.hypot(*(np.asarray(subject.centroid)[:2] - np.asarray(floor.centroid)[:2])))
@@ -212,7 +212,7 @@ class LiberoPlanner:
 
     def _on(self, scene: Scene, subject_id: int, target_id: int, preposition: str = "on") -> bool:
         """Whether the world model sees the subject on (or, for "in", inside) the target."""
-        subject, target = _by_id(scene, subject_id), _by_id(scene, target_id)
+        subject, target = by_id(scene, subject_id), by_id(scene, target_id)
         if subject is None and target is not None and preposition == "in":
             # Released over the container's opening and now seen nowhere: its walls hide it (a flat box in
             # the basket); an object that missed would lie in view on the table or hang from the fingers.
@@ -225,10 +225,6 @@ class LiberoPlanner:
         if preposition == "in":   # inside a container: over its opening and lower than its rim
             return bool(over and subject.bottom_z < target.top_z)
         return bool((relation.on_top_of or relation.above or relation.vertical_m > 0) and over)
-
-
-def _by_id(scene: Scene, instance_id: int) -> SceneObject | None:
-    return next((o for o in scene.objects if o.id == instance_id), None)
 
 
 def _hanging(grasp: Any, subject: SceneObject) -> float:
