@@ -19,7 +19,7 @@ pytest.importorskip("mcap_ros2")
 gym = pytest.importorskip("gymnasium")
 
 import sim_envs  # noqa: E402  (registers the envs)
-from joyai_embodied import CameraMove, MoveObject  # noqa: E402
+from joyai_embodied import CameraMove, InvalidInputError, MoveObject  # noqa: E402
 from joyai_embodied.recording import RecordingWorldModel, open_recorder  # noqa: E402
 from joyai_embodied.recording.base import QUEUE_SIZE, RecordingError, ee_pose  # noqa: E402
 
@@ -93,6 +93,20 @@ def test_a_writer_process_that_dies_is_reported_not_waited_on(tmp_path):
             recorder.log_text("after")
     with pytest.raises(RecordingError, match="died"):
         recorder.close()
+    assert not multiprocessing.active_children()
+
+
+def test_close_without_waiting_then_waiting_gives_the_whole_file(tmp_path):
+    path = tmp_path / "later.mcap"
+    recorder = open_recorder(path, background=True)
+    for i in range(50):
+        recorder.set_time(i)
+        recorder.log_text(f"line {i}")
+    recorder.close(wait=False)  # returns at once; the writer process finishes meanwhile
+    with pytest.raises(InvalidInputError, match="closed"):
+        recorder.log_text("too late")
+    recorder.close()
+    assert [m.data for t, _, _, m in _read_mcap(path)] == [f"line {i}" for i in range(50)]
     assert not multiprocessing.active_children()
 
 

@@ -234,8 +234,13 @@ class Recorder(ABC):
         self._next_episode_step = step
         return step
 
-    def close(self) -> None:
-        """Closes the file (a writer process's recorder first writes what is still queued)."""
+    def close(self, wait: bool = True) -> None:
+        """Closes the file (a writer process's recorder first writes what is still queued).
+
+        Args:
+            wait: False lets a writer process finish on its own (a later ``close()`` or the exit waits for it);
+                a recorder writing in the caller closes at once either way.
+        """
         if self.closed:
             return
         self.closed = True

@@ -65,7 +65,7 @@ class WriterProcess:
         self.label = suffix
         self.error: str | None = None
         self.write_cpu_s = self.child_cpu_s = 0.0
-        self._stopped = False
+        self.stopped = False
         atexit.register(self.stop)  # an unused preload or a recorder left open: the child still ends
 
     def send(self, item: tuple) -> None:
@@ -84,7 +84,7 @@ class WriterProcess:
 
     def poll(self) -> None:
         """Reads the child's reports that have arrived (errors, write times), without waiting."""
-        while not self._stopped and self._back.poll():
+        while not self.stopped and self._back.poll():
             self._receive()
 
     def wait_for(self, kind: str) -> None:
@@ -120,9 +120,9 @@ class WriterProcess:
 
     def stop(self) -> None:
         """Ends the child: closes the pipe (it writes what was queued and exits), waits, kills as a last resort."""
-        if self._stopped:
+        if self.stopped:
             return
-        self._stopped = True
+        self.stopped = True
         atexit.unregister(self.stop)
         self._data.close()
         self.process.join(EXIT_WAIT_S)
@@ -175,17 +175,26 @@ class ProcessRecorder(Recorder):
             self.writer.wait_for("flushed")
         self._raise_writer_error()
 
-    def close(self) -> None:
-        """Sends the rest, waits until the child has closed the file, and ends the child.
+    def close(self, wait: bool = True) -> None:
+        """Sends the rest and asks the child to close the file; with ``wait``, waits until it has and ends it.
+
+        Args:
+            wait: False: return at once (the child finishes meanwhile: a command writes its report); a later
+                ``close()`` waits, or the process's exit does.
 
         Raises:
             RecordingError: an error of the child not yet raised, or the child died.
         """
-        if self.closed:
+        if not self.closed:
+            self.closed = True
+            try:
+                self.writer.send(("close",))
+            except BaseException:
+                self.writer.stop()
+                raise
+        if not wait or self.writer.stopped:
             return
-        self.closed = True
         try:
-            self.writer.send(("close",))
             self.writer.wait_for("closed")
         finally:
             self.writer.stop()
