@@ -10,8 +10,10 @@
 Target (issue 14): recording costs <= 10% of a demo run's wall time. Each round runs the three arms as separate
 processes (``python -m joyai_embodied.commands demo ...``), in an order rotated every round so that a drift of
 the machine's load does not favour one arm; the figures are medians over rounds. Beside each wall time: the
-process's CPU time (user + sys, every thread: the recorder's writer and preload threads included) and the
-1-minute load average when it started (the machine is shared). Per episode: the median of the episodes' own
+CPU time of the demo and its children (user + sys: the writer process included), the demo process's own CPU
+(what competes with the planner for its core when the writer process has a core of its own: on a quiet
+machine that, not the writer's, is what recording adds to the wall) and the 1-minute load average when it
+started (the machine is shared). Per episode: the median of the episodes' own
 wall times from the demo's ``report.json`` (the planner's thread; start-up and closing excluded).
 
 Per episode, in one process (``episode_cost``): the same LIBERO episode (libero_spatial task 0, init state 0:
@@ -40,6 +42,16 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 ARMS = ("none", "rrd", "mcap")
+#: Runs ``python -m joyai_embodied.commands ARGS`` and, at its exit (after every other exit handler: a writer
+#: process has ended by then), writes the process's own CPU time (its threads, not its children) to a file:
+#: the part of the work that shares the demo's cores with the planner when the writer has a core of its own.
+OWN_CPU_RUNNER = ("import atexit, os, resource, runpy, sys\n"
+                  "def _own():\n"
+                  "    u = resource.getrusage(resource.RUSAGE_SELF)\n"
+                  "    open(os.environ['RECORD_BENCH_OWN_CPU'], 'w').write(repr(u.ru_utime + u.ru_stime))\n"
+                  "atexit.register(_own)\n"
+                  "sys.argv[0] = 'joyai_embodied.commands'\n"
+                  "runpy.run_module('joyai_embodied.commands', run_name='__main__', alter_sys=True)\n")
 BASE_ARMS = ("rrd@base", "mcap@base")  # with --baseline: the same recordings made by the baseline tree
 
 
@@ -47,7 +59,8 @@ def one_run(demo_args: list[str], arm: str, workdir: Path, index: int, baseline:
     """One demo process; wall, CPU (the process and its children: a writer process included), load average
     at start, and the episodes' wall times from its report. ``arm`` ending in ``@base`` runs from ``baseline``."""
     out = workdir / f"{arm}_{index}"
-    command = [sys.executable, "-m", "joyai_embodied.commands", "demo", *demo_args, "--out", str(out)]
+    command = [sys.executable, "-c", OWN_CPU_RUNNER, "demo", *demo_args, "--out", str(out)]
+    own_cpu = workdir / f"{arm}_{index}.cpu"
     suffix = arm.split("@")[0]
     if arm != "none":
         command += ["--record", str(workdir / f"{arm}_{index}.{suffix}")]
@@ -55,7 +68,8 @@ def one_run(demo_args: list[str], arm: str, workdir: Path, index: int, baseline:
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
+    result = subprocess.run(command, capture_output=True, text=True, cwd=cwd,
+                            env={**os.environ, "RECORD_BENCH_OWN_CPU": str(own_cpu)})
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
@@ -64,6 +78,7 @@ def one_run(demo_args: list[str], arm: str, workdir: Path, index: int, baseline:
     episodes = [e.get("wall_s", e.get("seconds")) for e in report["episodes_detail"]]
     size = (workdir / f"{arm}_{index}.{suffix}").stat().st_size if arm != "none" else 0
     return {"arm": arm, "wall_s": wall, "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+            "own_cpu_s": float(own_cpu.read_text()),
             "load": load, "episode_s": episodes, "file_mb": size / 1e6}
 
 
@@ -76,7 +91,8 @@ def measure(name: str, demo_args: list[str], rounds: int, workdir: Path, baselin
         for arm in order:
             run = one_run(demo_args, arm, workdir, len(runs), baseline)
             runs.append(run)
-            print(f"  {name} round {r + 1}/{rounds} {arm:<9}: wall {run['wall_s']:6.2f} s, cpu {run['cpu_s']:6.2f} s, "
+            print(f"  {name} round {r + 1}/{rounds} {arm:<9}: wall {run['wall_s']:6.2f} s, cpu {run['cpu_s']:6.2f} s "
+                  f"(demo's own {run['own_cpu_s']:5.2f} s), "
                   f"load {run['load']:.1f}, episodes {', '.join(f'{e:.2f}' for e in run['episode_s'])} s", flush=True)
     arms = {}
     for arm in all_arms:
@@ -84,13 +100,14 @@ def measure(name: str, demo_args: list[str], rounds: int, workdir: Path, baselin
         arms[arm] = {"wall_s": statistics.median(r["wall_s"] for r in mine),
                      "wall_min_s": min(r["wall_s"] for r in mine),
                      "cpu_s": statistics.median(r["cpu_s"] for r in mine),
+                     "own_cpu_s": statistics.median(r["own_cpu_s"] for r in mine),
                      "episode_s": statistics.median(e for r in mine for e in r["episode_s"]),
                      "load": statistics.median(r["load"] for r in mine),
                      "file_mb": statistics.median(r["file_mb"] for r in mine)}
     base = arms["none"]
     for arm in all_arms[1:]:
         figures = arms[arm]
-        for key in ("wall_s", "wall_min_s", "cpu_s", "episode_s"):
+        for key in ("wall_s", "wall_min_s", "cpu_s", "own_cpu_s", "episode_s"):
             figures[f"{key}_overhead_pct"] = 100.0 * (figures[key] / base[key] - 1.0)
     return {"demo": name, "args": demo_args, "rounds": rounds, "arms": arms, "runs": runs}
 
@@ -213,13 +230,13 @@ def print_episode_table(result: dict) -> None:
 
 def print_table(result: dict) -> None:
     print(f"\n{result['demo']} ({' '.join(result['args'])}), medians of {result['rounds']} rounds")
-    print("| arm | process wall (s) | overhead | best wall (s) | overhead | process CPU (s) | overhead | "
-          "episode wall (s) | overhead | load avg | file (MB) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| arm | process wall (s) | overhead | best wall (s) | overhead | CPU, with children (s) | overhead | "
+          "demo's own CPU (s) | overhead | episode wall (s) | overhead | load avg | file (MB) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for arm, f in result["arms"].items():
         pct = (lambda key: "-" if arm == "none" else f"{f[key + '_overhead_pct']:+.1f}%")
         print(f"| {arm} | {f['wall_s']:.2f} | {pct('wall_s')} | {f['wall_min_s']:.2f} | {pct('wall_min_s')} | "
-              f"{f['cpu_s']:.2f} | {pct('cpu_s')} | {f['episode_s']:.2f} | {pct('episode_s')} | {f['load']:.1f} | "
+              f"{f['cpu_s']:.2f} | {pct('cpu_s')} | {f['own_cpu_s']:.2f} | {pct('own_cpu_s')} | {f['episode_s']:.2f} | {pct('episode_s')} | {f['load']:.1f} | "
               f"{f['file_mb']:.1f} |")
 
 

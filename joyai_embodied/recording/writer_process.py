@@ -39,6 +39,8 @@ LIVENESS_POLL_S = 0.2
 #: How long :meth:`WriterProcess.stop` waits for the child to finish writing and exit before killing it:
 #: a queue full of 640x480 frames is written in a few seconds even on a loaded machine.
 EXIT_WAIT_S = 120.0
+#: The pipe's buffer (Linux's unprivileged maximum): a 640x480 frame crosses in a few writes, not ~50 of 64 KiB.
+PIPE_BYTES = 1 << 20
 _EOF = b""  # the reader thread's end-of-stream marker (a real item is never empty)
 
 
@@ -61,6 +63,13 @@ class WriterProcess:
             self.process.start()
         reader.close()  # the child holds the only reading end: the parent's exit is its end of file
         back_writer.close()
+        _widen_pipe(self._data)
+        # The feeder thread writes to the pipe (the GIL is released while it waits for the child to read), so
+        # that the caller only pickles; one thread, so the order is kept.
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._pipe_broken = False
+        self._feeder = threading.Thread(target=self._feed, name=f"recorder {suffix} feeder", daemon=True)
+        self._feeder.start()
         #: What errors name: the file, once a recorder has the writer.
         self.label = suffix
         self.error: str | None = None
@@ -74,13 +83,21 @@ class WriterProcess:
         Raises:
             RecordingError: the child has died (naming the file).
         """
-        data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)  # protocol 5: an array is one buffer
-        while not self._slots.acquire(timeout=LIVENESS_POLL_S):
-            self._check_alive()
-        try:
-            self._data.send_bytes(data)
-        except OSError:  # a closed pipe: the child is gone
+        if self._pipe_broken:
             self._check_alive(force=True)
+        data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)  # protocol 5: an array is one buffer
+        while not self._slots.acquire(timeout=LIVENESS_POLL_S):  # the child frees a slot per item it takes
+            self._check_alive()
+        self._outbox.put(data)
+
+    def _feed(self) -> None:
+        while (data := self._outbox.get()) is not None:
+            try:
+                self._data.send_bytes(data)
+            except OSError:  # a closed pipe: the child is gone (the caller's next send reports it)
+                self._pipe_broken = True
+                break
+        self._data.close()  # after the last item: the child's end of file
 
     def poll(self) -> None:
         """Reads the child's reports that have arrived (errors, write times), without waiting."""
@@ -124,7 +141,8 @@ class WriterProcess:
             return
         self.stopped = True
         atexit.unregister(self.stop)
-        self._data.close()
+        self._outbox.put(None)  # the feeder sends what is queued, then closes the pipe
+        self._feeder.join(EXIT_WAIT_S)
         self.process.join(EXIT_WAIT_S)
         if self.process.is_alive():  # pragma: no cover - a child stuck in a library call
             self.process.kill()
@@ -208,6 +226,15 @@ class ProcessRecorder(Recorder):
     def _log_text(self, *args: Any) -> None: ...
     def _log_pose(self, *args: Any) -> None: ...
     def _close(self) -> None: ...
+
+
+def _widen_pipe(connection: Any) -> None:
+    try:
+        import fcntl
+
+        fcntl.fcntl(connection.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError):  # not Linux, or a lower limit: the default buffer works
+        pass
 
 
 class _signals_ignored:
