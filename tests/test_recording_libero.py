@@ -156,6 +156,8 @@ def test_a_signal_to_a_recording_demo_stops_every_process_and_leaves_a_readable_
     try:
         lines = [process.stdout.readline() for _ in range(3)]  # episode 1 opens the recorder, 2 and 3 log to it
         assert all(lines), process.stderr.read()[-2000:]
+        children = _live_children(process.pid)  # the writer process (in a session of its own) and the like
+        assert children
         os.killpg(process.pid, getattr(signal, signal_name))
         _, err = process.communicate(timeout=120)
     finally:
@@ -166,9 +168,9 @@ def test_a_signal_to_a_recording_demo_stops_every_process_and_leaves_a_readable_
     else:
         assert process.returncode == -signal.SIGTERM
     deadline = time.monotonic() + 30
-    while _live_processes_of_group(process.pid) and time.monotonic() < deadline:
+    while (_live_processes_of_group(process.pid) or _still_live(children)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _live_processes_of_group(process.pid) == []
+    assert _live_processes_of_group(process.pid) == [] and _still_live(children) == []
     if suffix == ".mcap":
         counts = Counter(topic for topic, _, _, _ in _read_mcap(record))
         assert counts["/joyai/log/instruction"] >= 2 and counts["/joyai/observer/rgb"] >= 2
@@ -179,8 +181,8 @@ def test_a_signal_to_a_recording_demo_stops_every_process_and_leaves_a_readable_
         assert {"/log/instruction", "/world/observer/rgb", "/world/objects"} <= entities
 
 
-def _live_processes_of_group(group: int) -> list[int]:
-    """Processes (not zombies) whose process group is ``group``, from /proc."""
+def _live_processes(field: int, value: int) -> list[int]:
+    """Processes (not zombies) whose /proc stat field ``field`` (1: parent id, 2: process group) is ``value``."""
     import os
 
     live = []
@@ -191,8 +193,30 @@ def _live_processes_of_group(group: int) -> list[int]:
             fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if fields[0] != "Z" and int(fields[2]) == group:
+        if fields[0] != "Z" and int(fields[field]) == value:
             live.append(int(entry))
+    return live
+
+
+def _live_processes_of_group(group: int) -> list[int]:
+    return _live_processes(2, group)
+
+
+def _live_children(parent: int) -> list[int]:
+    return _live_processes(1, parent)
+
+
+def _still_live(pids: list[int]) -> list[int]:
+    import os
+
+    live = []
+    for pid in pids:
+        try:
+            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            live.append(pid)
     return live
 
 

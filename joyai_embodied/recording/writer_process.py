@@ -10,9 +10,10 @@ recorder and calls the same hooks, in order.
 Guarantees: at most :data:`~.base.QUEUE_SIZE` items wait (the caller waits when full, nothing is dropped);
 a hook's error in the child is raised in the caller by the next logging call, :meth:`~.base.Recorder.flush`
 or :meth:`~.base.Recorder.close` as a one-line :class:`~.base.RecordingError` naming the file; a child that
-dies is reported, never waited on forever. The child ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole
-process group): it finishes what was queued when the parent closes the recorder, or when the parent is gone
-(the pipe's end of file, or a new parent id), then closes the file and exits.
+dies is reported, never waited on forever. The child ignores SIGINT and SIGTERM (and runs in a session of its
+own, so a Ctrl-C to the command's process group does not reach it): it finishes what was queued when the
+parent closes the recorder, or when the parent is gone (the pipe's end of file, or a new parent id), then
+closes the file and exits.
 """
 
 from __future__ import annotations
@@ -254,7 +255,8 @@ class _signals_ignored:
     def __exit__(self, *exc: Any) -> None:
         if self.active:
             for number, handler in zip(self.SIGNALS, self.handlers):
-                signal.signal(number, handler)
+                if handler is not None:  # None: a handler installed outside Python, which SIG_IGN replaced
+                    signal.signal(number, handler)
             signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
 
 
@@ -280,6 +282,12 @@ def _child_main(suffix: str, data: Any, back: Any, slots: Any, parent_pid: int) 
     """The child's loop: import and warm the recorder, then run each item in order until close or EOF."""
     for number in (signal.SIGINT, signal.SIGTERM):  # the parent decides when the recording ends
         signal.signal(number, signal.SIG_IGN)
+    try:
+        # A session of its own: where the scheduler shares CPU between sessions (Linux's autogroup, on by
+        # default), the writer's imports and encoding then get their own share instead of the command's.
+        os.setsid()
+    except OSError:  # already a session leader
+        pass
     items: queue.Queue[bytes] = queue.Queue()  # bounded by the parent's slots
     threading.Thread(target=_read, args=(data, items), name="recorder reader", daemon=True).start()
     try:
