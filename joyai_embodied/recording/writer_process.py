@@ -349,6 +349,14 @@ def _child_main(suffix: str, data: Any, back: Any, slots: Any, parent_pid: int) 
     except Exception as exc:  # noqa: BLE001
         closing_error = _one_line(label, exc)
     _send_quietly(report, "closed", closing_error)
+    # The file is complete and closed: skip the interpreter's teardown (Rerun's and numpy's exit handlers,
+    # 0.2-0.8 s of CPU), which the parent's close() would otherwise wait for.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(0)
 
 
 def _read(data: Any, items: queue.Queue) -> None:
