@@ -42,8 +42,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 CLIENT_THREADS = 8
 
 
-def in_namespace(argv: list[str]) -> int:
-    """Re-runs this script inside ``unshare -n`` with only loopback up; returns its exit code.
+def in_namespace(argv: list[str], script: str | None = None) -> int:
+    """Re-runs this script (or ``script``) inside ``unshare -n`` with only loopback up; returns its exit code.
 
     Where a namespace cannot be made (no unshare, not root) it prints why and returns 0: a Ray cluster is
     never started on the machine's network, and CI's ``bench-small`` goes on (as the Ray tests skip).
@@ -59,7 +59,7 @@ def in_namespace(argv: list[str]) -> int:
               "available here (needs util-linux and root)")
         return 0
     env = {**os.environ, "JOYAI_IN_NAMESPACE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    inner = " ".join(shlex.quote(a) for a in [sys.executable, os.path.abspath(__file__), *argv])
+    inner = " ".join(shlex.quote(a) for a in [sys.executable, os.path.abspath(script or __file__), *argv])
     return subprocess.call(["unshare", "-n", "bash", "-c", f"ip link set lo up && exec {inner}"], env=env)
 
 
