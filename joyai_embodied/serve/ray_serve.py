@@ -20,10 +20,12 @@ Every call here needs a connected Ray (:func:`joyai_embodied.distributed.cluster
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Sequence
 
 import ray
@@ -32,7 +34,8 @@ from ray import serve
 from ..errors import InvalidInputError, RemoteError, SceneExpiredError, error_from_fields, error_to_fields
 from ..service import ModelService
 from ..types import CameraMove, CameraPose, ImaginedView, Scene
-from .ray_forward import GroupForwarder
+from .ray_forward import GROUPED_METHODS, GroupForwarder
+from .ray_handle import HandleLoop
 from .ray_scenes import STORE_NAME, STORE_NAMESPACE, SharedScenes, StoreView, request_context, scene_store
 
 APP_NAME = "joyai"
@@ -53,6 +56,14 @@ FRONT_END_THREADS_PER_CALL = 4
 INFO_WAIT_S = 1.0
 #: Longest a request may take (the real model's imagine takes ~90 s per 1024 px view on one GPU).
 REQUEST_TIMEOUT_S = 900.0
+#: Replica-side switches of Serve's ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` that apply to replicas reached by
+#: handles only (no HTTP ingress, so not its direct ingress; the calling side's two are set on the handle,
+#: ``ray_handle``): Serve's request wrapper and our code run in the replica's main event loop, not in a
+#: second loop in a thread of its own (a thread hop each way per call: ~2 ms of a replica's CPU per empty
+#: call, measured); request-path log lines buffered. The model's work still runs off that loop, in the
+#: replica's model thread, so a long request never blocks Serve's health checks. A variable set in the
+#: deploying process wins (``RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD=1`` restores Serve's default).
+REPLICA_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000"}
 
 
 class WorldModelReplica:
@@ -74,6 +85,10 @@ class WorldModelReplica:
         self.imagine_batched.set_max_batch_size(max_batch)
         self.imagine_batched.set_batch_wait_timeout_s(batch_wait_s)
         self.preset, self.batches, self.batched, self.requests = str(preset), 0, 0, 0
+        # One thread runs the model (the service is locked anyway): the event loop stays free for Serve's
+        # health checks and for the light requests it runs itself when the model is free (_run_service).
+        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="joyai-model")
+        self.inline = 0  # light requests the event loop ran itself
 
     async def run(self, method: str, params: Mapping[str, Any], request_id: str | None = None) -> Any:
         """Runs one protocol request; a JoyAIError comes back as ``{"__error__": fields}`` (types kept)."""
@@ -94,13 +109,25 @@ class WorldModelReplica:
                     if isinstance(result, BaseException):
                         raise result
                 else:
-                    result = self.service.run(method, params)
+                    result = await self._run_service(method, params)
             finally:
                 await self.scenes.confirm(handle, check)  # an expired scene wins over its stale copy's answer
             await self.scenes.commit(pending)
             return result
         except Exception as exc:  # every failure is that request's error reply; the replica keeps serving
             return {"__error__": error_to_fields(exc)}
+
+    async def _run_service(self, method: str, params: Mapping[str, Any]) -> Any:
+        """A light request (~0.1 ms) runs here when the model is free; anything else in the model thread."""
+        if method in GROUPED_METHODS:
+            ran, result = self.service.run_if_free(method, params)
+            if ran:
+                self.inline += 1
+                return result
+        # the request's context (its id and pending scenes, ray_scenes) goes with it to the model thread
+        call = contextvars.copy_context().run
+        return await asyncio.get_running_loop().run_in_executor(self._model_thread, call, self.service.run,
+                                                                method, params)
 
     async def run_many(self, items: Sequence[tuple]) -> list[Any]:
         """Several ``(method, params, request_id)`` requests of one Serve call, run concurrently (so imagines
@@ -113,6 +140,11 @@ class WorldModelReplica:
         (scene, seed, init, strength), never merging different ones; each gets its view or error."""
         self.batches += 1
         self.batched += len(requests)
+        call = contextvars.copy_context().run
+        return await asyncio.get_running_loop().run_in_executor(self._model_thread, call, self._imagine_groups,
+                                                                requests)
+
+    def _imagine_groups(self, requests: list[tuple[Any, ...]]) -> list[Any]:
         groups: dict[tuple, list[int]] = {}
         for index, (handle, _, seed, init, strength) in enumerate(requests):
             groups.setdefault((handle, seed, init, strength), []).append(index)
@@ -139,7 +171,8 @@ class WorldModelReplica:
                 "node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address(),
                 "preset": self.preset, "backend": self.world_model.backend.name, "requests": self.requests,
                 "backend_info": self.world_model.info(), "batches": self.batches, "batched_requests": self.batched,
-                "cached_scenes": len(self.scenes), "lease_hits": self.scenes.lease_hits}
+                "cached_scenes": len(self.scenes), "lease_hits": self.scenes.lease_hits,
+                "inline": self.inline}
 
 
 # The class stays importable by name (replicas unpickle it by reference, not by value).
@@ -219,7 +252,10 @@ def deploy(preset: str = "geometric", replicas: int = 1, *, overrides: Mapping[s
     if max_batch < 1 or not 0 <= batch_wait_s <= 10:
         raise InvalidInputError("max_batch / batch_wait_s", "max_batch >= 1 and a wait in [0, 10] s",
                                 (max_batch, batch_wait_s))
-    actor_options = {"num_cpus": float(num_cpus if num_cpus is not None else options.get("num_cpus", 1))}
+    actor_options: dict[str, Any] = {
+        "num_cpus": float(num_cpus if num_cpus is not None else options.get("num_cpus", 1)),
+        # read by Serve when the replica's process starts (merged with the job's env_vars)
+        "runtime_env": {"env_vars": {k: os.environ.get(k, v) for k, v in REPLICA_ENV.items()}}}
     gpus = num_gpus if num_gpus is not None else options.get("num_gpus")
     if gpus:
         # Serve would wait forever for a GPU the cluster does not have: refuse at once instead.
@@ -261,9 +297,12 @@ def _running_replicas(app_name: str) -> int:
 
 def _retryable() -> tuple[type, ...]:
     """Errors that mean "the replica (or its reply) was lost", not "the request failed": resend those."""
+    import grpc
+
     names = ("RayActorError", "ActorUnavailableError", "WorkerCrashedError", "ObjectLostError",
              "OwnerDiedError", "NodeDiedError")
-    return tuple(getattr(ray.exceptions, n) for n in names if hasattr(ray.exceptions, n))
+    # a call over gRPC (ray_handle) whose replica died mid-call surfaces as gRPC's own error
+    return tuple(getattr(ray.exceptions, n) for n in names if hasattr(ray.exceptions, n)) + (grpc.aio.AioRpcError,)
 
 
 class _Backend:
@@ -321,6 +360,7 @@ class RayServeService:
     def __init__(self, handle: Any = None, app_name: str = APP_NAME, attempts: int = RETRY_ATTEMPTS,
                  timeout_s: float = REQUEST_TIMEOUT_S, store: Any = None, replicas: int | None = None):
         self.handle = handle if handle is not None else serve.get_app_handle(app_name)
+        self.calls = HandleLoop(self.handle)  # the router in a loop of ours; light calls over gRPC
         lanes = REQUESTS_PER_REPLICA * (replicas if replicas is not None else _running_replicas(app_name))
         self.concurrency = lanes * FRONT_END_THREADS_PER_CALL
         self.forwarder = GroupForwarder(lambda items: self._call("run_many", items), lanes)
@@ -377,7 +417,7 @@ class RayServeService:
         last: BaseException | None = None
         for attempt in range(self.attempts):
             try:
-                reply = getattr(self.handle, name).remote(*args).result(timeout_s=timeout_s or self.timeout_s)
+                reply = self.calls.call(name, args, timeout_s or self.timeout_s)
             except _retryable() as exc:
                 last = exc
                 with self._lock:
