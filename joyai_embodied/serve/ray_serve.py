@@ -224,7 +224,7 @@ def serve_options(preset: str) -> dict[str, Any]:
 def deploy(preset: str = "geometric", replicas: int = 1, *, overrides: Mapping[str, Any] | None = None,
            max_scenes: int = 64, max_batch: int | None = None, batch_wait_s: float | None = None,
            num_cpus: float | None = None, num_gpus: float | None = None,
-           app_name: str = APP_NAME) -> "RayServeService":
+           app_name: str = APP_NAME, health_check_s: tuple[float, float] | None = None) -> "RayServeService":
     """Deploys the model as ``replicas`` Serve replicas (no HTTP proxy: requests come through handles only).
 
     Args:
@@ -235,6 +235,8 @@ def deploy(preset: str = "geometric", replicas: int = 1, *, overrides: Mapping[s
         max_batch, batch_wait_s: ``@serve.batch`` size and longest wait for concurrent imagines.
         num_cpus, num_gpus: resources of each replica (``num_gpus=1`` puts each on its own GPU).
         app_name: Serve application name.
+        health_check_s: Serve's ``(health_check_period_s, health_check_timeout_s)``; Serve's defaults (10, 30)
+            when None.
 
     Returns:
         A :class:`RayServeService` for the deployment.
@@ -273,6 +275,8 @@ def deploy(preset: str = "geometric", replicas: int = 1, *, overrides: Mapping[s
         num_replicas=replicas, ray_actor_options=actor_options,
         # room for a full batch to gather on one replica, plus the requests queued behind it
         max_ongoing_requests=max(2 * max_batch, 8),
+        **({} if health_check_s is None else {"health_check_period_s": float(health_check_s[0]),
+                                               "health_check_timeout_s": float(health_check_s[1])}),
     ).bind(str(preset), dict(overrides or {}), max_scenes, max_batch, batch_wait_s)
     return RayServeService(serve.run(app, name=app_name, route_prefix=None), store=store, replicas=replicas)
 
