@@ -17,7 +17,7 @@ REQUESTS, EDITS = 120, 6
 #: Observes (320x240, tens of ms each on a replica) sent one by one, then from 4 clients, through the ZMQ front end.
 ZMQ_REQUESTS = 16
 #: Serve's health check period and timeout (s) for the long-request check: far below one long request.
-HEALTH_CHECK_S = (0.2, 0.5)
+HEALTH_CHECK_S = (0.1, 0.2)
 
 SCRIPT = f"""
 HEALTH_CHECK_S = {HEALTH_CHECK_S}
@@ -216,6 +216,6 @@ def test_a_replica_killed_under_load_loses_no_request(run):
 
 def test_a_long_request_does_not_fail_the_health_checks(run):
     # Serve replaces a replica that misses its health checks; the model's work runs in the replica's model
-    # thread, so Serve's checks (every 0.2 s, 0.5 s timeout here) are answered during a long request
+    # thread, so Serve's checks (every 0.1 s, 0.2 s timeout here) are answered during a long request
     assert run["long_request_s"] > 6 * sum(HEALTH_CHECK_S), run["long_request_s"]
     assert run["pid_after_long_requests"], "the replica was replaced during a long request"
