@@ -25,10 +25,14 @@ import concurrent.futures
 import threading
 from typing import Any, Sequence
 
+from ..errors import error_from_fields
+
 #: Methods sent over gRPC: small arguments and small replies (no frames, no views).
 GRPC_METHODS = frozenset({"relation", "release", "ask", "edit", "info"})
 #: Longest the loop's start (making the handle's router) may take.
 START_WAIT_S = 60.0
+#: Longest the ZMQ front end's I/O thread waits for a replica to answer ``info`` before reporting the last answer.
+INFO_WAIT_S = 1.0
 
 
 async def _await_call(handle: Any, name: str, args: Sequence[Any]) -> Any:
@@ -89,3 +93,52 @@ class HandleLoop:
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise TimeoutError(f"no reply from Ray Serve to {name} within {timeout_s} s") from None
+
+
+def retryable_errors() -> tuple[type, ...]:
+    """Errors that mean "the replica (or its reply) was lost", not "the request failed": resend those."""
+    import grpc
+    import ray.exceptions
+
+    names = ("RayActorError", "ActorUnavailableError", "WorkerCrashedError", "ObjectLostError",
+             "OwnerDiedError", "NodeDiedError")
+    # a call over gRPC whose replica died mid-call can surface as gRPC's own error
+    return tuple(getattr(ray.exceptions, n) for n in names if hasattr(ray.exceptions, n)) + (grpc.aio.AioRpcError,)
+
+
+class ServedBackend:
+    """The backend name a ModelServer reports: the replicas' own once one has answered ``info``."""
+
+    name = "ray-serve"
+
+
+class ServedModel:
+    """Stands in for the WorldModel a ModelServer reports on: ``info()`` is that of the replica answering.
+
+    The ZMQ I/O thread calls it to answer ``info``/``health``: a replica busy with long requests must not stall
+    that thread, so a replica that does not answer within :data:`INFO_WAIT_S` is reported by its last answer.
+    """
+
+    def __init__(self, service: Any):
+        self._service, self.backend = service, ServedBackend()
+        self._last: dict[str, Any] = {}
+
+    def info(self) -> dict[str, Any]:
+        try:
+            info = self._last = self._service.info(timeout_s=INFO_WAIT_S)
+        except Exception as exc:  # Serve's timeout (or a replica lost): the last answer, marked as such
+            info = {**self._last, "stale": f"no replica answered info within {INFO_WAIT_S} s "
+                                           f"({type(exc).__name__}); replica figures are the last known"}
+        self.backend.name = str(info.get("backend", ServedBackend.name))
+        return {**info.get("backend_info", {}), "backend": self.backend.name,
+                "replica": {k: info.get(k) for k in ("replica", "pid", "node_id", "node_ip")}}
+
+    def close(self) -> None:
+        pass  # the deployment outlives its front ends (see undeploy)
+
+
+def unwrap(reply: Any) -> Any:
+    """A replica's reply, or the error it carries raised as its own class (fields intact)."""
+    if isinstance(reply, dict) and "__error__" in reply:
+        raise error_from_fields(reply["__error__"], "on a Ray Serve replica")
+    return reply

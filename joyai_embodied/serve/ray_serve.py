@@ -31,11 +31,11 @@ from typing import Any, Mapping, Sequence
 import ray
 from ray import serve
 
-from ..errors import InvalidInputError, RemoteError, SceneExpiredError, error_from_fields, error_to_fields
+from ..errors import InvalidInputError, RemoteError, SceneExpiredError, error_to_fields
 from ..service import ModelService
 from ..types import CameraMove, CameraPose, ImaginedView, Scene
 from .ray_forward import GROUPED_METHODS, GroupForwarder
-from .ray_handle import HandleLoop
+from .ray_handle import HandleLoop, ServedModel, retryable_errors, unwrap
 from .ray_scenes import STORE_NAME, STORE_NAMESPACE, SharedScenes, StoreView, request_context, scene_store
 
 APP_NAME = "joyai"
@@ -52,8 +52,6 @@ RETRY_BACKOFF_S = 0.25
 REQUESTS_PER_REPLICA = 2
 #: ZMQ worker threads per Serve call in flight: enough waiting requests for a free lane to take a group.
 FRONT_END_THREADS_PER_CALL = 4
-#: Longest the ZMQ front end's I/O thread waits for a replica to answer ``info`` before reporting the last answer.
-INFO_WAIT_S = 1.0
 #: Longest a request may take (the real model's imagine takes ~90 s per 1024 px view on one GPU).
 REQUEST_TIMEOUT_S = 900.0
 #: Replica-side switches of Serve's ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` that apply to replicas reached by
@@ -299,45 +297,6 @@ def _running_replicas(app_name: str) -> int:
         return 1
 
 
-def _retryable() -> tuple[type, ...]:
-    """Errors that mean "the replica (or its reply) was lost", not "the request failed": resend those."""
-    import grpc
-
-    names = ("RayActorError", "ActorUnavailableError", "WorkerCrashedError", "ObjectLostError",
-             "OwnerDiedError", "NodeDiedError")
-    # a call over gRPC (ray_handle) whose replica died mid-call surfaces as gRPC's own error
-    return tuple(getattr(ray.exceptions, n) for n in names if hasattr(ray.exceptions, n)) + (grpc.aio.AioRpcError,)
-
-
-class _Backend:
-    name = "ray-serve"
-
-
-class _ServedModel:
-    """Stands in for the WorldModel a ModelServer reports on: ``info()`` is that of the replica answering.
-
-    The ZMQ I/O thread calls it to answer ``info``/``health``: a replica busy with long requests must not stall
-    that thread, so a replica that does not answer within :data:`INFO_WAIT_S` is reported by its last answer.
-    """
-
-    def __init__(self, service: "RayServeService"):
-        self._service, self.backend = service, _Backend()
-        self._last: dict[str, Any] = {}
-
-    def info(self) -> dict[str, Any]:
-        try:
-            info = self._last = self._service.info(timeout_s=INFO_WAIT_S)
-        except Exception as exc:  # Serve's timeout (or a replica lost): the last answer, marked as such
-            info = {**self._last, "stale": f"no replica answered info within {INFO_WAIT_S} s "
-                                           f"({type(exc).__name__}); replica figures are the last known"}
-        self.backend.name = str(info.get("backend", _Backend.name))
-        return {**info.get("backend_info", {}), "backend": self.backend.name,
-                "replica": {k: info.get(k) for k in ("replica", "pid", "node_id", "node_ip")}}
-
-    def close(self) -> None:
-        pass  # the deployment outlives its front ends (see undeploy)
-
-
 class RayServeService:
     """The ModelService interface (``run``, ``imagine_batch``, ``scene``, ``stats``) over a Serve deployment.
 
@@ -370,7 +329,7 @@ class RayServeService:
         self.forwarder = GroupForwarder(lambda items: self._call("run_many", items), lanes)
         self.scenes = StoreView(store if store is not None else ray.get_actor(STORE_NAME, namespace=STORE_NAMESPACE))
         self.attempts, self.timeout_s = attempts, timeout_s
-        self.world_model = _ServedModel(self)
+        self.world_model = ServedModel(self)
         self.retries = 0  # resends after a lost replica (read by tests and benchmarks)
         self._lock = threading.Lock()
 
@@ -382,8 +341,8 @@ class RayServeService:
         """
         item = (method, dict(params), request_id or uuid.uuid4().hex)
         if method == "imagine":  # past the lanes: concurrent imagines meet in the replica's @serve.batch
-            return _unwrap(self._call("run", *item))
-        return _unwrap(self.forwarder.submit(item))
+            return unwrap(self._call("run", *item))
+        return unwrap(self.forwarder.submit(item))
 
     def imagine_batch(self, handle: str, moves: Sequence[CameraMove | CameraPose], seed: int | None = None,
                       init: str | None = None, strength: float | None = None) -> list[ImaginedView]:
@@ -415,14 +374,14 @@ class RayServeService:
         Raises:
             TimeoutError: no reply within ``timeout_s`` (default :attr:`timeout_s`).
         """
-        return _unwrap(self._call("info", timeout_s=timeout_s))
+        return unwrap(self._call("info", timeout_s=timeout_s))
 
     def _call(self, name: str, *args: Any, timeout_s: float | None = None) -> Any:
         last: BaseException | None = None
         for attempt in range(self.attempts):
             try:
                 reply = self.calls.call(name, args, timeout_s or self.timeout_s)
-            except _retryable() as exc:
+            except retryable_errors() as exc:
                 last = exc
                 with self._lock:
                     self.retries += 1
@@ -431,10 +390,3 @@ class RayServeService:
             return reply
         raise RemoteError(f"no Ray Serve replica answered {name} in {self.attempts} tries: "
                           f"{type(last).__name__}: {last}")
-
-
-def _unwrap(reply: Any) -> Any:
-    """A replica's reply, or the error it carries raised as its own class (fields intact)."""
-    if isinstance(reply, dict) and "__error__" in reply:
-        raise error_from_fields(reply["__error__"], "on a Ray Serve replica")
-    return reply
