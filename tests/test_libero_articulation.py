@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from joyai_embodied.errors import InvalidInputError
-from joyai_embodied.planner.libero.articulation import (ArticulationGoal, Handle, IntoDrawerGoal, drawer_front,
-                                                        facing_rotation, parse_articulation, push_goal)
+from joyai_embodied.planner.libero.articulation import ArticulationGoal, IntoDrawerGoal, parse_articulation, push_goal
+from joyai_embodied.planner.libero.drawers import (Handle, close_rotation, closed_plane, drawer_front, facing_rotation,
+                                                   find_handle, handle_out_m)
 from joyai_embodied.planner.libero.clearing import aside_spot, in_drawer_sweep
 from joyai_embodied.types import SceneObject
 
@@ -52,6 +53,37 @@ def test_drawer_front_faces_the_scene_centre_and_the_hand_faces_it():
     hand = facing_rotation(np.array([0.0, 1.0, 0.0]))
     assert np.allclose(hand @ hand.T, np.eye(3)) and np.isclose(np.linalg.det(hand), 1.0)
     assert np.allclose(hand[:, 2], [0, -1, 0]) and np.allclose(hand[:, 1], [0, 0, 1])   # into it, fingers vertical
+
+
+def _cabinet_front(bottom_out_m):
+    """Observed points of a cabinet facing +y: its face at y=-0.12, handles 3 cm proud, the bottom one pulled out."""
+    xs = np.arange(-0.08, 0.081, 0.01)
+    face = [(x, -0.12, z) for x in xs for z in np.arange(0.90, 1.12, 0.01)]
+    handles = [(x, -0.09 + (bottom_out_m if level == 0.941 else 0.0), level + dz)
+               for level in (0.941, 1.01, 1.086) for x in xs for dz in (-0.005, 0.0, 0.005)]
+    points = np.array(face + handles)
+    return SimpleNamespace(points=points, ids=np.full(len(points), 2))
+
+
+def test_the_closed_plane_is_where_the_other_drawers_handles_are_seen():
+    cabinet = _box(2, "wooden cabinet", (0.0, -0.245, 1.01), (0.25, 0.25, 0.23))
+    pivot = np.array([0.0, 0.2, 0.95])
+    for out in (0.14, 0.0):
+        heights = _cabinet_front(out)
+        plane = closed_plane(cabinet, "bottom", heights, pivot)
+        handle = find_handle(cabinet, "bottom", heights, pivot)
+        assert abs(handle_out_m(cabinet, handle, plane) - out) < 0.005
+    assert np.isnan(handle_out_m(cabinet, handle, None))
+
+
+def test_the_closing_hand_points_into_the_cabinet_turned_across_the_push():
+    down = np.diag([1.0, -1.0, -1.0])   # LIBERO's start: fingers down, closing along world -y
+    arm = SimpleNamespace(down=down, closing_axis=np.array([0.0, -1.0, 0.0]))
+    front = np.array([0.0, 1.0, 0.0])
+    hand = close_rotation(arm, front)
+    assert np.allclose(hand @ hand.T, np.eye(3)) and np.isclose(np.linalg.det(hand), 1.0)
+    assert hand[:, 2] @ front < -0.5 and hand[2, 2] < -0.5      # fingers point down and into the cabinet
+    assert abs(hand[:, 1] @ front) < 1e-9 and abs(hand[2, 1]) < 1e-9   # closing axis across the push, level
 
 
 def test_push_goal_is_in_front_of_the_reference_as_the_camera_sees_it():

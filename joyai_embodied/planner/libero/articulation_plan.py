@@ -12,9 +12,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from ...spatial import scene_pivot
-from .articulation import (OPENED_M, close_drawer, PUSHED_M, ArticulationGoal, IntoDrawerGoal, drawer_target, find_handle,
-                           find_knob, open_drawer, parse_articulation, push, push_blocked, push_goal, table_spot, turn_knob,
-                           KNOB_TURN_RAD)
+from .articulation import (KNOB_TURN_RAD, PUSHED_M, ArticulationGoal, IntoDrawerGoal, find_knob, parse_articulation,
+                           push, push_blocked, push_goal, table_spot, turn_knob)
+from .drawers import (CLOSED_WITHIN_M, OPENED_M, close_drawer, closed_plane, drawer_target, find_handle, handle_out_m,
+                      open_drawer)
 from .skills import pick, place_on
 from .control import Arm
 from .grounding import by_id, find_one
@@ -163,20 +164,28 @@ def _put_into_drawer(planner: Any, sim: Any, arm: Arm, labels: Mapping[int, str]
 
 def _close(planner: Any, sim: Any, arm: Arm, labels: Mapping[int, str], goal: ArticulationGoal, opened: Any,
            episode: Any) -> None:
-    """Pushes the opened drawer shut; verified by its handle seen moved back into the cabinet, else retried."""
+    """Pushes the opened drawer shut, past the plane where the other (closed) drawers' handles are seen;
+    verified by its handle seen back in that plane, else pushed again from the new observation."""
     cabinet, handle, _ = opened
-    pivot = scene_pivot(planner._observe(sim, labels).objects, planner._last_obs["cam_to_world"])
-    start = handle.centre.copy()
+    scene = planner._observe(sim, labels)
+    pivot = scene_pivot(scene.objects, planner._last_obs["cam_to_world"])
+    heights = HeightMap(planner._last_obs)
+    cabinet = by_id(scene, cabinet.id, cabinet)
+    plane = closed_plane(cabinet, goal.level, heights, pivot)
     for attempt in range(MAX_ARTICULATION_ATTEMPTS):
-        close_drawer(arm, handle)
+        out = handle_out_m(cabinet, handle, plane)
+        closed_at = None if plane is None else handle.centre - handle.front * out
+        close_drawer(arm, handle, closed_at)
         if arm.succeeded:
             return
-        scene = planner._observe(sim, labels)   # did the drawer's front go back? look again
+        scene = planner._observe(sim, labels)   # is the drawer's front back in the closed plane? look again
         cabinet = by_id(scene, cabinet.id, cabinet)
-        handle = find_handle(cabinet, goal.level, HeightMap(planner._last_obs), pivot)
-        moved = float((start - handle.centre)[:2] @ handle.front[:2])
-        log.info("drawer %s close try %d: front moved back %.3f m", goal.level, attempt + 1, moved)
-        if moved > OPENED_M:
+        heights = HeightMap(planner._last_obs)
+        handle = find_handle(cabinet, goal.level, heights, pivot)
+        plane = closed_plane(cabinet, goal.level, heights, pivot)
+        out = handle_out_m(cabinet, handle, plane)
+        log.info("drawer %s close try %d: handle %.3f m out of the closed plane", goal.level, attempt + 1, out)
+        if out < CLOSED_WITHIN_M:
             return
     episode.failure, episode.message = "articulation", f"the {goal.level} drawer did not close"
 
