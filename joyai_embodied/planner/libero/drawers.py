@@ -17,7 +17,6 @@ from ...errors import InvalidInputError
 from ...types import SceneObject
 from .control import CLOSE, OPEN, VIA_M, Arm, quat_to_matrix, rotation_error, yaw_rotation
 from .heights import HeightMap
-from .skills import FINGERTIP_BELOW_M
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +32,8 @@ HANDLE_INSET_M = 0.012
 HANDLE_APPROACH_M = 0.10
 #: Travel this far above the handle's height before turning the hand to face it (its body reaches ~10 cm down).
 TURNED_HAND_CLEARANCE_M = 0.15
+#: The turned hand's lowest part is this far below its fingers, with a margin (~10 cm measured).
+TURNED_HAND_REACH_M = 0.13
 #: Pull the drawer this far out (LIBERO counts it open beyond 14 cm of its 16 cm travel).
 PULL_M = 0.19
 #: A drawer whose front is seen moved less than this toward the robot did not open (an open one: ~11 cm).
@@ -43,6 +44,8 @@ DRAWER_FLOOR_BELOW_HANDLE_M = 0.025
 DRAWER_CENTRE_BEHIND_HANDLE_M = 0.10
 #: After a pull the hand rises this much while it turns back down (its fingers swing ~10 cm down).
 RETREAT_RISE_M = 0.12
+#: ...and moves this much farther out, past the opened drawer's front.
+RETREAT_OUT_M = 0.06
 #: Closing: the fingertips start this far in front of the opened handle (4 cm: the hand landed on it)...
 CLOSE_START_M = 0.06
 #: ...coming down from this far above it.
@@ -63,8 +66,12 @@ STILL_WINDOW_STEPS = 4
 CLOSED_WITHIN_M = 0.006
 #: Steps with the fingers opening before the hand leaves a released handle.
 RELEASE_STEPS = 5
-#: Under another drawer, the bowl goes this far behind the handle (8 cm put it on the drawer's front wall).
+#: Under another drawer, the bowl goes at most this far behind the handle (when the closed plane is not seen).
 OPEN_PART_CENTRE_BEHIND_HANDLE_M = 0.09
+#: Half a finger's thickness: the far finger's outer face lies this far past the hand's centre.
+FINGER_HALF_THICKNESS_M = 0.01
+#: Keep what comes down into a drawer under another this far in front of the closed drawers' handles.
+UNDER_HANDLE_ROOM_M = 0.004
 
 
 # ---------------------------------------------------------------------- drawers
@@ -117,12 +124,20 @@ def facing_rotation(front: np.ndarray) -> np.ndarray:
     return np.stack([np.cross(closing, approach), closing, approach], axis=1)
 
 
-def open_drawer(arm: Arm, handle: Handle) -> bool:
-    """Grasps the handle with a horizontal hand and pulls it out; True when the fingers held the handle."""
+def open_drawer(arm: Arm, handle: Handle, way_top_z: float | None = None) -> bool:
+    """Grasps the handle with a horizontal hand and pulls it out; True when the fingers held the handle.
+
+    Args:
+        arm: the arm.
+        handle: the handle as observed.
+        way_top_z: the highest top (world z) of what is observed on the way to the handle; None: unknown.
+    """
     before = handle.centre + handle.front * HANDLE_APPROACH_M
     # A hand turned to face the cabinet reaches ~10 cm below its fingers: travel above the handle's
     # height by that much (bowls and plates stand in front of the cabinet), turn there, then come down.
     safe = float(before[2]) + TURNED_HAND_CLEARANCE_M
+    if way_top_z is not None:   # only as high as what is on the way needs (a top drawer's handle is high already)
+        safe = min(safe, max(float(before[2]) + VIA_M, way_top_z + TURNED_HAND_REACH_M))
     arm.set_gripper(OPEN)
     # Back to the start orientation first: from a grasp's turned wrist the turn to face the cabinet can
     # run into the wrist's joint limit (measured: 30 steps without converging).
@@ -154,9 +169,14 @@ def open_drawer(arm: Arm, handle: Handle) -> bool:
     arm.gripper = OPEN   # release: a few steps of opening free the handle, no need to wait for full width
     arm.hold(RELEASE_STEPS)
     arm.move_to(arm.position + handle.front * 0.05, tolerance_m=VIA_M, max_steps=20)
-    # Turn the hand back down while rising clear of the drawer (turning in place costs ~20 steps).
+    # Turn the hand back down while moving clear of the drawer (turning in place costs ~20 steps): out past
+    # the drawer's front, rising only as far as the fingers' swing needs above what is on the way (rising
+    # 12 cm from a top drawer sent the next carry over at 1.28 m).
     arm.target_rotation = arm.down
-    arm.move_to(arm.position + np.array([0.0, 0.0, RETREAT_RISE_M]), tolerance_m=VIA_M, max_steps=25)
+    rise = RETREAT_RISE_M if way_top_z is None else float(np.clip(
+        way_top_z + TURNED_HAND_REACH_M - arm.position[2], 0.0, RETREAT_RISE_M))
+    arm.move_to(arm.position + handle.front * RETREAT_OUT_M + np.array([0.0, 0.0, rise]), tolerance_m=VIA_M,
+                max_steps=25)
     return held
 
 
@@ -212,7 +232,9 @@ def close_drawer(arm: Arm, handle: Handle, plane_point: np.ndarray | None = None
     """
     front = np.asarray(handle.front, dtype=np.float64)
     start = handle.centre + front * CLOSE_START_M
-    start[2] = float(handle.centre[2]) + FINGERTIP_BELOW_M   # fingertips at the handle's height
+    # The tilted fingertips reach ~0.7 cm below and ahead of the hand's centre: at the bar's height they push
+    # its front face (1 cm higher they rode over the bar, hooked it and pulled the drawer out on the way back).
+    start[2] = float(handle.centre[2])
     safe = max(float(arm.position[2]), float(start[2]) + CLOSE_HOVER_M) + CLEAR_RELEASED_M
     # Rise before the fingers close: just after a release they still straddle the bowl's rim (closing there
     # took the bowl back out of the drawer), and close while travelling.
@@ -228,9 +250,10 @@ def close_drawer(arm: Arm, handle: Handle, plane_point: np.ndarray | None = None
     push_until_still(arm, end, max_steps=60)
     log.info("drawer pushed from %s to %s (closed plane at %s, step %d)", np.round(start, 3), np.round(arm.position, 3),
              np.round(closed, 3), arm.steps)
-    arm.move_to(arm.position + front * 0.04, tolerance_m=VIA_M, max_steps=15)
+    # Up off the bar first, then back: backing off at once dragged the drawer 9 cm out again.
+    arm.move_to(arm.position + np.array([0.0, 0.0, 0.04]), tolerance_m=VIA_M, max_steps=12)
     arm.target_rotation = arm.down
-    arm.move_to(arm.position + np.array([0.0, 0.0, 0.08]), tolerance_m=VIA_M, max_steps=20)
+    arm.move_to(arm.position + front * 0.04 + np.array([0.0, 0.0, 0.04]), tolerance_m=VIA_M, max_steps=20)
 
 
 def push_until_still(arm: Arm, target: np.ndarray, max_steps: int) -> None:
@@ -264,6 +287,29 @@ def drawer_target(cabinet: SceneObject, handle: Handle, level: str = "top") -> S
     Under another drawer only the pulled-out part is open from above: aim at its middle.
     """
     behind = DRAWER_CENTRE_BEHIND_HANDLE_M if level == "top" else OPEN_PART_CENTRE_BEHIND_HANDLE_M
+    centre = handle.centre - handle.front * behind
+    floor = float(handle.centre[2]) - DRAWER_FLOOR_BELOW_HANDLE_M
+    return SceneObject(id=cabinet.id, name=cabinet.name, centroid=np.array([centre[0], centre[1], floor - 0.005]),
+                       extent=np.array([0.12, 0.12, 0.01]))
+
+
+def under_drawer_target(cabinet: SceneObject, handle: Handle, plane: float, radius_m: float,
+                        hand_behind_m: float) -> SceneObject:
+    """A drawer under another one, opened: where an object of ``radius_m`` comes down into it.
+
+    It must come down in front of the closed drawers' handles (the observed closed plane; a bowl 1 cm
+    farther in hung on the handle above), and so must the finger on its far side: the hand holds the object
+    ``hand_behind_m`` behind its centre (along the push into the cabinet, 0 for a hand beside or in front).
+    The pulled-out part is ~2 cm shorter than a bowl: its near rim lands on the drawer's front wall's top
+    only as the bowl reaches the floor, and the drawer carries it in as it closes.
+    """
+    # Along the drawer's outward axis from the cabinet's centre; find_handle puts a handle's centre an inset
+    # behind its foremost point.
+    handles_front = plane + HANDLE_INSET_M
+    reach = max(radius_m, hand_behind_m + FINGER_HALF_THICKNESS_M) + UNDER_HANDLE_ROOM_M
+    along = handles_front + reach
+    opened = float((handle.centre - np.asarray(cabinet.centroid))[:2] @ handle.front[:2])
+    behind = min(max(opened - along, 0.0), OPEN_PART_CENTRE_BEHIND_HANDLE_M)
     centre = handle.centre - handle.front * behind
     floor = float(handle.centre[2]) - DRAWER_FLOOR_BELOW_HANDLE_M
     return SceneObject(id=cabinet.id, name=cabinet.name, centroid=np.array([centre[0], centre[1], floor - 0.005]),
