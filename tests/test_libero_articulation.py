@@ -11,8 +11,9 @@ import pytest
 
 from joyai_embodied.errors import InvalidInputError
 from joyai_embodied.planner.libero.articulation import ArticulationGoal, IntoDrawerGoal, parse_articulation, push_goal
+from joyai_embodied.planner.libero.drawer_put import on_the_way
 from joyai_embodied.planner.libero.drawers import (Handle, close_rotation, closed_plane, drawer_front, facing_rotation,
-                                                   find_handle, handle_out_m)
+                                                   find_handle, handle_out_m, under_drawer_target)
 from joyai_embodied.planner.libero.clearing import aside_spot, in_drawer_sweep
 from joyai_embodied.types import SceneObject
 
@@ -74,6 +75,28 @@ def test_the_closed_plane_is_where_the_other_drawers_handles_are_seen():
         handle = find_handle(cabinet, "bottom", heights, pivot)
         assert abs(handle_out_m(cabinet, handle, plane) - out) < 0.005
     assert np.isnan(handle_out_m(cabinet, handle, None))
+
+
+def test_a_bowl_for_the_bottom_drawer_comes_down_in_front_of_the_closed_handles():
+    cabinet = _box(2, "wooden cabinet", (0.0, -0.245, 1.01), (0.25, 0.25, 0.23))
+    heights = _cabinet_front(0.15)
+    pivot = np.array([0.0, 0.2, 0.95])
+    plane = closed_plane(cabinet, "bottom", heights, pivot)
+    handle = find_handle(cabinet, "bottom", heights, pivot)
+    handles_front_y = -0.09
+    beside = under_drawer_target(cabinet, handle, plane, radius_m=0.055, hand_behind_m=0.0)
+    assert beside.centroid[1] - 0.055 > handles_front_y                  # its far rim clears the handles
+    assert beside.centroid[1] < handle.centre[1]                          # inside the pulled-out part
+    far_hand = under_drawer_target(cabinet, handle, plane, radius_m=0.055, hand_behind_m=0.05)
+    assert far_hand.centroid[1] - 0.06 > handles_front_y                 # and so does the finger behind it
+    assert np.isclose(beside.top_z, handle.centre[2] - 0.025, atol=0.006)  # at the drawer's floor
+
+
+def test_a_way_leading_away_from_an_object_does_not_count_it():
+    rack = _box(4, "wine rack", (0.0, 0.0, 1.05), (0.1, 0.1, 0.3))
+    assert on_the_way([rack], np.array([-0.2, 0.0]), np.array([0.2, 0.0])) == [rack]    # across it
+    assert on_the_way([rack], np.array([-0.1, 0.0]), np.array([-0.4, 0.0])) == []       # leaving it
+    assert on_the_way([rack], np.array([0.0, 0.02]), np.array([-0.4, 0.0])) == [rack]   # starting over it
 
 
 def test_the_closing_hand_points_into_the_cabinet_turned_across_the_push():
