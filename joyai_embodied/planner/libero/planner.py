@@ -192,13 +192,14 @@ class LiberoPlanner:
     def _grasp(self, sim: Any, arm: Arm, labels: Mapping[int, str], scene: Scene, subject: SceneObject,
                attempts: int) -> tuple[Any, Scene, int]:
         """Picks ``subject`` until it is seen lifted; returns (grasp or None, latest scene, attempts so far)."""
+        missed = 0   # grasps that did not lift it: the next top grasp turns a quarter, the one after turns back
         while attempts < self.max_grasp_attempts:
             attempts += 1
             subject = by_id(scene, subject.id) or subject
             before = subject
             obstacles = [o for o in scene.objects if o.id != subject.id]
             heights = HeightMap(self._last_obs, hand_at=arm.position)
-            grasp = pick(arm, subject, obstacles, heights)
+            grasp = pick(arm, subject, obstacles, heights, turn=missed % 2 == 1)
             scene = self._observe(sim, labels)   # verify the lift by looking again
             lifted = by_id(scene, subject.id)
             rise = None if lifted is None else _rise(before, lifted, heights.low_z(subject.id),
@@ -207,6 +208,7 @@ class LiberoPlanner:
                      None if rise is None else round(rise, 3), arm.steps)
             if grasp is not None and rise is not None and rise > LIFTED_M:
                 return grasp, scene, attempts
+            missed += 1
             if grasp is not None:
                 arm.set_gripper(OPEN)
                 scene = self._observe(sim, labels)

@@ -58,6 +58,9 @@ HAND_HALF_SPAN_M = 0.11
 HAND_ABOVE_M = 0.06
 #: Gripper yaws tried for a rim grasp (rad, about the start orientation).
 RIM_YAWS = (0.0, np.pi / 2)
+#: A top grasp may turn a quarter after a miss when the object's box is narrower than this both ways
+#: (the open fingers, ~8 cm, still reach around it).
+TURNABLE_M = 0.07
 #: Words of categories that get a rim grasp.
 RIM_GRASP_WORDS = ("bowl", "ramekin", "plate", "basket")
 #: Objects taller than this (a standing book) are grasped over their observed top face's middle.
@@ -81,7 +84,7 @@ class Grasp:
 
 
 def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
-               heights: HeightMap | None = None) -> tuple[np.ndarray, float, str]:
+               heights: HeightMap | None = None, turn: bool = False) -> tuple[np.ndarray, float, str]:
     """Grasp point (world m), yaw of the gripper (rad, about its start) and the kind of grasp.
 
     For a rim grasp, four rim points are tried (two sides, two gripper yaws); the one whose outer
@@ -135,6 +138,10 @@ def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
     if seen is not None:   # the observed top face is more telling than a box fitted to a half-hidden object
         narrow = seen
     yaw = _wrap_half_turn(np.arctan2(narrow[1], narrow[0]) - np.arctan2(arm.closing_axis[1], arm.closing_axis[0]))
+    if turn and float(max(obj.extent[0], obj.extent[1])) < TURNABLE_M:
+        # Fingers that met missed the object across their closing axis (they sweep 8 cm along it): turned a
+        # quarter, they sweep the miss's direction (a bottle's neck seen 2 cm nearer the camera than it is).
+        yaw = _wrap_half_turn(yaw + np.pi / 2)
     point = centre.copy()
     # Only a tall object can lean off its box's centre; a flat box's top band also takes in its side face
     # toward the camera (1 cm off: the hand then met the can beside it).
@@ -147,7 +154,7 @@ def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
 
 
 def pick(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
-         heights: HeightMap | None = None) -> Grasp | None:
+         heights: HeightMap | None = None, turn: bool = False) -> Grasp | None:
     """Grasps ``obj`` and lifts it; None when the fingers closed on nothing.
 
     Args:
@@ -155,8 +162,10 @@ def pick(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
         obj: the object, as the world model sees it now.
         obstacles: the other objects (to pick a free rim side and a safe hover height).
         heights: the observation's surface points, to keep fingertips off neighbours.
+        turn: a top grasp of an object narrower than the open fingers closes a quarter turn from its
+            narrow side (after fingers that met: the miss lay across their closing axis).
     """
-    point, yaw, kind = plan_grasp(arm, obj, obstacles, heights)
+    point, yaw, kind = plan_grasp(arm, obj, obstacles, heights, turn)
     hover = point + np.array([0.0, 0.0, APPROACH_M])
     arm.set_gripper(OPEN)
     arm.target_rotation = yaw_rotation(yaw) @ arm.down   # the wrist turns while the arm travels
