@@ -57,7 +57,7 @@ $(STAMP): setup.py Makefile ros_nodes/build_interfaces.sh $(INTERFACE_SOURCES)
 
 # Every benchmark at small size: quick figures and a check that the scripts run (CI runs this too).
 BENCHMARKS := sim_bench speed image_size eval_spatial eval_imagination eval_planner remote_bench ros_bench sim_bridge_bench \
-              replay_bench record_bench soak eval_libero libero_perception ray_bench
+              replay_bench record_bench soak eval_libero libero_perception ray_bench ray_bench_libero
 bench-small: $(STAMP)
 	@for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py --small"; $(BIN)/python benchmarks/$$b.py --small || exit 1; done
 	$(BIN)/python benchmarks/gpu_smoke.py --tiny --small

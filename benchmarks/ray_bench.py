@@ -42,8 +42,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 CLIENT_THREADS = 8
 
 
-def in_namespace(argv: list[str]) -> int:
-    """Re-runs this script inside ``unshare -n`` with only loopback up; returns its exit code.
+def in_namespace(argv: list[str], script: str | None = None) -> int:
+    """Re-runs this script (or ``script``) inside ``unshare -n`` with only loopback up; returns its exit code.
 
     Where a namespace cannot be made (no unshare, not root) it prints why and returns 0: a Ray cluster is
     never started on the machine's network, and CI's ``bench-small`` goes on (as the Ray tests skip).
@@ -59,7 +59,7 @@ def in_namespace(argv: list[str]) -> int:
               "available here (needs util-linux and root)")
         return 0
     env = {**os.environ, "JOYAI_IN_NAMESPACE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    inner = " ".join(shlex.quote(a) for a in [sys.executable, os.path.abspath(__file__), *argv])
+    inner = " ".join(shlex.quote(a) for a in [sys.executable, os.path.abspath(script or __file__), *argv])
     return subprocess.call(["unshare", "-n", "bash", "-c", f"ip link set lo up && exec {inner}"], env=env)
 
 
@@ -103,6 +103,7 @@ def bench_serve(obs, count: int) -> None:
         rates["relation"][replicas] = _throughput(lambda: service.run("relation", relation), count)
         rates["observe"][replicas] = _throughput(lambda: service.run("observe", {"observation": obs}),
                                                  max(count // 8, 16))
+        service.close()
         ray_serve.undeploy()
     for kind, by_count in rates.items():
         print(f"serve {kind}: 1 replica {by_count[1]:.0f} req/s, 2 replicas {by_count[2]:.0f} req/s "
@@ -137,6 +138,7 @@ def bench_zmq_serve(obs, count: int) -> None:
             rates["observe"][(replicas, threads)] = _throughput(observe, max(count // 8, 16))
             for client in clients:
                 client.close()
+        service.close()
         ray_serve.undeploy()
     for kind, by in rates.items():
         one, single, pool = by[(1, None)], by[(2, 1)], by[(2, None)]
@@ -175,6 +177,7 @@ def bench_latency(obs, count: int) -> None:
         start = time.perf_counter()
         service.run("relation", params)
         times.append(time.perf_counter() - start)
+    service.close()
     ray_serve.undeploy()
     print(f"latency relation p50: plain ZMQ {results['zmq']:.2f} ms, ZMQ -> Ray Serve {results['ray']:.2f} ms "
           f"(+{results['ray'] - results['zmq']:.2f} ms); Serve handle alone {1000 * statistics.median(times):.2f} ms")
@@ -204,6 +207,7 @@ def bench_batching(k: int) -> None:
         list(pool.map(lambda m: service.run("imagine", {"scene": handle, "move": m, "seed": 0}), moves))
         together = time.perf_counter() - start
     info = service.info()
+    service.close()
     ray_serve.undeploy()
     print(f"batching, tiny joyai-image on CPU: {k} concurrent imagines {together:.2f} s vs {k} x one "
           f"{one_by_one:.2f} s ({one_by_one / together:.2f}x); replica batches so far {info['batches']} for "

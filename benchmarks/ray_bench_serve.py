@@ -25,6 +25,8 @@ CLIENT_THREADS = 8
 CORES = 2
 #: Relations per latency block; blocks of the two paths alternate so load changes hit both alike.
 BLOCK = 40
+#: Issue 13's targets, printed beside the figures.
+TARGET_SPEEDUP, TARGET_ADDED_MS = 1.7, 3.0
 
 
 def _kind(cmdline: str) -> str:
@@ -78,7 +80,9 @@ def _set_group(service: Any, max_group: int | None) -> None:
         forwarder._max = max(int(max_group), 1)
 
 
-def throughput(obs: Any, repeats: int, relations: int, observes: int, max_group: int | None = None) -> None:
+def throughput(obs: Any, repeats: int, relations: int, observes: int,
+               max_group: int | None = None) -> dict[tuple, float]:
+    """Prints the throughput rows; returns the 2-over-1 ratios by ``(path, kind)`` for the summary."""
     from joyai_embodied import WorldModel
     from joyai_embodied.serve import ray_serve
     from joyai_embodied.serve.zmq_server import ModelServer
@@ -114,10 +118,13 @@ def throughput(obs: Any, repeats: int, relations: int, observes: int, max_group:
             forwarder = getattr(service, "forwarder", None)
             if forwarder is not None:
                 groups[replicas].append(forwarder.grouped / max(forwarder.calls, 1))
+            service.close()
             ray_serve.undeploy()
+    ratios: dict[tuple, float] = {}
     for path in ("direct", "zmq"):
         for kind in ("relation", "observe"):
             one, two = (statistics.median(rates[(path, kind, n)]) for n in (1, 2))
+            ratios[(path, kind)] = two / one
             runs = ", ".join(f"{b / a:.2f}" for a, b in zip(rates[(path, kind, 1)], rates[(path, kind, 2)]))
             label = "handle" if path == "direct" else f"ZMQ front end, {CLIENT_THREADS} clients"
             print(f"throughput {kind} via {label}: 1 replica {one:.0f} req/s, 2 replicas {two:.0f} req/s -> "
@@ -134,9 +141,11 @@ def throughput(obs: Any, repeats: int, relations: int, observes: int, max_group:
     if groups:
         print("mean requests per Serve call (grouping when lanes are busy): "
               + ", ".join(f"{n} replica(s) {statistics.median(g):.2f}" for n, g in sorted(groups.items())))
+    return ratios
 
 
-def latency(obs: Any, blocks: int) -> None:
+def latency(obs: Any, blocks: int) -> dict[str, float]:
+    """Prints the latency rows; returns the p50s (ms) by path (``zmq``, ``serve``, ``handle``, ``info``)."""
     from joyai_embodied import WorldModel
     from joyai_embodied.serve import ray_serve
     from joyai_embodied.serve.zmq_server import ModelServer
@@ -168,6 +177,7 @@ def latency(obs: Any, blocks: int) -> None:
                 cpu[name].append(_per_request(before, cpu_seconds(), BLOCK))
         for model in models.values():
             model.close()
+    service.close()
     ray_serve.undeploy()
     p50 = {name: 1000 * statistics.median(t) for name, t in times.items()}
     print(f"latency relation p50 ({blocks} alternating blocks of {BLOCK}): plain ZMQ {p50['zmq']:.2f} ms, "
@@ -177,6 +187,7 @@ def latency(obs: Any, blocks: int) -> None:
         print(f"    CPU ms per request, {name}: {_fmt_cpu(_median_cpu(cpu[name]))}")
     added = sum(_median_cpu(cpu["serve"]).values()) - sum(_median_cpu(cpu["zmq"]).values())
     print(f"    added CPU per relation on the Serve path: {added:.1f} ms (all processes)")
+    return p50
 
 
 def serve_only(repeats: int = 3, small: bool = False, max_group: int | None = None) -> int:
@@ -188,8 +199,17 @@ def serve_only(repeats: int = 3, small: bool = False, max_group: int | None = No
     obs = observe(front_camera(*((320, 240) if small else (640, 480))), default_boxes())
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"load average (1, 5, 15 min) at start: {load}; {os.cpu_count()} cores")
-    throughput(obs, max(repeats, 1), relations=200 if small else 400, observes=24 if small else 48,
-               max_group=max_group)
-    latency(obs, blocks=3 if small else 6)
-    print("load average at end: " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
+    ratios = throughput(obs, max(repeats, 1), relations=200 if small else 300, observes=24 if small else 40,
+                        max_group=max_group)
+    p50 = latency(obs, blocks=3 if small else 5)
+    end = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average at end: {end}")
+    # the issue-13 targets, in one place (medians as above; timings depend on the load printed beside them)
+    print(f"SUMMARY (load {load} -> {end}): 2 replicas over 1, observe (CPU-bound): handle "
+          f"{ratios[('direct', 'observe')]:.2f}x, ZMQ front end {ratios[('zmq', 'observe')]:.2f}x "
+          f"(target >= {TARGET_SPEEDUP}x); relation (transport-bound, ~0.1 ms of model time): handle "
+          f"{ratios[('direct', 'relation')]:.2f}x, ZMQ {ratios[('zmq', 'relation')]:.2f}x")
+    print(f"SUMMARY: relation p50 added by ZMQ -> Serve over plain ZMQ {p50['serve'] - p50['zmq']:+.2f} ms "
+          f"(target <= {TARGET_ADDED_MS} ms; plain {p50['zmq']:.2f} ms, Serve path {p50['serve']:.2f} ms); "
+          f"an empty Serve call {p50['info']:.2f} ms")
     return 0

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from joyai_embodied.errors import InvalidInputError
-from joyai_embodied.planner.libero.articulation import (ArticulationGoal, Handle, IntoDrawerGoal, drawer_front,
-                                                        facing_rotation, parse_articulation, push_goal)
+from joyai_embodied.planner.libero.articulation import ArticulationGoal, IntoDrawerGoal, parse_articulation, push_goal
+from joyai_embodied.planner.libero.drawer_put import on_the_way
+from joyai_embodied.planner.libero.drawers import (Handle, close_rotation, closed_plane, drawer_front, facing_rotation,
+                                                   find_handle, handle_out_m, under_drawer_target)
 from joyai_embodied.planner.libero.clearing import aside_spot, in_drawer_sweep
 from joyai_embodied.types import SceneObject
 
@@ -52,6 +54,59 @@ def test_drawer_front_faces_the_scene_centre_and_the_hand_faces_it():
     hand = facing_rotation(np.array([0.0, 1.0, 0.0]))
     assert np.allclose(hand @ hand.T, np.eye(3)) and np.isclose(np.linalg.det(hand), 1.0)
     assert np.allclose(hand[:, 2], [0, -1, 0]) and np.allclose(hand[:, 1], [0, 0, 1])   # into it, fingers vertical
+
+
+def _cabinet_front(bottom_out_m):
+    """Observed points of a cabinet facing +y: its face at y=-0.12, handles 3 cm proud, the bottom one pulled out."""
+    xs = np.arange(-0.08, 0.081, 0.01)
+    face = [(x, -0.12, z) for x in xs for z in np.arange(0.90, 1.12, 0.01)]
+    handles = [(x, -0.09 + (bottom_out_m if level == 0.941 else 0.0), level + dz)
+               for level in (0.941, 1.01, 1.086) for x in xs for dz in (-0.005, 0.0, 0.005)]
+    points = np.array(face + handles)
+    return SimpleNamespace(points=points, ids=np.full(len(points), 2))
+
+
+def test_the_closed_plane_is_where_the_other_drawers_handles_are_seen():
+    cabinet = _box(2, "wooden cabinet", (0.0, -0.245, 1.01), (0.25, 0.25, 0.23))
+    pivot = np.array([0.0, 0.2, 0.95])
+    for out in (0.14, 0.0):
+        heights = _cabinet_front(out)
+        plane = closed_plane(cabinet, "bottom", heights, pivot)
+        handle = find_handle(cabinet, "bottom", heights, pivot)
+        assert abs(handle_out_m(cabinet, handle, plane) - out) < 0.005
+    assert np.isnan(handle_out_m(cabinet, handle, None))
+
+
+def test_a_bowl_for_the_bottom_drawer_comes_down_in_front_of_the_closed_handles():
+    cabinet = _box(2, "wooden cabinet", (0.0, -0.245, 1.01), (0.25, 0.25, 0.23))
+    heights = _cabinet_front(0.15)
+    pivot = np.array([0.0, 0.2, 0.95])
+    plane = closed_plane(cabinet, "bottom", heights, pivot)
+    handle = find_handle(cabinet, "bottom", heights, pivot)
+    handles_front_y = -0.09
+    beside = under_drawer_target(cabinet, handle, plane, radius_m=0.055, hand_behind_m=0.0)
+    assert beside.centroid[1] - 0.055 > handles_front_y                  # its far rim clears the handles
+    assert beside.centroid[1] < handle.centre[1]                          # inside the pulled-out part
+    far_hand = under_drawer_target(cabinet, handle, plane, radius_m=0.055, hand_behind_m=0.05)
+    assert far_hand.centroid[1] - 0.06 > handles_front_y                 # and so does the finger behind it
+    assert np.isclose(beside.top_z, handle.centre[2] - 0.025, atol=0.006)  # at the drawer's floor
+
+
+def test_a_way_leading_away_from_an_object_does_not_count_it():
+    rack = _box(4, "wine rack", (0.0, 0.0, 1.05), (0.1, 0.1, 0.3))
+    assert on_the_way([rack], np.array([-0.2, 0.0]), np.array([0.2, 0.0])) == [rack]    # across it
+    assert on_the_way([rack], np.array([-0.1, 0.0]), np.array([-0.4, 0.0])) == []       # leaving it
+    assert on_the_way([rack], np.array([0.0, 0.02]), np.array([-0.4, 0.0])) == [rack]   # starting over it
+
+
+def test_the_closing_hand_points_into_the_cabinet_turned_across_the_push():
+    down = np.diag([1.0, -1.0, -1.0])   # LIBERO's start: fingers down, closing along world -y
+    arm = SimpleNamespace(down=down, closing_axis=np.array([0.0, -1.0, 0.0]))
+    front = np.array([0.0, 1.0, 0.0])
+    hand = close_rotation(arm, front)
+    assert np.allclose(hand @ hand.T, np.eye(3)) and np.isclose(np.linalg.det(hand), 1.0)
+    assert hand[:, 2] @ front < -0.5 and hand[2, 2] < -0.5      # fingers point down and into the cabinet
+    assert abs(hand[:, 1] @ front) < 1e-9 and abs(hand[2, 1]) < 1e-9   # closing axis across the push, level
 
 
 def test_push_goal_is_in_front_of_the_reference_as_the_camera_sees_it():
@@ -105,6 +160,18 @@ def test_articulation_episode_passes_liberos_own_check(wm, task_id, init_state):
     try:
         _, info = env.reset(seed=init_state, options={"init_state": init_state})
         episode = LiberoPlanner(wm).run_episode(env, info["labels"], info["instruction"], max_steps=300)
+        assert episode.success and episode.failure == "none", episode
+        assert env.unwrapped.success()
+    finally:
+        env.close()
+
+
+def test_bowl_into_the_open_bottom_drawer_and_closed_passes_liberos_own_check(wm):
+    # libero_10 task 3: the bowl comes down in front of the closed handles, the tilted push closes the drawer.
+    env = gym.make(sim_envs.LIBERO_ENV_ID, suite="libero_10", task_id=3, render_on_step=False)
+    try:
+        _, info = env.reset(seed=1, options={"init_state": 1})
+        episode = LiberoPlanner(wm).run_episode(env, info["labels"], info["instruction"], max_steps=520)
         assert episode.success and episode.failure == "none", episode
         assert env.unwrapped.success()
     finally:

@@ -181,13 +181,23 @@ class SharedScenes:
         self._gone: OrderedDict[str, None] = OrderedDict()  # removed handles: never cached again
         self._generation = 0  # one more when the whole cache is dropped: fetches begun before are not cached
         self._watching: asyncio.Future | None = None
+        self._first: asyncio.Event | None = None  # set once the first watch has come back
 
     def __len__(self) -> int:
         return len(self._cache)
 
-    def _start_watching(self) -> None:
+    async def _start_watching(self) -> None:
         if self._watching is None or self._watching.done():
+            self._first = self._first or asyncio.Event()
             self._watching = asyncio.ensure_future(self._watch())
+        if self.applied < 0:
+            # The first watch tells a new replica to drop whatever it cached: a scene cached before that
+            # answer would be dropped with it (and a replica whose first requests all came meanwhile would
+            # cache nothing). Wait for it once, bounded by a lease (the store may be slow or gone).
+            try:
+                await asyncio.wait_for(self._first.wait(), LEASE_S)
+            except asyncio.TimeoutError:
+                pass
 
     async def _watch(self) -> None:
         """Keeps one watch call parked at the store; applies what it returns, then renews the lease."""
@@ -207,6 +217,7 @@ class SharedScenes:
                 for handle in removed:
                     self._forget(handle)
             self.applied, self.valid_until = epoch, sent + LEASE_S  # no await between: applied, then trusted
+            self._first.set()
 
     def _forget(self, handle: str) -> None:
         self._cache.pop(handle, None)
@@ -237,7 +248,7 @@ class SharedScenes:
             self._cache.move_to_end(handle)
 
     async def begin(self, handle: Any) -> Any:
-        self._start_watching()
+        await self._start_watching()
         if isinstance(handle, str) and handle in self._cache:
             if time.monotonic() < self.valid_until:
                 self.lease_hits += 1

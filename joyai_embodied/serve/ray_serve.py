@@ -20,19 +20,22 @@ Every call here needs a connected Ray (:func:`joyai_embodied.distributed.cluster
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Sequence
 
 import ray
 from ray import serve
 
-from ..errors import InvalidInputError, RemoteError, SceneExpiredError, error_from_fields, error_to_fields
+from ..errors import InvalidInputError, RemoteError, SceneExpiredError, error_to_fields
 from ..service import ModelService
 from ..types import CameraMove, CameraPose, ImaginedView, Scene
-from .ray_forward import GroupForwarder
+from .ray_forward import GROUPED_METHODS, GroupForwarder
+from .ray_handle import HandleLoop, ServedModel, retryable_errors, unwrap
 from .ray_scenes import STORE_NAME, STORE_NAMESPACE, SharedScenes, StoreView, request_context, scene_store
 
 APP_NAME = "joyai"
@@ -49,10 +52,16 @@ RETRY_BACKOFF_S = 0.25
 REQUESTS_PER_REPLICA = 2
 #: ZMQ worker threads per Serve call in flight: enough waiting requests for a free lane to take a group.
 FRONT_END_THREADS_PER_CALL = 4
-#: Longest the ZMQ front end's I/O thread waits for a replica to answer ``info`` before reporting the last answer.
-INFO_WAIT_S = 1.0
 #: Longest a request may take (the real model's imagine takes ~90 s per 1024 px view on one GPU).
 REQUEST_TIMEOUT_S = 900.0
+#: Replica-side switches of Serve's ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` that apply to replicas reached by
+#: handles only (no HTTP ingress, so not its direct ingress; the calling side's two are set on the handle,
+#: ``ray_handle``): Serve's request wrapper and our code run in the replica's main event loop, not in a
+#: second loop in a thread of its own (a thread hop each way per call: ~2 ms of a replica's CPU per empty
+#: call, measured); request-path log lines buffered. The model's work still runs off that loop, in the
+#: replica's model thread, so a long request never blocks Serve's health checks. A variable set in the
+#: deploying process wins (``RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD=1`` restores Serve's default).
+REPLICA_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000"}
 
 
 class WorldModelReplica:
@@ -74,6 +83,10 @@ class WorldModelReplica:
         self.imagine_batched.set_max_batch_size(max_batch)
         self.imagine_batched.set_batch_wait_timeout_s(batch_wait_s)
         self.preset, self.batches, self.batched, self.requests = str(preset), 0, 0, 0
+        # One thread runs the model (the service is locked anyway): the event loop stays free for Serve's
+        # health checks and for the light requests it runs itself when the model is free (_run_service).
+        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="joyai-model")
+        self.inline = 0  # light requests the event loop ran itself
 
     async def run(self, method: str, params: Mapping[str, Any], request_id: str | None = None) -> Any:
         """Runs one protocol request; a JoyAIError comes back as ``{"__error__": fields}`` (types kept)."""
@@ -94,13 +107,25 @@ class WorldModelReplica:
                     if isinstance(result, BaseException):
                         raise result
                 else:
-                    result = self.service.run(method, params)
+                    result = await self._run_service(method, params)
             finally:
                 await self.scenes.confirm(handle, check)  # an expired scene wins over its stale copy's answer
             await self.scenes.commit(pending)
             return result
         except Exception as exc:  # every failure is that request's error reply; the replica keeps serving
             return {"__error__": error_to_fields(exc)}
+
+    async def _run_service(self, method: str, params: Mapping[str, Any]) -> Any:
+        """A light request (~0.1 ms) runs here when the model is free; anything else in the model thread."""
+        if method in GROUPED_METHODS:
+            ran, result = self.service.run_if_free(method, params)
+            if ran:
+                self.inline += 1
+                return result
+        # the request's context (its id and pending scenes, ray_scenes) goes with it to the model thread
+        call = contextvars.copy_context().run
+        return await asyncio.get_running_loop().run_in_executor(self._model_thread, call, self.service.run,
+                                                                method, params)
 
     async def run_many(self, items: Sequence[tuple]) -> list[Any]:
         """Several ``(method, params, request_id)`` requests of one Serve call, run concurrently (so imagines
@@ -113,6 +138,11 @@ class WorldModelReplica:
         (scene, seed, init, strength), never merging different ones; each gets its view or error."""
         self.batches += 1
         self.batched += len(requests)
+        call = contextvars.copy_context().run
+        return await asyncio.get_running_loop().run_in_executor(self._model_thread, call, self._imagine_groups,
+                                                                requests)
+
+    def _imagine_groups(self, requests: list[tuple[Any, ...]]) -> list[Any]:
         groups: dict[tuple, list[int]] = {}
         for index, (handle, _, seed, init, strength) in enumerate(requests):
             groups.setdefault((handle, seed, init, strength), []).append(index)
@@ -139,7 +169,8 @@ class WorldModelReplica:
                 "node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address(),
                 "preset": self.preset, "backend": self.world_model.backend.name, "requests": self.requests,
                 "backend_info": self.world_model.info(), "batches": self.batches, "batched_requests": self.batched,
-                "cached_scenes": len(self.scenes), "lease_hits": self.scenes.lease_hits}
+                "cached_scenes": len(self.scenes), "lease_hits": self.scenes.lease_hits,
+                "inline": self.inline}
 
 
 # The class stays importable by name (replicas unpickle it by reference, not by value).
@@ -191,7 +222,7 @@ def serve_options(preset: str) -> dict[str, Any]:
 def deploy(preset: str = "geometric", replicas: int = 1, *, overrides: Mapping[str, Any] | None = None,
            max_scenes: int = 64, max_batch: int | None = None, batch_wait_s: float | None = None,
            num_cpus: float | None = None, num_gpus: float | None = None,
-           app_name: str = APP_NAME) -> "RayServeService":
+           app_name: str = APP_NAME, health_check_s: tuple[float, float] | None = None) -> "RayServeService":
     """Deploys the model as ``replicas`` Serve replicas (no HTTP proxy: requests come through handles only).
 
     Args:
@@ -202,6 +233,8 @@ def deploy(preset: str = "geometric", replicas: int = 1, *, overrides: Mapping[s
         max_batch, batch_wait_s: ``@serve.batch`` size and longest wait for concurrent imagines.
         num_cpus, num_gpus: resources of each replica (``num_gpus=1`` puts each on its own GPU).
         app_name: Serve application name.
+        health_check_s: Serve's ``(health_check_period_s, health_check_timeout_s)``; Serve's defaults (10, 30)
+            when None.
 
     Returns:
         A :class:`RayServeService` for the deployment.
@@ -219,7 +252,10 @@ def deploy(preset: str = "geometric", replicas: int = 1, *, overrides: Mapping[s
     if max_batch < 1 or not 0 <= batch_wait_s <= 10:
         raise InvalidInputError("max_batch / batch_wait_s", "max_batch >= 1 and a wait in [0, 10] s",
                                 (max_batch, batch_wait_s))
-    actor_options = {"num_cpus": float(num_cpus if num_cpus is not None else options.get("num_cpus", 1))}
+    actor_options: dict[str, Any] = {
+        "num_cpus": float(num_cpus if num_cpus is not None else options.get("num_cpus", 1)),
+        # read by Serve when the replica's process starts (merged with the job's env_vars)
+        "runtime_env": {"env_vars": {k: os.environ.get(k, v) for k, v in REPLICA_ENV.items()}}}
     gpus = num_gpus if num_gpus is not None else options.get("num_gpus")
     if gpus:
         # Serve would wait forever for a GPU the cluster does not have: refuse at once instead.
@@ -237,6 +273,8 @@ def deploy(preset: str = "geometric", replicas: int = 1, *, overrides: Mapping[s
         num_replicas=replicas, ray_actor_options=actor_options,
         # room for a full batch to gather on one replica, plus the requests queued behind it
         max_ongoing_requests=max(2 * max_batch, 8),
+        **({} if health_check_s is None else {"health_check_period_s": float(health_check_s[0]),
+                                               "health_check_timeout_s": float(health_check_s[1])}),
     ).bind(str(preset), dict(overrides or {}), max_scenes, max_batch, batch_wait_s)
     return RayServeService(serve.run(app, name=app_name, route_prefix=None), store=store, replicas=replicas)
 
@@ -257,42 +295,6 @@ def _running_replicas(app_name: str) -> int:
         return max(sum(d.replica_states.get("RUNNING", 0) for d in deployments), 1)
     except Exception:  # no such application yet, or a Serve version with another status shape
         return 1
-
-
-def _retryable() -> tuple[type, ...]:
-    """Errors that mean "the replica (or its reply) was lost", not "the request failed": resend those."""
-    names = ("RayActorError", "ActorUnavailableError", "WorkerCrashedError", "ObjectLostError",
-             "OwnerDiedError", "NodeDiedError")
-    return tuple(getattr(ray.exceptions, n) for n in names if hasattr(ray.exceptions, n))
-
-
-class _Backend:
-    name = "ray-serve"
-
-
-class _ServedModel:
-    """Stands in for the WorldModel a ModelServer reports on: ``info()`` is that of the replica answering.
-
-    The ZMQ I/O thread calls it to answer ``info``/``health``: a replica busy with long requests must not stall
-    that thread, so a replica that does not answer within :data:`INFO_WAIT_S` is reported by its last answer.
-    """
-
-    def __init__(self, service: "RayServeService"):
-        self._service, self.backend = service, _Backend()
-        self._last: dict[str, Any] = {}
-
-    def info(self) -> dict[str, Any]:
-        try:
-            info = self._last = self._service.info(timeout_s=INFO_WAIT_S)
-        except Exception as exc:  # Serve's timeout (or a replica lost): the last answer, marked as such
-            info = {**self._last, "stale": f"no replica answered info within {INFO_WAIT_S} s "
-                                           f"({type(exc).__name__}); replica figures are the last known"}
-        self.backend.name = str(info.get("backend", _Backend.name))
-        return {**info.get("backend_info", {}), "backend": self.backend.name,
-                "replica": {k: info.get(k) for k in ("replica", "pid", "node_id", "node_ip")}}
-
-    def close(self) -> None:
-        pass  # the deployment outlives its front ends (see undeploy)
 
 
 class RayServeService:
@@ -321,12 +323,13 @@ class RayServeService:
     def __init__(self, handle: Any = None, app_name: str = APP_NAME, attempts: int = RETRY_ATTEMPTS,
                  timeout_s: float = REQUEST_TIMEOUT_S, store: Any = None, replicas: int | None = None):
         self.handle = handle if handle is not None else serve.get_app_handle(app_name)
+        self.calls = HandleLoop(self.handle)  # the router in a loop of ours; light calls over gRPC
         lanes = REQUESTS_PER_REPLICA * (replicas if replicas is not None else _running_replicas(app_name))
         self.concurrency = lanes * FRONT_END_THREADS_PER_CALL
         self.forwarder = GroupForwarder(lambda items: self._call("run_many", items), lanes)
         self.scenes = StoreView(store if store is not None else ray.get_actor(STORE_NAME, namespace=STORE_NAMESPACE))
         self.attempts, self.timeout_s = attempts, timeout_s
-        self.world_model = _ServedModel(self)
+        self.world_model = ServedModel(self)
         self.retries = 0  # resends after a lost replica (read by tests and benchmarks)
         self._lock = threading.Lock()
 
@@ -338,8 +341,12 @@ class RayServeService:
         """
         item = (method, dict(params), request_id or uuid.uuid4().hex)
         if method == "imagine":  # past the lanes: concurrent imagines meet in the replica's @serve.batch
-            return _unwrap(self._call("run", *item))
-        return _unwrap(self.forwarder.submit(item))
+            return unwrap(self._call("run", *item))
+        return unwrap(self.forwarder.submit(item))
+
+    def close(self) -> None:
+        """Stops this front end's router loop (idempotent). The deployment and its replicas keep running."""
+        self.calls.close()
 
     def imagine_batch(self, handle: str, moves: Sequence[CameraMove | CameraPose], seed: int | None = None,
                       init: str | None = None, strength: float | None = None) -> list[ImaginedView]:
@@ -371,14 +378,14 @@ class RayServeService:
         Raises:
             TimeoutError: no reply within ``timeout_s`` (default :attr:`timeout_s`).
         """
-        return _unwrap(self._call("info", timeout_s=timeout_s))
+        return unwrap(self._call("info", timeout_s=timeout_s))
 
     def _call(self, name: str, *args: Any, timeout_s: float | None = None) -> Any:
         last: BaseException | None = None
         for attempt in range(self.attempts):
             try:
-                reply = getattr(self.handle, name).remote(*args).result(timeout_s=timeout_s or self.timeout_s)
-            except _retryable() as exc:
+                reply = self.calls.call(name, args, timeout_s or self.timeout_s)
+            except retryable_errors() as exc:
                 last = exc
                 with self._lock:
                     self.retries += 1
@@ -387,10 +394,3 @@ class RayServeService:
             return reply
         raise RemoteError(f"no Ray Serve replica answered {name} in {self.attempts} tries: "
                           f"{type(last).__name__}: {last}")
-
-
-def _unwrap(reply: Any) -> Any:
-    """A replica's reply, or the error it carries raised as its own class (fields intact)."""
-    if isinstance(reply, dict) and "__error__" in reply:
-        raise error_from_fields(reply["__error__"], "on a Ray Serve replica")
-    return reply

@@ -205,6 +205,26 @@ class ModelService:
             raise InvalidInputError("method", "one of " + ", ".join(WORKER_METHODS), repr(method))
         return self._methods[method](params)
 
+    def run_if_free(self, method: str, params: Mapping[str, Any]) -> tuple[bool, Any]:
+        """:meth:`run` at once when no other thread holds the service, else ``(False, None)`` without waiting.
+
+        For an event loop that must never wait behind a long request (a Ray Serve replica's loop answers
+        health checks): it runs a light request itself when the model is free and hands it to its model
+        thread otherwise.
+
+        Returns:
+            ``(True, reply)`` when it ran; ``(False, None)`` when another thread holds the service.
+
+        Raises:
+            What :meth:`run` raises, when it ran.
+        """
+        if not self._lock.acquire(blocking=False):
+            return False, None
+        try:
+            return True, self.run(method, params)
+        finally:
+            self._lock.release()
+
     def _run_observe(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return _scene_reply(*self.observe(_param(params, "observation")))
 

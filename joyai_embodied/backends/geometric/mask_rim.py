@@ -10,6 +10,10 @@ A rim pixel (one with an 8-neighbour of another id) bleeds when its depth differ
 :data:`RIM_JUMP_M` from every interior pixel of its own object within two pixels (:data:`REACH`; own-id
 pixels that are not rim pixels themselves: the rim's mixed pixels come in runs, and compare alike). A pixel without an interior
 neighbour (a sliver one or two pixels wide) is kept: there is nothing to judge it by.
+
+It runs on every exact-depth frame with a segmentation image (the tabletop simulator's too, where it drops a
+handful of pixels), so only the rim is gathered: ~2 ms of CPU at 640x480, ~1.5 ms at 256x256 (was 7-8 / 2 ms
+with full-image shifts).
 """
 
 from __future__ import annotations
@@ -25,8 +29,21 @@ NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 
 #: Where a rim pixel looks for interior pixels of its object: its 8 neighbours and the 8 two steps away
 #: (a pixel bled one beyond the mask has only rim pixels next to it).
 REACH = NEIGHBOURS + tuple((2 * dr, 2 * dc) for dr, dc in NEIGHBOURS)
-PAD = 2
+#: The four neighbour directions that, with their opposites, make the 8-neighbourhood: right, down, down-right,
+#: down-left. Comparing each pixel with its neighbour in one of these and marking both pixels of a differing
+#: pair costs 4 full-image comparisons instead of 8.
+HALF_NEIGHBOURS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
+
+def _neighbour_pair(dr: int, dc: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """Slices (a, b) of an image such that ``image[b]`` holds the (dr, dc) neighbours of ``image[a]`` (dr >= 0)."""
+    rows_a, rows_b = slice(None, -dr if dr else None), slice(dr, None)
+    cols_a = slice(None, -dc) if dc > 0 else slice(-dc, None)
+    cols_b = slice(dc, None) if dc > 0 else slice(None, dc if dc else None)
+    return (rows_a, cols_a), (rows_b, cols_b)
+
+
+PAIRS = tuple(_neighbour_pair(dr, dc) for dr, dc in HALF_NEIGHBOURS)
 
 def drop_rim_bleed(segmentation: np.ndarray, depth: np.ndarray) -> np.ndarray:
     """``depth`` with the bleeding rim pixels of every object mask set to NaN.
@@ -40,31 +57,38 @@ def drop_rim_bleed(segmentation: np.ndarray, depth: np.ndarray) -> np.ndarray:
     """
     ids = np.asarray(segmentation)
     height, width = ids.shape
-    padded = np.pad(ids.astype(np.int32, copy=False), PAD, constant_values=-1)
-    rim = np.zeros((height + 2 * PAD, width + 2 * PAD), dtype=bool)
-    inner = rim[PAD:-PAD, PAD:-PAD]  # a view: writes land in ``rim``
-    for dr, dc in NEIGHBOURS:
-        other = padded[PAD + dr:PAD + dr + height, PAD + dc:PAD + dc + width]
-        inner |= (other != ids) & (other >= 0)
-    candidates = np.flatnonzero(inner & (ids > 0))
+    rim = np.zeros((height, width), dtype=bool)
+    for a, b in PAIRS:
+        differ = ids[a] != ids[b]
+        rim[a] |= differ
+        rim[b] |= differ
+    candidates = np.flatnonzero(rim & (ids > 0))
     if len(candidates) == 0:
         return depth
-    z = np.pad(np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float32), PAD,
-               constant_values=np.nan).reshape(-1)
-    flat_ids, flat_rim = padded.reshape(-1), rim.reshape(-1)
-    stride = width + 2 * PAD
-    # Candidate positions in the padded image.
-    at = (candidates // width + PAD) * stride + candidates % width + PAD
-    own_id, own_z = flat_ids[at], z[at]
-    closest = np.full(len(at), np.inf, dtype=np.float32)
+    flat_ids, flat_rim = ids.reshape(-1), rim.reshape(-1)
+    flat_depth = np.asarray(depth).reshape(-1)
+    rows, cols = np.divmod(candidates, width)
+    own_id = flat_ids[candidates]
+    own_z = _valid_depth(flat_depth[candidates])
+    closest = np.full(len(candidates), np.inf, dtype=np.float32)
     with np.errstate(invalid="ignore"):
         for dr, dc in REACH:
-            n = at + dr * stride + dc
-            interior = (flat_ids[n] == own_id) & ~flat_rim[n] & np.isfinite(z[n])
-            closest = np.where(interior, np.minimum(closest, np.abs(z[n] - own_z)), closest)
+            r, c = rows + dr, cols + dc
+            inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+            n = np.where(inside, r * width + c, 0)
+            z = _valid_depth(flat_depth[n])
+            interior = inside & (flat_ids[n] == own_id) & ~flat_rim[n] & np.isfinite(z)
+            closest = np.where(interior, np.minimum(closest, np.abs(z - own_z)), closest)
     bleeds = np.isfinite(closest) & (closest > RIM_JUMP_M)
     if not bleeds.any():
         return depth
     out = np.array(depth, dtype=np.float32, copy=True)
     out.reshape(-1)[candidates[bleeds]] = np.nan
     return out
+
+
+def _valid_depth(z: np.ndarray) -> np.ndarray:
+    """float32 depth with invalid values (non-finite or <= 0) as NaN."""
+    z = z.astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(z) & (z > 0), z, np.float32(np.nan))

@@ -1,9 +1,8 @@
-"""Articulation skills for LIBERO's Panda: open a drawer, turn a stove knob, push an object.
+"""Articulation instructions for LIBERO's Panda (parsing), stove knobs and pushes; drawers are in ``drawers.py``,
+doors in ``doors.py``.
 
-Every handle, knob and contact point comes from the observation: the labelled object's points in the
-depth image (``HeightMap``) and the world model's box of it. A drawer's front is the side of the
-cabinet's box that faces the scene's centre (where the robot works); its handle is the cabinet's
-foremost observed point at the drawer's height. A knob is the stove's highest observed part.
+Every knob and contact point comes from the observation: the labelled object's points in the depth image
+(``HeightMap``) and the world model's box of it. A knob is the stove's highest observed part.
 Nothing here reads simulator poses or joint positions.
 """
 
@@ -19,7 +18,7 @@ import numpy as np
 from ...errors import InvalidInputError
 from ...spatial import view_axes
 from ...types import SceneObject
-from .control import CLOSE, OPEN, VIA_M, Arm, quat_to_matrix, rotation_error, yaw_rotation
+from .control import CLOSE, OPEN, VIA_M, Arm, yaw_rotation
 from .heights import HeightMap
 from .instructions import PickPlaceGoal
 from .skills import FINGERTIP_BELOW_M
@@ -27,36 +26,6 @@ from .skills import FINGERTIP_BELOW_M
 log = logging.getLogger(__name__)
 
 
-#: A drawer's handle height as a fraction of its cabinet's height (LIBERO's three-drawer cabinets).
-DRAWER_LEVELS = {"top": 0.83, "middle": 0.5, "bottom": 0.2}
-#: Cabinet points within this height of the handle's level belong to that drawer's front.
-HANDLE_BAND_M = 0.02
-#: Points within this of the foremost one are the handle itself (it stands ~3 cm off the drawer face).
-HANDLE_DEPTH_M = 0.012
-#: The fingers close this far behind the handle's front surface (the middle of a ~1.6 cm bar).
-HANDLE_INSET_M = 0.012
-#: Approach the handle from this far in front of it, hand already turned to point into the cabinet.
-HANDLE_APPROACH_M = 0.10
-#: Travel this far above the handle's height before turning the hand to face it (its body reaches ~10 cm down).
-TURNED_HAND_CLEARANCE_M = 0.15
-#: Pull the drawer this far out (LIBERO counts it open beyond 14 cm of its 16 cm travel).
-PULL_M = 0.19
-#: A drawer whose front is seen moved less than this toward the robot did not open (an open one: ~11 cm).
-OPENED_M = 0.07
-#: An opened drawer's floor lies this far below its handle.
-DRAWER_FLOOR_BELOW_HANDLE_M = 0.025
-#: The drawer's interior centre lies this far behind its handle (half a ~17 cm deep drawer plus the handle).
-DRAWER_CENTRE_BEHIND_HANDLE_M = 0.10
-#: After a pull the hand rises this much while it turns back down (its fingers swing ~10 cm down).
-RETREAT_RISE_M = 0.12
-#: Closing: the fingertips start this far in front of the opened handle...
-CLOSE_START_M = 0.04
-#: ...coming down from this far above it.
-CLOSE_HOVER_M = 0.10
-#: Steps with the fingers opening before the hand leaves a released handle.
-RELEASE_STEPS = 5
-#: Under another drawer, the bowl goes this far behind the handle (8 cm put it on the drawer's front wall).
-OPEN_PART_CENTRE_BEHIND_HANDLE_M = 0.10
 #: Points within this of the stove's highest point form its knob.
 KNOB_BAND_M = 0.012
 #: Fingertips close this far below the knob's top.
@@ -143,136 +112,6 @@ def parse_articulation(text: str) -> list[ArticulationGoal | IntoDrawerGoal | Pi
             raise InvalidInputError("instruction", "open a drawer, turn a knob, push an object, or put X inside",
                                     repr(part))
     return goals
-
-
-# ---------------------------------------------------------------------- drawers
-@dataclass
-class Handle:
-    """A drawer handle as observed: its centre (world m) and the drawer's outward direction (unit, horizontal)."""
-
-    centre: np.ndarray
-    front: np.ndarray
-
-
-def drawer_front(cabinet: SceneObject, pivot: np.ndarray) -> np.ndarray:
-    """The horizontal axis of the cabinet's box that points at the scene's centre (where its drawers face)."""
-    toward = np.asarray(pivot, dtype=np.float64)[:2] - np.asarray(cabinet.centroid)[:2]
-    axes = np.asarray(cabinet.obb_rotation, dtype=np.float64)[:2, :2].T   # rows: box x and y axes (xy part)
-    best = max((sign * a for a in axes for sign in (1.0, -1.0)), key=lambda a: float(a @ toward))
-    best = best / max(np.linalg.norm(best), 1e-9)
-    return np.array([best[0], best[1], 0.0])
-
-
-def find_handle(cabinet: SceneObject, level: str, heights: HeightMap, pivot: np.ndarray) -> Handle:
-    """The handle of the cabinet's ``level`` drawer: its foremost observed points at that drawer's height.
-
-    Raises:
-        InvalidInputError: (field "level") not top/middle/bottom.
-    """
-    if level not in DRAWER_LEVELS:
-        raise InvalidInputError("level", f"one of {sorted(DRAWER_LEVELS)}", repr(level))
-    front = drawer_front(cabinet, pivot)
-    z = cabinet.bottom_z + DRAWER_LEVELS[level] * float(cabinet.extent[2])
-    centre = np.asarray(cabinet.centroid, dtype=np.float64)
-    mine = heights.points[(heights.ids == cabinet.id) & (np.abs(heights.points[:, 2] - z) < HANDLE_BAND_M)]
-    if len(mine) < 3:   # the drawer's front is hidden: fall back to the box's face
-        tip = centre + front * float(max(cabinet.extent[0], cabinet.extent[1])) / 2
-        return Handle(np.array([tip[0], tip[1], z]) - front * HANDLE_INSET_M, front)
-    along = (mine[:, :2] - centre[:2]) @ front[:2]
-    foremost = float(np.percentile(along, 98))    # robust to the segmentation pass's rim bleed
-    handle = mine[along > foremost - HANDLE_DEPTH_M]
-    lateral = np.array([-front[1], front[0], 0.0])
-    side = float(np.median((handle[:, :2] - centre[:2]) @ lateral[:2]))
-    point = centre + front * (foremost - HANDLE_INSET_M) + lateral * side
-    point[2] = float(np.median(handle[:, 2]))
-    return Handle(point, front)
-
-
-def facing_rotation(front: np.ndarray) -> np.ndarray:
-    """Hand orientation pointing along ``-front`` (into the cabinet) with the fingers closing vertically."""
-    approach = -np.asarray(front, dtype=np.float64)
-    closing = np.array([0.0, 0.0, 1.0])
-    return np.stack([np.cross(closing, approach), closing, approach], axis=1)
-
-
-def open_drawer(arm: Arm, handle: Handle) -> bool:
-    """Grasps the handle with a horizontal hand and pulls it out; True when the fingers held the handle."""
-    before = handle.centre + handle.front * HANDLE_APPROACH_M
-    # A hand turned to face the cabinet reaches ~10 cm below its fingers: travel above the handle's
-    # height by that much (bowls and plates stand in front of the cabinet), turn there, then come down.
-    safe = float(before[2]) + TURNED_HAND_CLEARANCE_M
-    arm.set_gripper(OPEN)
-    # Back to the start orientation first: from a grasp's turned wrist the turn to face the cabinet can
-    # run into the wrist's joint limit (measured: 30 steps without converging).
-    arm.target_rotation = arm.down
-    if arm.position[2] < safe - VIA_M:   # rise first (what the hand just released is below it), then go across
-        first = arm.position + 0.3 * (np.array([before[0], before[1], safe]) - arm.position)
-        arm.move_to(np.array([first[0], first[1], safe]), tolerance_m=VIA_M, max_steps=25)
-    facing = facing_rotation(handle.front)
-    flipped = facing @ np.diag([-1.0, -1.0, 1.0])   # the same grip with the fingers swapped (a half wrist turn)
-    current = quat_to_matrix(arm.state[3:7])
-    if np.linalg.norm(rotation_error(current, flipped)) < np.linalg.norm(rotation_error(current, facing)):
-        facing = flipped   # the nearer of the two: the other may lie beyond the wrist's joint limit
-    arm.target_rotation = facing   # turn the hand while it travels at the safe height
-    arm.move_to(np.array([before[0], before[1], safe]), tolerance_m=VIA_M, max_steps=60)
-    arm.rotate_to(facing, max_steps=30)
-    arm.move_to(before, max_steps=30)
-    arm.move_to(handle.centre, max_steps=40)
-    arm.set_gripper(CLOSE)
-    held = arm.holding()
-    log.info("drawer handle at %s: reached %s, fingers %.4f m, hand %s off its orientation", np.round(handle.centre, 3),
-             np.round(arm.position, 3), arm.finger_width,
-             np.round(rotation_error(quat_to_matrix(arm.state[3:7]), arm.target_rotation), 2))
-    reached = arm.steps
-    if held:
-        pulled = handle.centre + handle.front * PULL_M
-        for fraction in (0.5, 1.0):   # two legs: the drawer's damping needs time, the fingers hold better slowly
-            arm.move_to(handle.centre + (pulled - handle.centre) * fraction, max_steps=45)
-    log.info("drawer: handle held at step %d, pulled to %s by step %d", reached, np.round(arm.position, 3), arm.steps)
-    arm.gripper = OPEN   # release: a few steps of opening free the handle, no need to wait for full width
-    arm.hold(RELEASE_STEPS)
-    arm.move_to(arm.position + handle.front * 0.05, tolerance_m=VIA_M, max_steps=20)
-    # Turn the hand back down while rising clear of the drawer (turning in place costs ~20 steps).
-    arm.target_rotation = arm.down
-    arm.move_to(arm.position + np.array([0.0, 0.0, RETREAT_RISE_M]), tolerance_m=VIA_M, max_steps=25)
-    return held
-
-
-def close_drawer(arm: Arm, handle: Handle) -> None:
-    """Pushes an opened drawer shut: closed fingers pointing down against its handle, pushed into the cabinet."""
-    front = np.asarray(handle.front, dtype=np.float64)
-    start = handle.centre + front * CLOSE_START_M
-    start[2] = float(handle.centre[2]) + FINGERTIP_BELOW_M   # fingertips at the handle's height
-    arm.set_gripper(CLOSE)
-    # The hand's body is ~22 cm long along the fingers' closing axis: turned across the push it stays thin
-    # toward the cabinet (along the push it met the drawer above at 7 cm of 16).
-    closing = arm.closing_axis
-    yaw = _fold(float(np.arctan2(front[0], -front[1]) - np.arctan2(closing[1], closing[0])))
-    arm.target_rotation = yaw_rotation(yaw) @ arm.down
-    safe = max(float(arm.position[2]), float(start[2]) + CLOSE_HOVER_M)
-    arm.move_to(np.array([*arm.position[:2], safe]), tolerance_m=VIA_M, max_steps=25)
-    arm.move_to(np.array([start[0], start[1], safe]), tolerance_m=VIA_M, max_steps=60)
-    arm.move_to(start, max_steps=40)
-    end = handle.centre - front * PULL_M   # the fingertips start in front of the handle: travel beyond its 16 cm
-    end[2] = start[2]
-    for fraction in (0.5, 1.0):
-        arm.move_to(start + (end - start) * fraction, max_steps=40)
-    log.info("drawer pushed from %s to %s (step %d)", np.round(start, 3), np.round(arm.position, 3), arm.steps)
-    arm.move_to(arm.position + front * 0.04, tolerance_m=VIA_M, max_steps=15)
-    arm.move_to(arm.position + np.array([0.0, 0.0, 0.08]), tolerance_m=VIA_M, max_steps=20)
-    arm.target_rotation = arm.down
-
-
-def drawer_target(cabinet: SceneObject, handle: Handle, level: str = "top") -> SceneObject:
-    """The opened drawer as a support to place into: over its interior, its top at the drawer's floor.
-
-    Under another drawer only the pulled-out part is open from above: aim at its middle.
-    """
-    behind = DRAWER_CENTRE_BEHIND_HANDLE_M if level == "top" else OPEN_PART_CENTRE_BEHIND_HANDLE_M
-    centre = handle.centre - handle.front * behind
-    floor = float(handle.centre[2]) - DRAWER_FLOOR_BELOW_HANDLE_M
-    return SceneObject(id=cabinet.id, name=cabinet.name, centroid=np.array([centre[0], centre[1], floor - 0.005]),
-                       extent=np.array([0.12, 0.12, 0.01]))
 
 
 # ---------------------------------------------------------------------- knobs

@@ -3,7 +3,7 @@
 "Open the top drawer and put the bowl inside": a bowl standing in front of the cabinet ends up under the
 opened drawer, where no hand can reach its rim. LIBERO checks only the final state, so the planner may
 set the bowl aside first. Everything here comes from the observation: the cabinet's box, the handle
-found in the depth image (``articulation.find_handle``) and the observed surface points (``HeightMap``).
+found in the depth image (``drawers.find_handle``) and the observed surface points (``HeightMap``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from ...types import SceneObject
-from .articulation import DRAWER_CENTRE_BEHIND_HANDLE_M, PULL_M, Handle
+from .drawers import DRAWER_CENTRE_BEHIND_HANDLE_M, PULL_M, Handle
 from .drawer_put import on_the_way
 from .heights import HeightMap
 

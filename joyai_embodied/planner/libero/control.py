@@ -33,8 +33,17 @@ OPEN, CLOSE = -1.0, 1.0
 TURNED_RAD = 0.08
 
 
+#: While carrying, fingers closed to less than this fraction of their width at the grasp have lost the object
+#: (a bowl pinched by its lip on a ramekin slid out 1.4 -> 1.1 -> 0.25 cm in ten steps of the carry).
+GRIP_LOST_FRACTION = 0.5
+
+
 class StepBudgetExceeded(Exception):
     """The episode's control-step budget ran out."""
+
+
+class GripLost(Exception):
+    """The fingers closed on nothing while carrying: the held object slipped out."""
 
 
 def quat_to_matrix(quat_xyzw: np.ndarray) -> np.ndarray:
@@ -80,6 +89,7 @@ class Arm:
         self.down = quat_to_matrix(self.state[3:7])
         self.target_rotation = self.down
         self.gripper = OPEN
+        self.grip_width: float | None = None   # set by watch_grip: the width the fingers hold the object at
 
     @property
     def position(self) -> np.ndarray:
@@ -111,6 +121,10 @@ class Arm:
         action[6] = self.gripper
         self.state = self.env.control(action)
         self.steps += 1
+        if (self.grip_width is not None and self.gripper == CLOSE
+                and self.finger_width < max(EMPTY_GRIP_M, GRIP_LOST_FRACTION * self.grip_width)):
+            self.grip_width = None
+            raise GripLost(f"fingers at {self.finger_width:.4f} m at step {self.steps}")
         # LIBERO's protocol ends an episode at the first step its check passes; skills then stop moving.
         if self.stop_on_success and self.env.success():
             self.succeeded = True
@@ -150,6 +164,11 @@ class Arm:
                 break
             previous = width
         return self.finger_width
+
+    def watch_grip(self, on: bool) -> None:
+        """From now on (``on``), a step whose fingers closed on nothing raises :class:`GripLost`, so a carry
+        stops where the object slipped instead of finishing empty-handed."""
+        self.grip_width = self.finger_width if on and self.holding() else None
 
     def holding(self) -> bool:
         """Gripper feedback: closed fingers that did not meet hold something."""

@@ -41,6 +41,8 @@ def on_the_way(objects: Sequence[SceneObject], start_xy: np.ndarray, goal_xy: np
         c = np.asarray(obj.centroid, dtype=np.float64)[:2]
         t = 0.0 if length < 1e-9 else float(np.clip((c - a) @ (b - a) / length ** 2, 0.0, 1.0))
         gap = float(np.linalg.norm(a + t * (b - a) - c)) - float(max(obj.extent[0], obj.extent[1])) / 2
+        if t == 0.0 and length > 1e-9 and gap > 0.0:
+            continue   # the way leads away from it and starts outside it (the hand leaving an opened drawer)
         if gap < ON_THE_WAY_M:
             found.append(obj)
     return found
@@ -64,17 +66,19 @@ def travel(arm: Arm, goal: np.ndarray, obstacles: Sequence[SceneObject], hanging
 
 
 def quick_pick(planner: Any, sim: Any, arm: Arm, labels: Mapping[int, str], subject: SceneObject,
-               scene: Any) -> tuple[Grasp | None, Any]:
+               scene: Any, max_grasps: int = MAX_GRASPS) -> tuple[Grasp | None, Any]:
     """Picks ``subject`` (skills.pick's grasp choice) over a low path; verified by observing again.
 
     Returns:
-        (the grasp or None when it was not lifted in :data:`MAX_GRASPS` tries, the latest scene).
+        (the grasp or None when it was not lifted in ``max_grasps`` tries, the latest scene).
     """
-    for attempt in range(MAX_GRASPS):
+    for attempt in range(max_grasps):
         subject = by_id(scene, subject.id, subject)
         before_top = subject.top_z
         others = [o for o in scene.objects if o.id != subject.id]
         way = on_the_way(others, arm.position, subject.centroid)
+        log.debug("quick pick of %s from %s: on the way %s", subject.name, np.round(arm.position, 3),
+                 [(o.name, round(o.top_z, 3)) for o in way])
         grasp = pick(arm, subject, way + [_hover_floor(subject)], HeightMap(planner._last_obs))
         scene = planner._observe(sim, labels)
         lifted = by_id(scene, subject.id)

@@ -30,6 +30,8 @@ HAND_BELOW_M = 0.03
 FREE_FOOTPRINT_M = 0.02
 #: Metres of height a spot may give up per metre nearer the container's centre (ties go to the centre).
 FREE_CENTRE_WEIGHT = 0.1
+#: Percentile of an object's point heights taken as its lowest observed part.
+LOW_PERCENTILE = 5.0
 #: A mug's rim ring: its points within this of the highest (the handle's top is lower).
 RING_BAND_M = 0.012
 #: Percentiles of the ring's points that bound it (robust to a few rim-bleed points).
@@ -119,6 +121,15 @@ class HeightMap:
             return None
         low, high = np.percentile(ring[:, :2], RING_PERCENTILES, axis=0)
         return (low + high) / 2, float(np.mean(high - low) / 2), top
+
+    def low_z(self, object_id: int) -> float | None:
+        """Height of the object's lowest observed points (5th percentile, robust to rim bleed), or None.
+
+        A lifted object's bottom is seen below the hand even when the hand hides its top (a bottle held by
+        its neck), and the world model's box of an object seen above the table reaches down to the table.
+        """
+        mine = self.points[self.ids == object_id]
+        return float(np.percentile(mine[:, 2], LOW_PERCENTILE)) if len(mine) >= MIN_RIM_POINTS else None
 
     def top_centre(self, object_id: int) -> np.ndarray | None:
         """Middle (xy) of the object's observed top face, or None: where a leaning book's top edge is."""

@@ -30,6 +30,9 @@ TOP_GRASP_DEPTH_M = 0.035
 APPROACH_M = 0.10
 #: Carry objects with their bottom this far above the tallest thing they pass over.
 CARRY_CLEARANCE_M = 0.06
+#: A carry rises only over obstacles within this of its straight path: the held bowl's half width (~6 cm) plus
+#: 4 cm for the hand (climbing over the tallest object in the scene, a cabinet, cost ~20 of 220 steps a carry).
+ON_THE_WAY_M = 0.10
 #: Release with the object's bottom this far above the support's top surface.
 PLACE_CLEARANCE_M = 0.015
 #: An object that rose less than this after a lift was not picked.
@@ -55,6 +58,9 @@ HAND_HALF_SPAN_M = 0.11
 HAND_ABOVE_M = 0.06
 #: Gripper yaws tried for a rim grasp (rad, about the start orientation).
 RIM_YAWS = (0.0, np.pi / 2)
+#: A top grasp may turn a quarter after a miss when the object's box is narrower than this both ways
+#: (the open fingers, ~8 cm, still reach around it).
+TURNABLE_M = 0.07
 #: Words of categories that get a rim grasp.
 RIM_GRASP_WORDS = ("bowl", "ramekin", "plate", "basket")
 #: Objects taller than this (a standing book) are grasped over their observed top face's middle.
@@ -78,7 +84,7 @@ class Grasp:
 
 
 def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
-               heights: HeightMap | None = None) -> tuple[np.ndarray, float, str]:
+               heights: HeightMap | None = None, turn: bool = False) -> tuple[np.ndarray, float, str]:
     """Grasp point (world m), yaw of the gripper (rad, about its start) and the kind of grasp.
 
     For a rim grasp, four rim points are tried (two sides, two gripper yaws); the one whose outer
@@ -132,6 +138,10 @@ def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
     if seen is not None:   # the observed top face is more telling than a box fitted to a half-hidden object
         narrow = seen
     yaw = _wrap_half_turn(np.arctan2(narrow[1], narrow[0]) - np.arctan2(arm.closing_axis[1], arm.closing_axis[0]))
+    if turn and float(max(obj.extent[0], obj.extent[1])) < TURNABLE_M:
+        # Fingers that met missed the object across their closing axis (they sweep 8 cm along it): turned a
+        # quarter, they sweep the miss's direction (a bottle's neck seen 2 cm nearer the camera than it is).
+        yaw = _wrap_half_turn(yaw + np.pi / 2)
     point = centre.copy()
     # Only a tall object can lean off its box's centre; a flat box's top band also takes in its side face
     # toward the camera (1 cm off: the hand then met the can beside it).
@@ -144,7 +154,7 @@ def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
 
 
 def pick(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
-         heights: HeightMap | None = None) -> Grasp | None:
+         heights: HeightMap | None = None, turn: bool = False) -> Grasp | None:
     """Grasps ``obj`` and lifts it; None when the fingers closed on nothing.
 
     Args:
@@ -152,8 +162,10 @@ def pick(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
         obj: the object, as the world model sees it now.
         obstacles: the other objects (to pick a free rim side and a safe hover height).
         heights: the observation's surface points, to keep fingertips off neighbours.
+        turn: a top grasp of an object narrower than the open fingers closes a quarter turn from its
+            narrow side (after fingers that met: the miss lay across their closing axis).
     """
-    point, yaw, kind = plan_grasp(arm, obj, obstacles, heights)
+    point, yaw, kind = plan_grasp(arm, obj, obstacles, heights, turn)
     hover = point + np.array([0.0, 0.0, APPROACH_M])
     arm.set_gripper(OPEN)
     arm.target_rotation = yaw_rotation(yaw) @ arm.down   # the wrist turns while the arm travels
@@ -180,15 +192,20 @@ def pick(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
 
 
 def place_on(arm: Arm, grasp: Grasp, support: SceneObject, obstacles: Sequence[SceneObject],
-             held_height_m: float | None = None, spot_xy: np.ndarray | None = None) -> np.ndarray:
+             held_height_m: float | None = None, spot_xy: np.ndarray | None = None,
+             watch_grip: bool = False) -> np.ndarray:
     """Carries the held object over ``support`` and releases it just above the support's top.
 
     Args:
         held_height_m: the held object's height, when measured again after the lift (else from the grasp).
         spot_xy: where over the support to aim (default its centre), e.g. a container's free part.
+        watch_grip: stop the carry where the fingers lose the object (raises GripLost).
 
     Returns:
         Where the object's centroid was aimed (world m).
+
+    Raises:
+        GripLost: with ``watch_grip``, the object slipped out on the way (the fingers are still closed).
     """
     below = grasp.below_eef_m if held_height_m is None else held_height_m
     aim = np.asarray(support.centroid, dtype=np.float64).copy()
@@ -196,7 +213,7 @@ def place_on(arm: Arm, grasp: Grasp, support: SceneObject, obstacles: Sequence[S
         aim[:2] = spot_xy
     release = aim + grasp.offset
     release[2] = support.top_z + below + PLACE_CLEARANCE_M
-    _travel(arm, release + np.array([0.0, 0.0, APPROACH_M / 2]), obstacles, hanging_m=below)
+    _travel(arm, release + np.array([0.0, 0.0, APPROACH_M / 2]), obstacles, hanging_m=below, watch_grip=watch_grip)
     arm.move_to(release, max_steps=40)
     log.debug("release point %s reached %s (hang %.3f m)", np.round(release, 3), np.round(arm.position, 3), below)
     arm.set_gripper(OPEN)
@@ -205,15 +222,38 @@ def place_on(arm: Arm, grasp: Grasp, support: SceneObject, obstacles: Sequence[S
     return aim
 
 
-def _travel(arm: Arm, goal: np.ndarray, obstacles: Sequence[SceneObject], hanging_m: float = 0.0) -> None:
-    """Rises to a safe height, moves across, then goes to ``goal``."""
-    tops = [o.top_z for o in obstacles] or [float(goal[2])]
+def _travel(arm: Arm, goal: np.ndarray, obstacles: Sequence[SceneObject], hanging_m: float = 0.0,
+            watch_grip: bool = False) -> None:
+    """Rises to a safe height over what lies on the way, moves across, then goes to ``goal``.
+
+    With ``watch_grip`` the rise and the move across stop where the fingers lose what they hold (GripLost);
+    the descent is not watched: a held object that meets the support shifts in the fingers.
+    """
+    tops = [o.top_z for o in obstacles_on_the_way(obstacles, arm.position, goal)] or [float(goal[2])]
     safe = max(float(goal[2]), arm.position[2], max(tops) + CARRY_CLEARANCE_M + hanging_m)
     safe = min(safe, float(goal[2]) + 0.25)   # never climb more than needed to reach the goal's hover
-    if arm.position[2] < safe - VIA_M:
-        arm.move_to(np.array([*arm.position[:2], safe]), tolerance_m=VIA_M, max_steps=30)
-    arm.move_to(np.array([goal[0], goal[1], max(safe, goal[2])]), tolerance_m=VIA_M, max_steps=60)
+    arm.watch_grip(watch_grip)
+    try:
+        if arm.position[2] < safe - VIA_M:
+            arm.move_to(np.array([*arm.position[:2], safe]), tolerance_m=VIA_M, max_steps=30)
+        arm.move_to(np.array([goal[0], goal[1], max(safe, goal[2])]), tolerance_m=VIA_M, max_steps=60)
+    finally:
+        arm.watch_grip(False)
     arm.move_to(goal, tolerance_m=VIA_M, max_steps=40)
+
+
+def obstacles_on_the_way(obstacles: Sequence[SceneObject], start: np.ndarray, goal: np.ndarray,
+                         corridor_m: float = ON_THE_WAY_M) -> list[SceneObject]:
+    """The obstacles whose footprint comes within ``corridor_m`` of the straight path ``start`` -> ``goal`` (xy)."""
+    a, b = np.asarray(start, dtype=np.float64)[:2], np.asarray(goal, dtype=np.float64)[:2]
+    length_sq = float((b - a) @ (b - a))
+    found = []
+    for obj in obstacles:
+        c = np.asarray(obj.centroid, dtype=np.float64)[:2]
+        t = 0.0 if length_sq < 1e-12 else float(np.clip((c - a) @ (b - a) / length_sq, 0.0, 1.0))
+        if float(np.linalg.norm(a + t * (b - a) - c)) - float(max(obj.extent[0], obj.extent[1])) / 2 < corridor_m:
+            found.append(obj)
+    return found
 
 
 def _hand_blocked(heights: HeightMap, point: np.ndarray, axis: np.ndarray, object_id: int) -> bool:
