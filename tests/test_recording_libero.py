@@ -1,5 +1,5 @@
 """LIBERO episodes recorded (``eval --libero --record``) and reported (``demo --libero``); the recording wrapper
-and the background writer.
+and the background writer (a child process).
 
 Read back with the Rerun SDK and the independent ``mcap`` reader. The LIBERO tests need the ``libero`` extra
 (skipped without it): one episode each, about half a minute per test on two cores.
@@ -8,7 +8,7 @@ Read back with the Rerun SDK and the independent ``mcap`` reader. The LIBERO tes
 from __future__ import annotations
 
 import json
-import threading
+import multiprocessing
 from collections import Counter
 
 import numpy as np
@@ -19,9 +19,9 @@ pytest.importorskip("mcap_ros2")
 gym = pytest.importorskip("gymnasium")
 
 import sim_envs  # noqa: E402  (registers the envs)
-from joyai_embodied import CameraMove, MoveObject  # noqa: E402
+from joyai_embodied import CameraMove, InvalidInputError, MoveObject  # noqa: E402
 from joyai_embodied.recording import RecordingWorldModel, open_recorder  # noqa: E402
-from joyai_embodied.recording.base import QUEUE_SIZE, ee_pose  # noqa: E402
+from joyai_embodied.recording.base import QUEUE_SIZE, RecordingError, ee_pose  # noqa: E402
 
 
 def _read_mcap(path):
@@ -61,18 +61,66 @@ def _shift(i: int) -> np.ndarray:
     return shift
 
 
-def test_background_write_error_is_raised_by_close(tmp_path):
+def test_background_write_error_is_raised_by_close_in_one_line_naming_the_file(tmp_path):
     recorder = open_recorder(tmp_path / "err.mcap", background=True)
     recorder.set_time(0)
     recorder.log_text("fine")
-
-    def broken(*_):
-        raise ValueError("disk on fire")
-
-    recorder._submit(broken)  # a hook that fails in the writer thread
-    with pytest.raises(ValueError, match="disk on fire"):
+    recorder._submit(recorder._log_pose, "broken", np.zeros((2, 2)))  # passes no validation: fails in the child
+    with pytest.raises(RecordingError, match=r"recording .*err\.mcap: IndexError") as raised:
         recorder.close()
-    assert not any(t.name.startswith("recorder err.mcap") and t.is_alive() for t in threading.enumerate())
+    assert "\n" not in str(raised.value)
+    assert not multiprocessing.active_children()  # the writer process has ended
+    assert [m.data for t, _, _, m in _read_mcap(tmp_path / "err.mcap") if t == "/joyai/log/query"] == ["fine"]
+
+
+def test_background_write_error_is_raised_by_the_next_call_after_flush(tmp_path):
+    recorder = open_recorder(tmp_path / "next.rrd", background=True)
+    recorder._submit(recorder._log_pose, "broken", np.zeros((2, 2)))
+    with pytest.raises(RecordingError, match=r"next\.rrd"):
+        recorder.flush()
+    recorder.log_text("raised once: the recorder goes on")
+    recorder.close()
+
+
+def test_a_writer_process_that_dies_is_reported_not_waited_on(tmp_path):
+    recorder = open_recorder(tmp_path / "dead.mcap", background=True)
+    recorder.log_text("first")
+    recorder.flush()
+    recorder.writer.process.kill()
+    recorder.writer.process.join(10)
+    with pytest.raises(RecordingError, match=r"dead\.mcap: the writer process died"):
+        for _ in range(3 * QUEUE_SIZE):  # the pipe's buffer may take a few before the loss shows
+            recorder.log_text("after")
+    with pytest.raises(RecordingError, match="died"):
+        recorder.close()
+    assert not multiprocessing.active_children()
+
+
+def test_close_without_waiting_then_waiting_gives_the_whole_file(tmp_path):
+    path = tmp_path / "later.mcap"
+    recorder = open_recorder(path, background=True)
+    for i in range(50):
+        recorder.set_time(i)
+        recorder.log_text(f"line {i}")
+    recorder.close(wait=False)  # returns at once; the writer process finishes meanwhile
+    with pytest.raises(InvalidInputError, match="closed"):
+        recorder.log_text("too late")
+    recorder.close()
+    assert [m.data for t, _, _, m in _read_mcap(path)] == [f"line {i}" for i in range(50)]
+    assert not multiprocessing.active_children()
+
+
+def test_logged_arrays_are_taken_at_the_call(tmp_path):
+    """The caller may reuse its buffers at once: what is written is what was given at the call."""
+    path = tmp_path / "reuse.mcap"
+    pose = np.eye(4)
+    with open_recorder(path, background=True) as recorder:
+        for i in range(5):
+            pose[0, 3] = i
+            recorder.set_time(i)
+            recorder.log_pose("ee", pose)
+    written = [m.pose.position.x for t, _, _, m in _read_mcap(path) if t == "/joyai/poses/ee"]
+    assert written == [0.0, 1.0, 2.0, 3.0, 4.0]
 
 
 def test_background_recorder_left_open_is_written_at_exit(tmp_path):
@@ -85,6 +133,91 @@ def test_background_recorder_left_open_is_written_at_exit(tmp_path):
               f"for i in range(100):\n    r.set_time(i); r.log_text(f'line {{i}}')\n")
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
     assert [m.data for t, _, _, m in _read_mcap(path)] == [f"line {i}" for i in range(100)]
+
+
+@pytest.mark.parametrize("suffix, signal_name", [(".mcap", "SIGINT"), (".rrd", "SIGINT"), (".mcap", "SIGTERM")])
+def test_a_signal_to_a_recording_demo_stops_every_process_and_leaves_a_readable_file(tmp_path, suffix, signal_name):
+    """SIGINT to the process group (a Ctrl-C): the demo says 'interrupted', its writer process finishes what was
+    queued and ends, the file reads back, and no process of the group is left. SIGTERM kills the demo at once
+    (no clean-up runs there): the writer still finishes what it received and closes the file."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    record = tmp_path / f"demo{suffix}"
+    command = [sys.executable, "-m", "joyai_embodied.commands", "demo", "--episodes", "40", "--width", "64",
+               "--height", "48", "--out", str(tmp_path / "demo"), "--record", str(record)]
+    process = subprocess.Popen(command, cwd=Path(__file__).parents[1], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               env={**os.environ, "MUJOCO_GL": "egl"})
+    try:
+        lines = [process.stdout.readline() for _ in range(3)]  # episode 1 opens the recorder, 2 and 3 log to it
+        assert all(lines), process.stderr.read()[-2000:]
+        children = _live_children(process.pid)  # the writer process (in a session of its own) and the like
+        assert children
+        os.killpg(process.pid, getattr(signal, signal_name))
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    if signal_name == "SIGINT":
+        assert process.returncode == 130 and err.strip().endswith("demo: interrupted"), err[-2000:]
+    else:
+        assert process.returncode == -signal.SIGTERM
+    deadline = time.monotonic() + 30
+    while (_live_processes_of_group(process.pid) or _still_live(children)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _live_processes_of_group(process.pid) == [] and _still_live(children) == []
+    if suffix == ".mcap":
+        counts = Counter(topic for topic, _, _, _ in _read_mcap(record))
+        assert counts["/joyai/log/instruction"] >= 2 and counts["/joyai/observer/rgb"] >= 2
+    else:
+        import rerun.chunk
+
+        entities = set(rerun.chunk.RrdReader(record).store().schema().entity_paths())
+        assert {"/log/instruction", "/world/observer/rgb", "/world/objects"} <= entities
+
+
+def _live_processes(field: int, value: int) -> list[int]:
+    """Processes (not zombies) whose /proc stat field ``field`` (1: parent id, 2: process group) is ``value``."""
+    import os
+
+    live = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[field]) == value:
+            live.append(int(entry))
+    return live
+
+
+def _live_processes_of_group(group: int) -> list[int]:
+    return _live_processes(2, group)
+
+
+def _live_children(parent: int) -> list[int]:
+    return _live_processes(1, parent)
+
+
+def _still_live(pids: list[int]) -> list[int]:
+    import os
+
+    live = []
+    for pid in pids:
+        try:
+            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            live.append(pid)
+    return live
 
 
 def test_ee_pose_reads_libero_robot_state_orientation():

@@ -94,11 +94,13 @@ def run(args: argparse.Namespace) -> int:
             print(progress_line(index, args.episodes, episode), flush=True)
     finally:
         if recorder is not None:
-            recorder.close()
+            recorder.close(wait=False)  # its writer process finishes while the report is written
         env.close()
         wm.close()
     paths = write_report(episodes, args.out, meta={"backend": args.backend, "via": args.via,
                                                    "first_seed": args.seed, "size": f"{args.width}x{args.height}"})
+    if recorder is not None:
+        recorder.close()  # waits for the file to be complete; raises a writer's error
     print()
     print(summary_table(episodes))
     print(f"\n{summary_line(episodes)}")

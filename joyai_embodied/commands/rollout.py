@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         OSError: the output folder cannot be written.
     """
     from ..errors import JoyAIError
+    from ..recording.recorders import preload_recorder
     from ..world_model import WorldModel
 
     steps = _read_steps_file(args.steps_file) if args.steps_file else []
@@ -92,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     observation = read_observation(args.observation)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)  # before the model loads: an unwritable --out fails at once
+    preload_recorder(getattr(args, "record", None))  # the writer process imports while the model loads
     wm = WorldModel.load(args.preset)
     recorder = None
     with wm:
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, "record", None):
             from ..recording import open_recorder
 
-            recorder = open_recorder(args.record)
+            recorder = open_recorder(args.record, background=True)  # encoded and written by a writer process
             recorder.set_time(0)
             recorder.log_observation(observation)
             recorder.log_scene(env.scene)

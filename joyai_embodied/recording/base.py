@@ -9,10 +9,7 @@ frusta with their images, edits as before/after boxes, query/answer text and rob
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
-import queue
-import threading
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -21,13 +18,18 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..drawing import lift_point_cloud
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, JoyAIError
 from ..types import ImaginedView, Observation, Scene, SceneObject
 from .rotations import matrix_from_quaternion
 
 #: Logging calls that may wait for the background writer: an episode's burst (~40 calls) fits, and at most
 #: ~100 MB of 640x480 camera images wait; when it is full the caller waits for the writer (nothing is dropped).
 QUEUE_SIZE = 32
+
+
+class RecordingError(JoyAIError, RuntimeError):
+    """Writing a recording failed in the writer process (one line naming the file and the cause)."""
+
 #: Robot state vectors at least this long carry the end effector's orientation (x, y, z, qx, qy, qz, qw, ...),
 #: as ``joyai/LIBERO-v0``'s ``robot_state`` does; shorter ones give its position only.
 POSE_STATE_SIZE = 7
@@ -65,31 +67,31 @@ class Recorder(ABC):
     """Logs world-model runs for a viewer. Call :meth:`set_time` before each step's logs.
 
     Subclasses implement the ``_log_*`` hooks; the public methods validate and share the conversions. The
-    hooks (encoding and writing: most of a recording's cost) run in the caller's thread, or with
-    ``background=True`` in one writer thread fed by a bounded queue, in order, so that the caller goes on
-    planning while the previous step is written; :meth:`flush` waits for it, :meth:`close` drains and joins it
-    (nothing is lost). A hook's error is raised by the next logging call, :meth:`flush` or :meth:`close`.
+    hooks (encoding and writing: most of a recording's cost) run in the caller's thread; the recorder that
+    ``open_recorder(path, background=True)`` returns (:class:`~.writer_process.ProcessRecorder`) runs them, in
+    order, in a child process fed by a bounded queue, so that the caller goes on planning while the previous
+    step is encoded and written with another GIL; :meth:`flush` waits for it, :meth:`close` drains it (nothing
+    is lost). A hook's error there is raised by the next logging call, :meth:`flush` or :meth:`close`.
 
     Args:
         path: the file to write.
-        background: write in a background thread.
     """
 
-    def __init__(self, path: str | Path, background: bool = False):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
         self.step = 0
         self.stamp_ns = time.time_ns()
         #: The time of the hook being written (the writer's view of the timeline; set before each hook).
         self.write_step, self.write_stamp_ns = self.step, self.stamp_ns
         self.closed = False
-        self.background = bool(background)
+        #: Whether the hooks run elsewhere (a writer process), after the logging call returns.
+        self.background = False
         self._next_episode_step = 0
         self._written_time: tuple[int, int] | None = None
-        self._queue: queue.Queue | None = None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-        #: CPU seconds spent encoding and writing (in whichever thread ran the hooks): what recording costs.
+        #: CPU seconds spent encoding and writing (in whichever process ran the hooks): what recording costs.
         self.write_cpu_s = 0.0
+        #: CPU seconds of the whole writer process (imports included; 0 when the hooks run in the caller).
+        self.child_cpu_s = 0.0
 
     # -- timeline --------------------------------------------------------------------------
     def set_time(self, step: int, stamp_ns: int | None = None) -> None:
@@ -99,24 +101,10 @@ class Recorder(ABC):
 
     # -- the writer ------------------------------------------------------------------------
     def _submit(self, hook: Callable[..., None], *args: Any) -> None:
-        """Runs ``hook(*args)`` at the current time: now, or in the writer thread with ``background``."""
-        self._raise_writer_error()
+        """Runs ``hook(*args)`` at the current time (a writer process's recorder sends it there instead)."""
         if self.closed:
             raise InvalidInputError("recorder", "an open recorder", "closed")
-        item = (hook, args, self.step, self.stamp_ns)
-        if not self.background:
-            self._run_hook(item)
-            return
-        if self._thread is None:
-            self._queue = queue.Queue(maxsize=QUEUE_SIZE)
-            self._thread = threading.Thread(target=self._writer_loop, name=f"recorder {self.path.name}",
-                                            daemon=True)
-            self._thread.start()
-            atexit.register(self._close_at_exit)  # a recorder left open still writes what was queued
-        self._queue.put(item)
-
-    def _run_hook(self, item: tuple[Callable[..., None], tuple, int, int]) -> None:
-        hook, args, step, stamp_ns = item
+        step, stamp_ns = self.step, self.stamp_ns
         start = time.thread_time()
         try:
             if self._written_time != (step, stamp_ns):
@@ -127,30 +115,8 @@ class Recorder(ABC):
         finally:
             self.write_cpu_s += time.thread_time() - start
 
-    def _writer_loop(self) -> None:
-        assert self._queue is not None
-        while True:
-            item = self._queue.get()
-            try:
-                if item is None:
-                    return
-                if self._error is None:  # after an error the rest is drained, not written
-                    self._run_hook(item)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller by _raise_writer_error
-                self._error = exc
-            finally:
-                self._queue.task_done()
-
-    def _raise_writer_error(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
     def flush(self) -> None:
-        """Waits until everything logged so far is written (a no-op without ``background``)."""
-        if self._queue is not None:
-            self._queue.join()
-        self._raise_writer_error()
+        """Waits until everything logged so far is written (a no-op when the hooks run in the caller)."""
 
     # -- what gets logged ------------------------------------------------------------------
     def log_observation(self, obs: Observation | Mapping[str, Any], robot_state: Any = None,
@@ -169,12 +135,8 @@ class Recorder(ABC):
             if robot_state is None and isinstance(obs, Mapping):
                 robot_state = obs.get("robot_state")
             obs = Observation.from_dict(obs)
-        # The writer thread reads the images later: copies, in case the caller reuses its buffers (~1 ms).
-        keep = _copy if self.background else np.asarray
-        rgb, depth, segmentation = keep(obs.rgb), _maybe(keep, obs.depth), _maybe(keep, obs.segmentation)
-        self._submit(self._log_camera, "observer", rgb, depth, segmentation, obs.intrinsics, obs.cam_to_world)
-        if cloud and depth is not None:
-            self._submit(self._lift_and_log_cloud, dataclasses.replace(obs, rgb=rgb, depth=depth))
+        # One item: a writer process gets the images once (pickled at this call: the caller may reuse them).
+        self._submit(self._log_observed, obs, bool(cloud))
         pose = ee_pose(robot_state)
         if pose is not None:
             self.log_pose("end_effector", pose)
@@ -203,9 +165,8 @@ class Recorder(ABC):
             rgb, view_depth, k, pose = view["rgb"], view.get("depth"), view["intrinsics"], view["cam_to_world"]
         else:
             rgb, view_depth, k, pose = view.rgb, view.depth, view.intrinsics, view.cam_to_world
-        keep = _copy if self.background else np.asarray
-        depth_image = keep(view_depth) if depth and view_depth is not None else None
-        self._submit(self._log_camera, f"imagined/{_slug(label)}", keep(rgb), depth_image, None,
+        depth_image = np.asarray(view_depth) if depth and view_depth is not None else None
+        self._submit(self._log_camera, f"imagined/{_slug(label)}", np.asarray(rgb), depth_image, None,
                      np.array(k, dtype=np.float64), np.array(pose, dtype=np.float64))
 
     def log_edit(self, label: str, before: Sequence[SceneObject], after: Sequence[SceneObject]) -> None:
@@ -273,31 +234,17 @@ class Recorder(ABC):
         self._next_episode_step = step
         return step
 
-    def close(self) -> None:
-        """Writes what is still queued, joins the writer thread and closes the file.
+    def close(self, wait: bool = True) -> None:
+        """Closes the file (a writer process's recorder first writes what is still queued).
 
-        Raises:
-            Exception: the first error of a background write not yet raised (the file is closed anyway).
+        Args:
+            wait: False lets a writer process finish on its own (a later ``close()`` or the exit waits for it);
+                a recorder writing in the caller closes at once either way.
         """
         if self.closed:
             return
         self.closed = True
-        if self._thread is not None:
-            atexit.unregister(self._close_at_exit)
-        try:
-            if self._thread is not None:
-                assert self._queue is not None
-                self._queue.put(None)
-                self._thread.join()
-        finally:
-            self._close()
-        self._raise_writer_error()
-
-    def _close_at_exit(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - at interpreter exit there is no caller left to tell
-            pass
+        self._close()
 
     def __enter__(self) -> "Recorder":
         return self
@@ -306,8 +253,11 @@ class Recorder(ABC):
         self.close()
 
     # -- backend hooks (called in the writer's order; the time is write_step / write_stamp_ns) ----
-    def _lift_and_log_cloud(self, obs: Observation) -> None:
-        self._log_cloud(*lift_point_cloud(obs))
+    def _log_observed(self, obs: Observation, cloud: bool) -> None:
+        """The observing camera and (with ``cloud`` and depth) the cloud lifted from it (lifting is encoding)."""
+        self._log_camera("observer", obs.rgb, obs.depth, obs.segmentation, obs.intrinsics, obs.cam_to_world)
+        if cloud and obs.depth is not None:
+            self._log_cloud(*lift_point_cloud(obs))
 
     @abstractmethod
     def _set_time(self) -> None: ...
@@ -330,14 +280,6 @@ class Recorder(ABC):
 
     @abstractmethod
     def _close(self) -> None: ...
-
-
-def _copy(array: Any) -> np.ndarray:
-    return np.array(array, copy=True)
-
-
-def _maybe(function: Callable[[Any], np.ndarray], array: Any) -> np.ndarray | None:
-    return None if array is None else function(array)
 
 
 def _slug(label: str) -> str:

@@ -36,11 +36,10 @@ class McapRecorder(Recorder):
     Args:
         path: the ``.mcap`` file.
         compression: ``"lz4"`` (default), ``"zstd"`` or ``"none"``.
-        background: encode and write in a background thread (see :class:`~.base.Recorder`).
     """
 
-    def __init__(self, path: str | Path, compression: str = "lz4", background: bool = False):
-        super().__init__(path, background=background)
+    def __init__(self, path: str | Path, compression: str = "lz4"):
+        super().__init__(path)
         self.writer = McapWriter(self.path, compression=compression)
         self._cameras: dict[str, int] = {}  # camera name -> marker id, so each keeps its frustum's id
         self._frusta: dict[str, bytes] = {}  # camera name -> the calibration its last frustum was drawn from

@@ -7,48 +7,51 @@
 from __future__ import annotations
 
 import argparse
-import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError
 from .base import Recorder
 
+if TYPE_CHECKING:
+    from .writer_process import WriterProcess
+
 SUFFIXES = (".rrd", ".mcap")
-#: suffix -> the thread importing and warming its recorder (started by preload_recorder, joined on open).
-_PRELOADS: dict[str, threading.Thread] = {}
+#: The Python module each suffix's recorder needs (the ``record`` extra), checked before a writer starts.
+REQUIRED_MODULES = {".rrd": ("rerun",), ".mcap": ("rosbags", "mcap")}
+#: suffix -> the writer process started by preload_recorder, importing its recorder (taken by open_recorder).
+_PRELOADS: dict[str, "WriterProcess"] = {}
 
 
 def preload_recorder(path: str | Path | None) -> None:
-    """Starts importing the recorder for ``path``'s suffix in a background thread (no-op for None or another
-    suffix). A command calls it first, so that the import (Rerun SDK ~0.5 s, rosbags' type store and
-    serializers ~0.4 s) overlaps building the env and the world model; :func:`open_recorder` waits for it.
+    """Starts the writer process for ``path``'s suffix (no-op for None, another suffix or a missing extra).
+
+    A command calls it first, so that the child's imports (Rerun SDK ~0.7 s CPU, rosbags' type store and
+    serializers ~0.3 s) run on the other core while the command builds its env and world model;
+    :func:`open_recorder` with ``background=True`` takes it. One left unused ends at exit.
     """
     suffix = Path(path).suffix.lower() if path else ""
-    if suffix not in SUFFIXES or suffix in _PRELOADS:
+    if suffix not in SUFFIXES or suffix in _PRELOADS or _missing_module(suffix):
         return
-    thread = threading.Thread(target=_warm_up, args=(suffix,), name=f"preload {suffix} recorder", daemon=True)
-    _PRELOADS[suffix] = thread
-    thread.start()
+    from .writer_process import WriterProcess
+
+    _PRELOADS[suffix] = WriterProcess(suffix)
 
 
-def _warm_up(suffix: str) -> None:
-    try:
-        if suffix == ".rrd":
-            from .rerun_recorder import warm_up
-        else:
-            from .mcap_recorder import warm_up
-        warm_up()
-    except Exception:  # noqa: BLE001 - open_recorder imports again and reports a missing extra in one line
-        pass
+def _missing_module(suffix: str) -> str | None:
+    import importlib.util
+
+    return next((name for name in REQUIRED_MODULES[suffix] if importlib.util.find_spec(name) is None), None)
 
 
-def open_recorder(path: str | Path, **options: Any) -> Recorder:
+def open_recorder(path: str | Path, background: bool = False, **options: Any) -> Recorder:
     """The recorder for ``path``'s suffix: ``.rrd`` (Rerun) or ``.mcap`` (ROS 2 messages in MCAP).
 
     Args:
         path: the file to write.
-        options: passed to the recorder (``background=True``: encode and write in a writer thread).
+        background: encode and write in a child process (the one :func:`preload_recorder` started, or a new
+            one); the caller only validates and sends. False: in the caller's thread, as each call is made.
+        options: passed to the recorder (``recording_name`` for .rrd, ``compression`` for .mcap).
 
     Raises:
         InvalidInputError: another suffix (field ``record``).
@@ -59,9 +62,14 @@ def open_recorder(path: str | Path, **options: Any) -> Recorder:
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIXES:
         raise InvalidInputError("record", "a path ending in .rrd or .mcap", str(path))
-    preload = _PRELOADS.get(suffix)
-    if preload is not None:
-        preload.join()  # the warm-up's generated serializers are cached; do not race it
+    missing = _missing_module(suffix)
+    if missing:
+        raise BackendUnavailableError(f"--record {suffix} needs the 'record' extra "
+                                      f"(pip install -e .[record]): no module named {missing!r}")
+    if background:
+        from .writer_process import ProcessRecorder
+
+        return ProcessRecorder(path, writer=_PRELOADS.pop(suffix, None), **options)
     try:
         if suffix == ".rrd":
             from .rerun_recorder import RerunRecorder as cls

@@ -40,11 +40,10 @@ class RerunRecorder(Recorder):
     Args:
         path: the ``.rrd`` file.
         recording_name: shown in the viewer's recording list (default: the file name).
-        background: encode and write in a background thread (see :class:`~.base.Recorder`).
     """
 
-    def __init__(self, path: str | Path, recording_name: str | None = None, background: bool = False):
-        super().__init__(path, background=background)
+    def __init__(self, path: str | Path, recording_name: str | None = None):
+        super().__init__(path)
         self._calibrations: dict[str, bytes] = {}  # camera entity -> the pose and pinhole last logged
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.rec = rr.RecordingStream(APPLICATION_ID)
@@ -54,7 +53,7 @@ class RerunRecorder(Recorder):
         self._set_time()
 
     def _set_time(self) -> None:
-        # Rerun's time is per thread: this runs in the thread that logs (the writer, with background).
+        # Rerun's time is per thread: this runs in the thread that logs.
         self.rec.set_time("step", sequence=self.write_step)
         self.rec.set_time("time", timestamp=np.datetime64(self.write_stamp_ns, "ns"))
 
