@@ -103,7 +103,6 @@ def bench_serve(obs, count: int) -> None:
         rates["relation"][replicas] = _throughput(lambda: service.run("relation", relation), count)
         rates["observe"][replicas] = _throughput(lambda: service.run("observe", {"observation": obs}),
                                                  max(count // 8, 16))
-        service.close()
         ray_serve.undeploy()
     for kind, by_count in rates.items():
         print(f"serve {kind}: 1 replica {by_count[1]:.0f} req/s, 2 replicas {by_count[2]:.0f} req/s "
@@ -138,7 +137,6 @@ def bench_zmq_serve(obs, count: int) -> None:
             rates["observe"][(replicas, threads)] = _throughput(observe, max(count // 8, 16))
             for client in clients:
                 client.close()
-        service.close()
         ray_serve.undeploy()
     for kind, by in rates.items():
         one, single, pool = by[(1, None)], by[(2, 1)], by[(2, None)]
@@ -177,7 +175,6 @@ def bench_latency(obs, count: int) -> None:
         start = time.perf_counter()
         service.run("relation", params)
         times.append(time.perf_counter() - start)
-    service.close()
     ray_serve.undeploy()
     print(f"latency relation p50: plain ZMQ {results['zmq']:.2f} ms, ZMQ -> Ray Serve {results['ray']:.2f} ms "
           f"(+{results['ray'] - results['zmq']:.2f} ms); Serve handle alone {1000 * statistics.median(times):.2f} ms")
@@ -207,7 +204,6 @@ def bench_batching(k: int) -> None:
         list(pool.map(lambda m: service.run("imagine", {"scene": handle, "move": m, "seed": 0}), moves))
         together = time.perf_counter() - start
     info = service.info()
-    service.close()
     ray_serve.undeploy()
     print(f"batching, tiny joyai-image on CPU: {k} concurrent imagines {together:.2f} s vs {k} x one "
           f"{one_by_one:.2f} s ({one_by_one / together:.2f}x); replica batches so far {info['batches']} for "

@@ -118,7 +118,6 @@ def throughput(obs: Any, repeats: int, relations: int, observes: int,
             forwarder = getattr(service, "forwarder", None)
             if forwarder is not None:
                 groups[replicas].append(forwarder.grouped / max(forwarder.calls, 1))
-            service.close()
             ray_serve.undeploy()
     ratios: dict[tuple, float] = {}
     for path in ("direct", "zmq"):
@@ -177,7 +176,6 @@ def latency(obs: Any, blocks: int) -> dict[str, float]:
                 cpu[name].append(_per_request(before, cpu_seconds(), BLOCK))
         for model in models.values():
             model.close()
-    service.close()
     ray_serve.undeploy()
     p50 = {name: 1000 * statistics.median(t) for name, t in times.items()}
     print(f"latency relation p50 ({blocks} alternating blocks of {BLOCK}): plain ZMQ {p50['zmq']:.2f} ms, "

@@ -85,8 +85,6 @@ class HandleLoop:
             TimeoutError: no reply within ``timeout_s`` (the call is cancelled).
             Whatever the call raised (a lost replica: Ray's actor errors, or gRPC's).
         """
-        if self.loop.is_closed():
-            raise RuntimeError("this front end's Ray Serve router was closed (RayServeService.close)")
         if grpc is None:
             grpc = _small(name, args)
         handle = self.by_grpc if grpc else self.by_reference
@@ -96,15 +94,6 @@ class HandleLoop:
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise TimeoutError(f"no reply from Ray Serve to {name} within {timeout_s} s") from None
-
-    def close(self) -> None:
-        """Stops the router's loop and its thread (idempotent); the deployment itself is not touched."""
-        if self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(START_WAIT_S)
-        if not self._thread.is_alive():
-            self.loop.close()
 
 
 def retryable_errors() -> tuple[type, ...]:
@@ -146,7 +135,7 @@ class ServedModel:
                 "replica": {k: info.get(k) for k in ("replica", "pid", "node_id", "node_ip")}}
 
     def close(self) -> None:
-        self._service.close()  # the front end's router only: the deployment outlives it (see undeploy)
+        pass  # the deployment outlives its front ends (see undeploy)
 
 
 def unwrap(reply: Any) -> Any:

@@ -344,10 +344,6 @@ class RayServeService:
             return unwrap(self._call("run", *item))
         return unwrap(self.forwarder.submit(item))
 
-    def close(self) -> None:
-        """Stops this front end's router loop (idempotent). The deployment and its replicas keep running."""
-        self.calls.close()
-
     def imagine_batch(self, handle: str, moves: Sequence[CameraMove | CameraPose], seed: int | None = None,
                       init: str | None = None, strength: float | None = None) -> list[ImaginedView]:
         """Several moves of one scene in one backend call on one replica (``init`` / ``strength`` when set)."""
