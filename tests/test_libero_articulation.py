@@ -5,7 +5,6 @@ The episode tests need the ``libero`` extra (skipped without it); each is ~90 co
 
 from types import SimpleNamespace
 
-import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -148,31 +147,17 @@ def test_a_bowl_in_front_of_the_drawer_is_set_aside_outside_its_sweep_on_free_ta
 
 libero = pytest.importorskip("libero.libero", reason="needs the libero extra")
 
-import sim_envs  # noqa: E402
-from joyai_embodied.planner.libero import LiberoPlanner  # noqa: E402
+from libero_helpers import run_libero_episode  # noqa: E402
 
 
-@pytest.mark.parametrize("task_id, init_state", [(7, 0), (0, 0), (3, 1), (5, 0)],
+@pytest.mark.parametrize("suite, task_id, init_state, max_steps",
+                         [("libero_goal", 7, 0, 300), ("libero_goal", 0, 0, 300), ("libero_goal", 3, 1, 300),
+                          ("libero_goal", 5, 0, 300), ("libero_10", 3, 1, 520)],
                          ids=["turn on the stove", "open the middle drawer", "open the top drawer, bowl inside",
-                              "push the plate to the front of the stove"])
-def test_articulation_episode_passes_liberos_own_check(wm, task_id, init_state):
-    env = gym.make(sim_envs.LIBERO_ENV_ID, suite="libero_goal", task_id=task_id, render_on_step=False)
-    try:
-        _, info = env.reset(seed=init_state, options={"init_state": init_state})
-        episode = LiberoPlanner(wm).run_episode(env, info["labels"], info["instruction"], max_steps=300)
-        assert episode.success and episode.failure == "none", episode
-        assert env.unwrapped.success()
-    finally:
-        env.close()
-
-
-def test_bowl_into_the_open_bottom_drawer_and_closed_passes_liberos_own_check(wm):
-    # libero_10 task 3: the bowl comes down in front of the closed handles, the tilted push closes the drawer.
-    env = gym.make(sim_envs.LIBERO_ENV_ID, suite="libero_10", task_id=3, render_on_step=False)
-    try:
-        _, info = env.reset(seed=1, options={"init_state": 1})
-        episode = LiberoPlanner(wm).run_episode(env, info["labels"], info["instruction"], max_steps=520)
-        assert episode.success and episode.failure == "none", episode
-        assert env.unwrapped.success()
-    finally:
-        env.close()
+                              "push the plate to the front of the stove",
+                              # the bowl comes down in front of the closed handles, the tilted push closes the drawer
+                              "bowl into the open bottom drawer and closed"])
+def test_articulation_episode_passes_liberos_own_check(wm, suite, task_id, init_state, max_steps):
+    episode, _, success = run_libero_episode(wm, suite, task_id, init_state, max_steps)
+    assert episode.success and episode.failure == "none", episode
+    assert success

@@ -6,7 +6,6 @@ The path test is pure geometry; the episodes need the ``libero`` extra (one task
 
 import logging
 
-import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -32,19 +31,13 @@ def test_only_obstacles_near_the_straight_path_are_on_the_way():
 
 libero = pytest.importorskip("libero.libero", reason="needs the libero extra")
 
-import sim_envs  # noqa: E402
-from joyai_embodied.planner.libero import LiberoPlanner  # noqa: E402
+from libero_helpers import run_libero_episode  # noqa: E402
 
 
 def _episode(wm, suite, task_id, state, max_steps, caplog):
-    env = gym.make(sim_envs.LIBERO_ENV_ID, suite=suite, task_id=task_id, render_on_step=False)
-    try:
-        _, info = env.reset(seed=state, options={"init_state": state})
-        with caplog.at_level(logging.INFO, logger="joyai_embodied.planner.libero"):
-            episode = LiberoPlanner(wm).run_episode(env, info["labels"], info["instruction"], max_steps)
-        return episode, env.unwrapped.success()
-    finally:
-        env.close()
+    with caplog.at_level(logging.INFO, logger="joyai_embodied.planner.libero"):
+        episode, _, success = run_libero_episode(wm, suite, task_id, state, max_steps)
+    return episode, success
 
 
 def test_a_bowl_that_slips_out_on_the_way_is_grasped_again(wm, caplog):

@@ -49,7 +49,8 @@ libero = pytest.importorskip("libero.libero", reason="needs the libero extra")
 
 import sim_envs  # noqa: E402
 from joyai_embodied.evaluation.libero import goal_subject  # noqa: E402
-from joyai_embodied.planner.libero import LiberoPlanner, numbered_labels, resolve_subject  # noqa: E402
+from joyai_embodied.planner.libero import numbered_labels, resolve_subject  # noqa: E402
+from libero_helpers import run_libero_episode  # noqa: E402
 
 
 def _chosen_instance(info, chosen_id):
@@ -77,16 +78,11 @@ def test_chooses_the_bowl_the_relation_names(wm, task_id):
 
 
 def test_one_full_episode_passes_liberos_own_check(wm):
-    env = gym.make(sim_envs.LIBERO_ENV_ID, suite="libero_spatial", task_id=0, render_on_step=False)
-    try:
-        _, info = env.reset(seed=0, options={"init_state": 0})
-        episode = LiberoPlanner(wm).run_episode(env, info["labels"], info["instruction"], max_steps=220)
-        assert episode.success and episode.failure == "none", episode
-        assert env.unwrapped.success()
-        assert episode.steps <= 220
-        assert _chosen_instance(info, episode.chosen) == goal_subject(info["ground_truth"])
-    finally:
-        env.close()
+    episode, info, success = run_libero_episode(wm, "libero_spatial", 0, 0, 220)
+    assert episode.success and episode.failure == "none", episode
+    assert success
+    assert episode.steps <= 220
+    assert _chosen_instance(info, episode.chosen) == goal_subject(info["ground_truth"])
 
 
 def test_cli_bad_suite_or_task_is_one_line_and_exit_2():
