@@ -17,7 +17,8 @@ from ...types import SceneObject
 from .control import OPEN, VIA_M, Arm
 from .grounding import by_id
 from .heights import HeightMap
-from .skills import APPROACH_M, CARRY_CLEARANCE_M, LIFTED_M, PLACE_CLEARANCE_M, RIM_GRASP_WORDS, Grasp, pick
+from .skills import (APPROACH_M, CARRY_CLEARANCE_M, LIFTED_M, PLACE_CLEARANCE_M, RIM_GRASP_WORDS, Grasp,
+                     obstacles_on_the_way, pick)
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +32,9 @@ MAX_GRASPS = 3
 
 def on_the_way(objects: Sequence[SceneObject], start_xy: np.ndarray, goal_xy: np.ndarray,
                exclude: Sequence[int] = ()) -> list[SceneObject]:
-    """The objects whose footprint lies within :data:`ON_THE_WAY_M` of the segment ``start_xy`` -> ``goal_xy``."""
-    a, b = np.asarray(start_xy, dtype=np.float64)[:2], np.asarray(goal_xy, dtype=np.float64)[:2]
-    length = float(np.linalg.norm(b - a))
-    found = []
-    for obj in objects:
-        if obj.id in exclude:
-            continue
-        c = np.asarray(obj.centroid, dtype=np.float64)[:2]
-        t = 0.0 if length < 1e-9 else float(np.clip((c - a) @ (b - a) / length ** 2, 0.0, 1.0))
-        gap = float(np.linalg.norm(a + t * (b - a) - c)) - float(max(obj.extent[0], obj.extent[1])) / 2
-        if t == 0.0 and length > 1e-9 and gap > 0.0:
-            continue   # the way leads away from it and starts outside it (the hand leaving an opened drawer)
-        if gap < ON_THE_WAY_M:
-            found.append(obj)
-    return found
+    """The objects whose footprint lies within :data:`ON_THE_WAY_M` of the segment ``start_xy`` -> ``goal_xy``,
+    except those the way leads away from (see :func:`.skills.obstacles_on_the_way`)."""
+    return obstacles_on_the_way(objects, start_xy, goal_xy, ON_THE_WAY_M, exclude, skip_leading_away=True)
 
 
 def carry_height(arm: Arm, goal: np.ndarray, obstacles: Sequence[SceneObject], hanging_m: float) -> float:

@@ -243,15 +243,27 @@ def _travel(arm: Arm, goal: np.ndarray, obstacles: Sequence[SceneObject], hangin
 
 
 def obstacles_on_the_way(obstacles: Sequence[SceneObject], start: np.ndarray, goal: np.ndarray,
-                         corridor_m: float = ON_THE_WAY_M) -> list[SceneObject]:
-    """The obstacles whose footprint comes within ``corridor_m`` of the straight path ``start`` -> ``goal`` (xy)."""
+                         corridor_m: float = ON_THE_WAY_M, exclude: Sequence[int] = (),
+                         skip_leading_away: bool = False) -> list[SceneObject]:
+    """The obstacles whose footprint comes within ``corridor_m`` of the straight path ``start`` -> ``goal`` (xy).
+
+    Args:
+        exclude: object ids never counted.
+        skip_leading_away: leave out an object the path leads away from when the path starts outside it (the
+            hand leaving an opened drawer does not climb over the cabinet).
+    """
     a, b = np.asarray(start, dtype=np.float64)[:2], np.asarray(goal, dtype=np.float64)[:2]
     length_sq = float((b - a) @ (b - a))
     found = []
     for obj in obstacles:
+        if obj.id in exclude:
+            continue
         c = np.asarray(obj.centroid, dtype=np.float64)[:2]
         t = 0.0 if length_sq < 1e-12 else float(np.clip((c - a) @ (b - a) / length_sq, 0.0, 1.0))
-        if float(np.linalg.norm(a + t * (b - a) - c)) - float(max(obj.extent[0], obj.extent[1])) / 2 < corridor_m:
+        gap = float(np.linalg.norm(a + t * (b - a) - c)) - float(max(obj.extent[0], obj.extent[1])) / 2
+        if skip_leading_away and t == 0.0 and length_sq >= 1e-12 and gap > 0.0:
+            continue
+        if gap < corridor_m:
             found.append(obj)
     return found
 
