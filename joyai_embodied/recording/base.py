@@ -100,10 +100,14 @@ class Recorder(ABC):
         self.stamp_ns = time.time_ns() if stamp_ns is None else int(stamp_ns)
 
     # -- the writer ------------------------------------------------------------------------
-    def _submit(self, hook: Callable[..., None], *args: Any) -> None:
-        """Runs ``hook(*args)`` at the current time (a writer process's recorder sends it there instead)."""
+    def _check_open(self) -> None:
+        """Raises InvalidInputError (field ``recorder``) once the recorder is closed."""
         if self.closed:
             raise InvalidInputError("recorder", "an open recorder", "closed")
+
+    def _submit(self, hook: Callable[..., None], *args: Any) -> None:
+        """Runs ``hook(*args)`` at the current time (a writer process's recorder sends it there instead)."""
+        self._check_open()
         step, stamp_ns = self.step, self.stamp_ns
         start = time.thread_time()
         try:

@@ -170,10 +170,7 @@ class ProcessRecorder(Recorder):
     def _submit(self, hook: Callable[..., None] | str, *args: Any) -> None:
         """Sends ``hook(*args)`` at the current time to the child (a bound hook travels by its name)."""
         self._raise_writer_error()
-        if self.closed:
-            from ..errors import InvalidInputError
-
-            raise InvalidInputError("recorder", "an open recorder", "closed")
+        self._check_open()
         name = hook.__name__ if getattr(hook, "__self__", None) is self else hook
         self.writer.send(("hook", name, args, self.step, self.stamp_ns))
 
