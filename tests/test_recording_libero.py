@@ -207,8 +207,6 @@ def _live_children(parent: int) -> list[int]:
 
 
 def _still_live(pids: list[int]) -> list[int]:
-    import os
-
     live = []
     for pid in pids:
         try:
