@@ -20,7 +20,7 @@ from ...camera import project, to_camera
 from ...types import CameraPose, SceneObject
 from .cloud import SceneCloud
 from .colors import color_name, representative_rgb
-from .shapes import (Rectangle, WallFit, classify_shape, fit_sphere, fit_walls, min_area_rectangle,
+from .shapes import (Rectangle, WallFit, classify_shape, fit_sphere, fit_walls, min_area_rectangle, outline,
                      rectangle_at)
 from .support_plane import PlaneFrame, level_plane_under
 from .supports import SUPPORT_BAND_M, resolve_supports
@@ -79,6 +79,7 @@ class _Footprint:
     pixel_m: float = 0.0  # one pixel's footprint at the object's depth
     top_rect: Rectangle | None = None  # rectangle of the top face's points
     walls: WallFit | None = None  # fit of the side walls' points
+    outlined: tuple[np.ndarray, float] | None = None  # shapes.outline of ``ab`` (kept for a re-fit)
 
 
 def fit_all(cloud: SceneCloud, depth_image: np.ndarray, id_image: np.ndarray,
@@ -166,7 +167,8 @@ def _fit_footprint(instance_id: int, points: np.ndarray, colors: np.ndarray, fra
     """Measures one object's points; its shape is named later, once its support is known."""
     ab, h = frame.to_plane(points)
     low, top = (float(value) for value in np.percentile(h, HEIGHT_PERCENTILES))
-    seen = min_area_rectangle(ab)
+    outlined = outline(ab) if len(ab) >= 3 else None
+    seen = min_area_rectangle(ab, outlined)
     # Points are pixel centres: the surface reaches half a pixel beyond the outermost ones on each side.
     depth = float(np.median((points - camera.position) @ camera.cam_to_world[:3, 2]))
     pixel_m = depth / camera.intrinsics[0, 0]
@@ -182,7 +184,7 @@ def _fit_footprint(instance_id: int, points: np.ndarray, colors: np.ndarray, fra
                       color=color_name(representative_rgb(colors)), pixel_count=int(len(points)),
                       sphere=sphere, ab=ab, pixel_m=pixel_m,
                       top_rect=min_area_rectangle(top_face) if len(top_face) >= MIN_FIT_POINTS else None,
-                      walls=fit_walls(ab[h < top - top_band]))
+                      walls=fit_walls(ab[h < top - top_band]), outlined=outlined)
 
 
 def _classify(fp: _Footprint, noise_m: float = 0.0) -> None:
@@ -211,7 +213,7 @@ def _classify(fp: _Footprint, noise_m: float = 0.0) -> None:
     if fp.walls is None:
         return
     if fp.shape == "cube" and fp.walls.flat:
-        seen = rectangle_at(fp.ab, fp.walls.edge_angle)
+        seen = rectangle_at(fp.ab, fp.walls.edge_angle, fp.outlined)
         fp.seen = seen
         fp.rect = Rectangle(seen.center, seen.size + fp.pixel_m, seen.axes, seen.hull_area)
     elif fp.shape == "cylinder" and fp.walls.round:

@@ -68,11 +68,12 @@ def outline(points: np.ndarray, cell: float = 5e-4) -> tuple[np.ndarray, float]:
     np.minimum.at(lowest, columns, grid[:, 1])
     np.maximum.at(highest, columns, grid[:, 1])
     used = np.flatnonzero(highest >= lowest)
-    lower = _hull_chain(used, lowest[used], below=True)
-    upper = _hull_chain(used, highest[used], below=False)
-    column_values = (np.concatenate([used[lower], used[upper]]) + first).astype(np.float64)
-    candidates = np.stack([column_values, np.concatenate([lowest[used][lower], highest[used][upper]])],
-                          axis=1) * cell
+    # Both chains at once: the upper chain of (x, y) is the lower chain of (x, -y).
+    xs = np.concatenate([used, used])
+    ys = np.concatenate([lowest[used], -highest[used]])
+    hull = _lower_chains(xs, ys, len(used))
+    ys[len(used):] *= -1
+    candidates = np.stack([(xs[hull] + first).astype(np.float64), ys[hull]], axis=1) * cell
     # Hull area from support lines every 2 degrees: the polygon they bound circumscribes the hull
     # (0.01% larger for a disc), with no Python loop over points.
     support = (candidates @ _AREA_NORMALS.T).max(axis=0)
@@ -92,25 +93,28 @@ _AREA_NORMALS = np.stack([np.cos(np.radians(np.arange(0.0, 360.0, 2.0))),
 _AREA_FOLLOWING = np.roll(np.arange(len(_AREA_NORMALS)), -1)
 
 
-def _hull_chain(x: np.ndarray, y: np.ndarray, below: bool) -> np.ndarray:
-    """Indices of the lower (``below``) or upper convex chain of integer points sorted by distinct ``x``.
+def _lower_chains(x: np.ndarray, y: np.ndarray, split: int) -> np.ndarray:
+    """Indices of the lower convex chains of two runs of integer points (``[:split]``, ``[split:]``), each
+    sorted by distinct ``x``.
 
     Collinear points are kept: extremes along a direction perpendicular to a chain's edge are ties between
-    its points, and keeping them all keeps those extremes exact. Points strictly inside the chain are
-    dropped in rounds (each round drops every point strictly on the inner side of its two neighbours: none
-    of them can be on the hull), which ends in a few rounds for the outlines of objects.
+    its points, and keeping them all keeps those extremes exact. Points strictly above the chain are dropped
+    in rounds (each round drops every point strictly above the segment joining its two neighbours: none of
+    them can be on the hull), which ends in a few rounds for the outlines of objects. The ends of each run
+    are never dropped, so the runs do not interfere.
     """
     keep = np.arange(len(x))
-    sign = 1 if below else -1
+    ends = np.zeros(len(x), dtype=bool)
+    ends[[0, split - 1, split, len(x) - 1]] = True
     while len(keep) > 2:
         px, py = x[keep], y[keep]
-        # cross((b - a), (c - b)) for consecutive triples a, b, c: > 0 turns left (convex for a lower chain)
+        # cross((b - a), (c - b)) for consecutive triples a, b, c: < 0 turns right (b above the chain)
         cross = (px[1:-1] - px[:-2]) * (py[2:] - py[1:-1]) - (py[1:-1] - py[:-2]) * (px[2:] - px[1:-1])
-        inner = np.flatnonzero(sign * cross < 0) + 1
-        if len(inner) == 0:
-            break
         drop = np.zeros(len(keep), dtype=bool)
-        drop[inner] = True
+        drop[1:-1] = cross < 0
+        drop &= ~ends[keep]
+        if not drop.any():
+            break
         keep = keep[~drop]
     return keep
 
@@ -130,18 +134,22 @@ _COARSE_ANGLES = np.radians(np.arange(0.0, 90.0, 1.0))
 _FINE_OFFSETS = np.radians(np.arange(-1.0, 1.0001, 0.05))
 
 
-def min_area_rectangle(points: np.ndarray) -> Rectangle:
+def min_area_rectangle(points: np.ndarray, outlined: tuple[np.ndarray, float] | None = None) -> Rectangle:
     """The minimum-area rectangle around (N, 2) points.
 
     Searched over orientations (a rectangle repeats every 90 degrees): every degree, then every 0.05
     degree around the best, vectorised over the outline candidates.
+
+    Args:
+        points: (N, 2) in-plane points.
+        outlined: ``outline(points)`` when the caller has it already (it is the costly part).
     """
     pts = np.asarray(points, dtype=np.float64)
     if len(pts) < 3:
         center = pts.mean(axis=0) if len(pts) else np.zeros(2)
         span = np.ptp(pts, axis=0) if len(pts) else np.zeros(2)
         return Rectangle(center, np.maximum(span, 1e-3), np.eye(2), 0.0)
-    candidates, area = outline(pts)
+    candidates, area = outline(pts) if outlined is None else outlined
     best = _COARSE_ANGLES[int(np.argmin(_spans(candidates, _COARSE_ANGLES)[2]))]
     fine = best + _FINE_OFFSETS
     lo, hi, areas = _spans(candidates, fine)
@@ -233,10 +241,13 @@ def fit_walls(points: np.ndarray) -> WallFit | None:
     return WallFit(circle, float(angles[best]), float(rms[best]), chord)
 
 
-def rectangle_at(points: np.ndarray, angle: float) -> Rectangle:
-    """The rectangle around (N, 2) points with its first axis at ``angle`` radians (hull area kept)."""
+def rectangle_at(points: np.ndarray, angle: float, outlined: tuple[np.ndarray, float] | None = None) -> Rectangle:
+    """The rectangle around (N, 2) points with its first axis at ``angle`` radians (hull area kept).
+
+    ``outlined``: ``outline(points)`` when the caller has it already.
+    """
     pts = np.asarray(points, dtype=np.float64)
-    candidates, area = outline(pts)
+    candidates, area = outline(pts) if outlined is None else outlined
     lo, hi, _ = _spans(candidates, np.array([angle]))
     axes = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     return Rectangle(axes @ ((lo[0] + hi[0]) / 2), hi[0] - lo[0], axes, area)
