@@ -251,7 +251,7 @@ def _replay(bag: str | Path, out: Path, wm: Any, rgb_topic: str, depth_topic: st
         rgb_index = 0
         last_ns = 0
 
-        with McapWriter(out) as writer:
+        with McapWriter(out, crcs=False) as writer:
             def process(frame_ns: int, rgb_msg: Any) -> None:
                 pairs = {}
                 for topic in aux_topics:
@@ -273,11 +273,11 @@ def _replay(bag: str | Path, out: Path, wm: Any, rgb_topic: str, depth_topic: st
                     seg = _image(pairs[segmentation_topic], segmentation_topic, SEGMENTATION_ENCODINGS,
                                  "segmentation").astype(np.int32)
                 size = rgb.shape[:2]
-                for topic, array in ((depth_topic, depth), (segmentation_topic, seg),
-                                     (camera_info_topic, np.zeros((int(info.height), int(info.width))))):
-                    if array is not None and array.shape[:2] != size:
+                for topic, shape in ((depth_topic, depth.shape), (segmentation_topic, None if seg is None else seg.shape),
+                                     (camera_info_topic, (int(info.height), int(info.width)))):
+                    if shape is not None and tuple(shape[:2]) != size:
                         raise InvalidInputError(topic, f"{size[1]}x{size[0]} images like {rgb_topic}",
-                                                f"{array.shape[1]}x{array.shape[0]}")
+                                                f"{shape[1]}x{shape[0]}")
                 if pose_topic:
                     pose_msg = pairs[pose_topic]
                     cam_to_world, world_frame = pose_matrix(pose_msg.pose), str(pose_msg.header.frame_id) or "world"

@@ -166,7 +166,7 @@ def _fit_footprint(instance_id: int, points: np.ndarray, colors: np.ndarray, fra
                    camera: CameraPose) -> _Footprint:
     """Measures one object's points; its shape is named later, once its support is known."""
     ab, h = frame.to_plane(points)
-    low, top = (float(value) for value in np.percentile(h, HEIGHT_PERCENTILES))
+    low, top = _percentiles(h, HEIGHT_PERCENTILES)
     outlined = outline(ab) if len(ab) >= 3 else None
     seen = min_area_rectangle(ab, outlined)
     # Points are pixel centres: the surface reaches half a pixel beyond the outermost ones on each side.
@@ -185,6 +185,25 @@ def _fit_footprint(instance_id: int, points: np.ndarray, colors: np.ndarray, fra
                       sphere=sphere, ab=ab, pixel_m=pixel_m,
                       top_rect=min_area_rectangle(top_face) if len(top_face) >= MIN_FIT_POINTS else None,
                       walls=fit_walls(ab[h < top - top_band]), outlined=outlined)
+
+
+def _percentiles(values: np.ndarray, percentiles: tuple[float, ...]) -> list[float]:
+    """``np.percentile(values, percentiles)`` (linear method) of finite values, the same bits, without its
+    overhead (~0.1 ms a call on a few thousand points): one partition, then numpy's own interpolation."""
+    n = len(values)
+    virtual = (n - 1) * (np.asarray(percentiles, dtype=np.float64) / 100)
+    previous = np.floor(virtual)
+    following = previous + 1
+    following[virtual >= n - 1] = n - 1  # numpy takes the last value there
+    previous[virtual >= n - 1] = n - 1
+    gamma = virtual - previous
+    previous, following = previous.astype(np.intp), following.astype(np.intp)
+    ordered = np.partition(values, np.unique(np.concatenate([previous, following])))
+    a, b = ordered[previous], ordered[following]
+    # numpy's _lerp: a + (b - a) t, or b - (b - a)(1 - t) from t = 0.5 on
+    difference = b - a
+    result = np.where(gamma >= 0.5, b - difference * (1 - gamma), a + difference * gamma)
+    return [float(value) for value in result]
 
 
 def _classify(fp: _Footprint, noise_m: float = 0.0) -> None:

@@ -83,7 +83,7 @@ def outline(points: np.ndarray, cell: float = 5e-4) -> tuple[np.ndarray, float]:
     det = n1[:, 0] * n2[:, 1] - n1[:, 1] * n2[:, 0]
     x = (h1 * n2[:, 1] - h2 * n1[:, 1]) / det
     y = (n1[:, 0] * h2 - n2[:, 0] * h1) / det
-    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    area = 0.5 * abs(float(np.dot(x, y[following]) - np.dot(y, x[following])))  # y[following] is np.roll(y, -1)
     return candidates, area
 
 
