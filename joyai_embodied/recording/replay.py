@@ -271,7 +271,7 @@ def _replay(bag: str | Path, out: Path, wm: Any, rgb_topic: str, depth_topic: st
                 seg = None
                 if segmentation_topic:
                     seg = _image(pairs[segmentation_topic], segmentation_topic, SEGMENTATION_ENCODINGS,
-                                 "segmentation").astype(np.int32)
+                                 "segmentation").astype(np.int32, copy=False)
                 size = rgb.shape[:2]
                 for topic, shape in ((depth_topic, depth.shape), (segmentation_topic, None if seg is None else seg.shape),
                                      (camera_info_topic, (int(info.height), int(info.width)))):
