@@ -99,7 +99,8 @@ def fit_all(cloud: SceneCloud, depth_image: np.ndarray, id_image: np.ndarray,
         plane = level_plane_under(cloud.points)
     frame = PlaneFrame.from_plane(plane)
     on_objects = np.flatnonzero(cloud.ids > 0)
-    _, heights = frame.to_plane(cloud.points[on_objects])
+    # PlaneFrame.to_plane's height, without the in-plane coordinates it also computes (the same expression)
+    heights = np.asarray(cloud.points[on_objects], dtype=np.float64) @ frame.normal + frame.plane[3]
     # Points at support height carry no shape information (the box reaches the plane anyway), and they
     # are where a mask that is a pixel off its depth image leaks onto the table behind the object.
     keep = on_objects[heights > SUPPORT_BAND_M]
