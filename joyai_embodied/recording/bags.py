@@ -29,9 +29,11 @@ class McapWriter:
         path: the ``.mcap`` file to create (its folder is created).
         compression: ``"zstd"`` (smaller), ``"lz4"`` (faster; the default, recording must stay cheap) or
             ``"none"``.
+        crcs: write the chunks' CRC-32 (False: 0, "not computed" in the MCAP spec; readers skip the check).
+            Replay, which copies ~3 MB of input a 640x480 frame, spends ~1% of its time on them.
     """
 
-    def __init__(self, path: str | Path, compression: str = "lz4"):
+    def __init__(self, path: str | Path, compression: str = "lz4", crcs: bool = True):
         from mcap.writer import CompressionType, Writer
 
         kinds = {"zstd": CompressionType.ZSTD, "lz4": CompressionType.LZ4, "none": CompressionType.NONE}
@@ -40,7 +42,7 @@ class McapWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "wb")
-        self._writer = Writer(self._file, chunk_size=CHUNK_SIZE, compression=kinds[compression])
+        self._writer = Writer(self._file, chunk_size=CHUNK_SIZE, compression=kinds[compression], enable_crcs=crcs)
         self._writer.start(profile="ros2", library="joyai-embodied")
         self._schemas: dict[str, int] = {}
         self._channels: dict[str, tuple[int, str]] = {}

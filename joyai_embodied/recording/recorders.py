@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,3 +93,27 @@ def add_record_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--record", type=_record_path, default=None, metavar="PATH.rrd|PATH.mcap",
                         help="record the run: .rrd opens with `rerun PATH.rrd`, .mcap (ROS 2 messages) "
                              "with Foxglove or `ros2 bag play`")
+    _preload_from_command_line()
+
+
+def _preload_from_command_line() -> None:
+    """Starts the writer process while the command line is still being parsed, when it asks to record.
+
+    The parser is built before the command's ``run`` (which calls :func:`preload_recorder` again: a no-op
+    then): the command's own start-up (its imports, building the parser) is single-threaded, and the writer's
+    imports use the other core meanwhile, instead of competing later with the planner's threads. Only for
+    the ``joyai-embodied`` command itself (``sys.argv`` is its command line), not for a caller of ``main(argv)``.
+    """
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    if program != "joyai-embodied" and not (program == "__main__.py" and "joyai_embodied" in sys.argv[0]):
+        return
+    arguments = sys.argv[1:]
+    for index, argument in enumerate(arguments):
+        if argument == "--record" and index + 1 < len(arguments):
+            path = arguments[index + 1]
+        elif argument.startswith("--record="):
+            path = argument.split("=", 1)[1]
+        else:
+            continue
+        preload_recorder(path)  # a bad path or suffix: nothing is started (argparse then reports it)
+        return

@@ -20,7 +20,7 @@ from ...camera import project, to_camera
 from ...types import CameraPose, SceneObject
 from .cloud import SceneCloud
 from .colors import color_name, representative_rgb
-from .shapes import (Rectangle, WallFit, classify_shape, fit_sphere, fit_walls, min_area_rectangle,
+from .shapes import (Rectangle, WallFit, classify_shape, fit_sphere, fit_walls, min_area_rectangle, outline,
                      rectangle_at)
 from .support_plane import PlaneFrame, level_plane_under
 from .supports import SUPPORT_BAND_M, resolve_supports
@@ -79,6 +79,7 @@ class _Footprint:
     pixel_m: float = 0.0  # one pixel's footprint at the object's depth
     top_rect: Rectangle | None = None  # rectangle of the top face's points
     walls: WallFit | None = None  # fit of the side walls' points
+    outlined: tuple[np.ndarray, float] | None = None  # shapes.outline of ``ab`` (kept for a re-fit)
 
 
 def fit_all(cloud: SceneCloud, depth_image: np.ndarray, id_image: np.ndarray,
@@ -98,7 +99,8 @@ def fit_all(cloud: SceneCloud, depth_image: np.ndarray, id_image: np.ndarray,
         plane = level_plane_under(cloud.points)
     frame = PlaneFrame.from_plane(plane)
     on_objects = np.flatnonzero(cloud.ids > 0)
-    _, heights = frame.to_plane(cloud.points[on_objects])
+    # PlaneFrame.to_plane's height, without the in-plane coordinates it also computes (the same expression)
+    heights = np.asarray(cloud.points[on_objects], dtype=np.float64) @ frame.normal + frame.plane[3]
     # Points at support height carry no shape information (the box reaches the plane anyway), and they
     # are where a mask that is a pixel off its depth image leaks onto the table behind the object.
     keep = on_objects[heights > SUPPORT_BAND_M]
@@ -165,8 +167,9 @@ def _fit_footprint(instance_id: int, points: np.ndarray, colors: np.ndarray, fra
                    camera: CameraPose) -> _Footprint:
     """Measures one object's points; its shape is named later, once its support is known."""
     ab, h = frame.to_plane(points)
-    low, top = (float(value) for value in np.percentile(h, HEIGHT_PERCENTILES))
-    seen = min_area_rectangle(ab)
+    low, top = _percentiles(h, HEIGHT_PERCENTILES)
+    outlined = outline(ab) if len(ab) >= 3 else None
+    seen = min_area_rectangle(ab, outlined)
     # Points are pixel centres: the surface reaches half a pixel beyond the outermost ones on each side.
     depth = float(np.median((points - camera.position) @ camera.cam_to_world[:3, 2]))
     pixel_m = depth / camera.intrinsics[0, 0]
@@ -182,7 +185,26 @@ def _fit_footprint(instance_id: int, points: np.ndarray, colors: np.ndarray, fra
                       color=color_name(representative_rgb(colors)), pixel_count=int(len(points)),
                       sphere=sphere, ab=ab, pixel_m=pixel_m,
                       top_rect=min_area_rectangle(top_face) if len(top_face) >= MIN_FIT_POINTS else None,
-                      walls=fit_walls(ab[h < top - top_band]))
+                      walls=fit_walls(ab[h < top - top_band]), outlined=outlined)
+
+
+def _percentiles(values: np.ndarray, percentiles: tuple[float, ...]) -> list[float]:
+    """``np.percentile(values, percentiles)`` (linear method) of finite values, the same bits, without its
+    overhead (~0.1 ms a call on a few thousand points): one partition, then numpy's own interpolation."""
+    n = len(values)
+    virtual = (n - 1) * (np.asarray(percentiles, dtype=np.float64) / 100)
+    previous = np.floor(virtual)
+    following = previous + 1
+    following[virtual >= n - 1] = n - 1  # numpy takes the last value there
+    previous[virtual >= n - 1] = n - 1
+    gamma = virtual - previous
+    previous, following = previous.astype(np.intp), following.astype(np.intp)
+    ordered = np.partition(values, np.unique(np.concatenate([previous, following])))
+    a, b = ordered[previous], ordered[following]
+    # numpy's _lerp: a + (b - a) t, or b - (b - a)(1 - t) from t = 0.5 on
+    difference = b - a
+    result = np.where(gamma >= 0.5, b - difference * (1 - gamma), a + difference * gamma)
+    return [float(value) for value in result]
 
 
 def _classify(fp: _Footprint, noise_m: float = 0.0) -> None:
@@ -211,7 +233,7 @@ def _classify(fp: _Footprint, noise_m: float = 0.0) -> None:
     if fp.walls is None:
         return
     if fp.shape == "cube" and fp.walls.flat:
-        seen = rectangle_at(fp.ab, fp.walls.edge_angle)
+        seen = rectangle_at(fp.ab, fp.walls.edge_angle, fp.outlined)
         fp.seen = seen
         fp.rect = Rectangle(seen.center, seen.size + fp.pixel_m, seen.axes, seen.hull_area)
     elif fp.shape == "cylinder" and fp.walls.round:

@@ -52,8 +52,10 @@ class Rectangle:
 def outline(points: np.ndarray, cell: float = 5e-4) -> tuple[np.ndarray, float]:
     """Outline candidates and area of a dense (N, 2) footprint, on a grid of ``cell`` metres.
 
-    Only the lowest and highest point of every grid column can lie on the convex hull, so thousands of
-    depth pixels shrink to a few hundred candidates. The area is that of their convex hull.
+    Only the lowest and highest point of every grid column can lie on the convex hull, and of those only
+    the ones on the hull of the grid points (found exactly, in integers, collinear points kept): thousands
+    of depth pixels shrink to a few dozen candidates. Every extreme (min / max along a direction) of the
+    candidates is the extreme of all the grid points, bit for bit. The area is that of their convex hull.
 
     Returns:
         ``(candidates (M, 2) in metres, area in square metres)``.
@@ -66,22 +68,55 @@ def outline(points: np.ndarray, cell: float = 5e-4) -> tuple[np.ndarray, float]:
     np.minimum.at(lowest, columns, grid[:, 1])
     np.maximum.at(highest, columns, grid[:, 1])
     used = np.flatnonzero(highest >= lowest)
-    column_values = (used + first).astype(np.float64)
-    candidates = np.vstack([np.stack([column_values, lowest[used]], axis=1),
-                            np.stack([column_values, highest[used]], axis=1)]) * cell
+    # Both chains at once: the upper chain of (x, y) is the lower chain of (x, -y).
+    xs = np.concatenate([used, used])
+    ys = np.concatenate([lowest[used], -highest[used]])
+    hull = _lower_chains(xs, ys, len(used))
+    ys[len(used):] *= -1
+    candidates = np.stack([(xs[hull] + first).astype(np.float64), ys[hull]], axis=1) * cell
     # Hull area from support lines every 2 degrees: the polygon they bound circumscribes the hull
     # (0.01% larger for a disc), with no Python loop over points.
-    angles = np.radians(np.arange(0.0, 360.0, 2.0))
-    normals = np.stack([np.cos(angles), np.sin(angles)], axis=1)
-    support = (candidates @ normals.T).max(axis=0)
-    following = np.roll(np.arange(len(angles)), -1)
+    support = (candidates @ _AREA_NORMALS.T).max(axis=0)
+    following = _AREA_FOLLOWING
     # Vertex k: where the support lines k and k+1 meet (Cramer's rule on the 2x2 system).
-    n1, n2, h1, h2 = normals, normals[following], support, support[following]
+    n1, n2, h1, h2 = _AREA_NORMALS, _AREA_NORMALS[following], support, support[following]
     det = n1[:, 0] * n2[:, 1] - n1[:, 1] * n2[:, 0]
     x = (h1 * n2[:, 1] - h2 * n1[:, 1]) / det
     y = (n1[:, 0] * h2 - n2[:, 0] * h1) / det
-    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    area = 0.5 * abs(float(np.dot(x, y[following]) - np.dot(y, x[following])))  # y[following] is np.roll(y, -1)
     return candidates, area
+
+
+#: Directions of the support lines that bound the hull area (every 2 degrees), and each one's successor.
+_AREA_NORMALS = np.stack([np.cos(np.radians(np.arange(0.0, 360.0, 2.0))),
+                          np.sin(np.radians(np.arange(0.0, 360.0, 2.0)))], axis=1)
+_AREA_FOLLOWING = np.roll(np.arange(len(_AREA_NORMALS)), -1)
+
+
+def _lower_chains(x: np.ndarray, y: np.ndarray, split: int) -> np.ndarray:
+    """Indices of the lower convex chains of two runs of integer points (``[:split]``, ``[split:]``), each
+    sorted by distinct ``x``.
+
+    Collinear points are kept: extremes along a direction perpendicular to a chain's edge are ties between
+    its points, and keeping them all keeps those extremes exact. Points strictly above the chain are dropped
+    in rounds (each round drops every point strictly above the segment joining its two neighbours: none of
+    them can be on the hull), which ends in a few rounds for the outlines of objects. The ends of each run
+    are never dropped, so the runs do not interfere.
+    """
+    keep = np.arange(len(x))
+    ends = np.zeros(len(x), dtype=bool)
+    ends[[0, split - 1, split, len(x) - 1]] = True
+    while len(keep) > 2:
+        px, py = x[keep], y[keep]
+        # cross((b - a), (c - b)) for consecutive triples a, b, c: < 0 turns right (b above the chain)
+        cross = (px[1:-1] - px[:-2]) * (py[2:] - py[1:-1]) - (py[1:-1] - py[:-2]) * (px[2:] - px[1:-1])
+        drop = np.zeros(len(keep), dtype=bool)
+        drop[1:-1] = cross < 0
+        drop &= ~ends[keep]
+        if not drop.any():
+            break
+        keep = keep[~drop]
+    return keep
 
 
 def _spans(points: np.ndarray, angles: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -94,21 +129,29 @@ def _spans(points: np.ndarray, angles: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return lo, hi, np.prod(hi - lo, axis=1)
 
 
-def min_area_rectangle(points: np.ndarray) -> Rectangle:
+#: Orientations searched for the minimum-area rectangle: every degree, then every 0.05 degree around the best.
+_COARSE_ANGLES = np.radians(np.arange(0.0, 90.0, 1.0))
+_FINE_OFFSETS = np.radians(np.arange(-1.0, 1.0001, 0.05))
+
+
+def min_area_rectangle(points: np.ndarray, outlined: tuple[np.ndarray, float] | None = None) -> Rectangle:
     """The minimum-area rectangle around (N, 2) points.
 
     Searched over orientations (a rectangle repeats every 90 degrees): every degree, then every 0.05
     degree around the best, vectorised over the outline candidates.
+
+    Args:
+        points: (N, 2) in-plane points.
+        outlined: ``outline(points)`` when the caller has it already (it is the costly part).
     """
     pts = np.asarray(points, dtype=np.float64)
     if len(pts) < 3:
         center = pts.mean(axis=0) if len(pts) else np.zeros(2)
         span = np.ptp(pts, axis=0) if len(pts) else np.zeros(2)
         return Rectangle(center, np.maximum(span, 1e-3), np.eye(2), 0.0)
-    candidates, area = outline(pts)
-    coarse = np.radians(np.arange(0.0, 90.0, 1.0))
-    best = coarse[int(np.argmin(_spans(candidates, coarse)[2]))]
-    fine = best + np.radians(np.arange(-1.0, 1.0001, 0.05))
+    candidates, area = outline(pts) if outlined is None else outlined
+    best = _COARSE_ANGLES[int(np.argmin(_spans(candidates, _COARSE_ANGLES)[2]))]
+    fine = best + _FINE_OFFSETS
     lo, hi, areas = _spans(candidates, fine)
     i = int(np.argmin(areas))
     angle = fine[i]
@@ -185,22 +228,26 @@ def fit_walls(points: np.ndarray) -> WallFit | None:
         p = p[:: len(p) // 300]  # a few hundred points pin down a circle or a rectangle
     circle = fit_circle(p)
     centred = p - p.mean(axis=0)
-    angles = np.radians(np.arange(0.0, 90.0, 1.0))
+    angles = _COARSE_ANGLES
     c, s = np.cos(angles), np.sin(angles)
     along = centred[:, :1] * c + centred[:, 1:] * s
     across = -centred[:, :1] * s + centred[:, 1:] * c
-    edge = np.minimum.reduce([along - along.min(axis=0), along.max(axis=0) - along,
-                              across - across.min(axis=0), across.max(axis=0) - across])
+    # min is exact whatever the order: pairwise minima, no stacked (4, N, 90) copy
+    edge = np.minimum(np.minimum(along - along.min(axis=0), along.max(axis=0) - along),
+                      np.minimum(across - across.min(axis=0), across.max(axis=0) - across))
     rms = np.sqrt(np.mean(edge ** 2, axis=0))
     best = int(np.argmin(rms))
     chord = float(np.hypot(*np.ptp(p, axis=0)))
     return WallFit(circle, float(angles[best]), float(rms[best]), chord)
 
 
-def rectangle_at(points: np.ndarray, angle: float) -> Rectangle:
-    """The rectangle around (N, 2) points with its first axis at ``angle`` radians (hull area kept)."""
+def rectangle_at(points: np.ndarray, angle: float, outlined: tuple[np.ndarray, float] | None = None) -> Rectangle:
+    """The rectangle around (N, 2) points with its first axis at ``angle`` radians (hull area kept).
+
+    ``outlined``: ``outline(points)`` when the caller has it already.
+    """
     pts = np.asarray(points, dtype=np.float64)
-    candidates, area = outline(pts)
+    candidates, area = outline(pts) if outlined is None else outlined
     lo, hi, _ = _spans(candidates, np.array([angle]))
     axes = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     return Rectangle(axes @ ((lo[0] + hi[0]) / 2), hi[0] - lo[0], axes, area)
