@@ -11,8 +11,6 @@ from .errors import (AmbiguousObjectError, BackendUnavailableError, CheckpointEr
                      UnknownObjectError)
 from .types import (Answer, CameraMove, CameraPose, ImaginedView, MoveObject, Observation, Relation,
                     RotateObject, Scene, SceneObject)
-from .world_model import WorldModel
-
 __version__ = "0.1.0"
 
 __all__ = [
@@ -21,3 +19,13 @@ __all__ = [
     "Relation", "RemoteError", "RequestTimeoutError", "RotateObject", "Scene", "SceneObject",
     "ServerBusyError", "UnknownObjectError", "WorldModel", "__version__",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # WorldModel loads on first use (PEP 562): a process that needs only the types or a subpackage (the
+    # recording writer child, `joyai-embodied --help`) skips the world model and the backends' entry points.
+    if name == "WorldModel":
+        from .world_model import WorldModel
+
+        return WorldModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

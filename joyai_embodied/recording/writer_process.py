@@ -48,21 +48,6 @@ _EOF = b""  # the reader thread's end-of-stream marker (a real item is never emp
 #: _child_main) shares the CPU by the session's nice, which is left at 0 (at 10 the writer took 12-13 s instead
 #: of ~2 s to be ready at load average 5-6, and close() waits for it).
 CHILD_NICE = 5
-#: The packages above this module, as folders: the child registers them without running their __init__
-#: (``joyai_embodied`` imports the world model and reads the backends' entry points: ~0.2 s of CPU the
-#: writer does not need), then imports only what its recorder needs.
-_PACKAGES = (("joyai_embodied", str(Path(__file__).resolve().parent.parent)),
-             ("joyai_embodied.recording", str(Path(__file__).resolve().parent)))
-_CHILD_BOOTSTRAP = """
-import sys, types
-for name, folder in packages:
-    if name not in sys.modules:
-        package = types.ModuleType(name)
-        package.__path__, package.__package__ = [folder], name
-        sys.modules[name] = package
-from joyai_embodied.recording.writer_process import _child_main
-_child_main(*child_args)
-"""
 
 
 class WriterProcess:
@@ -78,11 +63,10 @@ class WriterProcess:
         reader, self._data = context.Pipe(duplex=False)
         self._back, back_writer = context.Pipe(duplex=False)
         self._slots = context.BoundedSemaphore(QUEUE_SIZE)
-        # The target is the builtin exec of a few lines (see _CHILD_BOOTSTRAP), not _child_main itself: unpickling
-        # that would import this package's __init__ (the world model, the backends' entry points) in the child.
-        child_args = (suffix, reader, back_writer, self._slots, os.getpid())
-        self.process = context.Process(target=exec, name=f"recorder {suffix}", daemon=True,
-                                       args=(_CHILD_BOOTSTRAP, {"packages": _PACKAGES, "child_args": child_args}))
+        # Unpickling _child_main in the child imports only the packages' light __init__s (their names load on
+        # use), not the world model or the backends' entry points the writer never needs.
+        self.process = context.Process(target=_child_main, name=f"recorder {suffix}", daemon=True,
+                                       args=(suffix, reader, back_writer, self._slots, os.getpid()))
         with _signals_ignored(), _without_main_module():
             self.process.start()
         reader.close()  # the child holds the only reading end: the parent's exit is its end of file
