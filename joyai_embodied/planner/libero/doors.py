@@ -22,14 +22,8 @@ log = logging.getLogger(__name__)
 
 #: The microwave's floor panel stands this far above its observed bottom (a category prior: a ~2 cm wall).
 FLOOR_ABOVE_BOTTOM_M = 0.02
-#: The fingers reach this far below the mug's rim: deep, so the hand's body stays under the cavity's top.
-MUG_GRASP_DEPTH_M = 0.045
-#: The fingers close this far inside the observed rim ring's radius (on the wall).
-MUG_RIM_INSET_M = 0.007
 #: Outline points this far past the rim ring are the mug's handle.
 HANDLE_PAST_RING_M = 0.015
-#: Rim points within this angle of the handle are not grasped (the outer finger would close on it).
-HANDLE_CLEAR_RAD = np.radians(60.0)
 #: The hand releases this far outside the hinge's line (its body, ~1 cm ahead of it when level, stays out; the
 #: fingers and the mug, ~7.5 cm past the handle, are in: LIBERO's heating region starts ~1 cm inside).
 HAND_INSIDE_M = -0.005
@@ -38,19 +32,27 @@ HAND_INSIDE_M = -0.005
 ACROSS_FRACTION = 0.53
 #: A handle needs this many observed points past the rim ring.
 MIN_HANDLE_POINTS = 5
+#: A drooping mug is carried at most this much higher (its near rim then still passes under the cavity's top).
+MAX_DROOP_RISE_M = 0.035
+#: Corrections of a level hand's steady offset, each this many steps, until it is within this of its target.
+REACH_CORRECTIONS = 3
+REACH_STEPS = 12
+REACH_WITHIN_M = 0.005
 #: The level hand comes at the handle from this far out.
 HANDLE_PRE_M = 0.09
 #: ...and lifts the mug this much after the pinch.
 HANDLE_LIFT_M = 0.06
-#: A mug pinched by its handle's bar hangs tilted by about this much (measured ~27 degrees); the hand's
-#: fingertips are raised as much so that the mug passes the opening level (tilted it is 13.7 cm tall, upright 10.5).
-HANDLE_DROOP_RAD = 0.45
+#: The hand's fingertips are raised by this much while carrying. A mug pinched at its handle's middle hangs level
+#: (measured: its axis within 1.5 degrees of vertical); pinched at the bar's top it drooped 27 degrees (then 13.7 cm
+#: tall for the 14.4 cm cavity), so the approach descends until it reaches the handle's middle instead.
+HANDLE_DROOP_RAD = 0.0
+#: The hand's fingertips point this much below level at the handle (rad): a level hand this low met the table with
+#: its wrist and stopped 2.5-6 cm high, over the bar's top; pointing down, the wrist stays higher.
+HANDLE_PITCH_RAD = 0.35
 #: The carry enters from this far in front of the opening, at the insertion height.
 ENTRY_M = 0.14
 #: The held mug's bottom passes this far above the cavity's floor (the floor's front edge).
 FLOOR_CLEARANCE_M = 0.012
-#: Carries over the table keep the mug's bottom this far above every object's top.
-CARRY_CLEARANCE_M = 0.04
 #: The pushing hand stays this far from the door's middle plane (its body's half thickness, 3.3 cm, plus a bit).
 PUSH_OFFSET_M = 0.04
 #: The hand pushes the door this far in from its free edge.
@@ -72,10 +74,6 @@ def _angle(v: np.ndarray) -> float:
     return float(np.arctan2(v[1], v[0]))
 
 
-def _unit(angle: float) -> np.ndarray:
-    return np.array([np.cos(angle), np.sin(angle)])
-
-
 def _fold(angle: float) -> float:
     return float((angle + np.pi / 2) % np.pi - np.pi / 2)
 
@@ -83,16 +81,6 @@ def _fold(angle: float) -> float:
 def _rot(v: np.ndarray, angle: float) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
     return np.array([c * v[0] - s * v[1], s * v[0] + c * v[1]])
-
-
-def handle_direction(mug: SceneObject, heights: HeightMap, centre: np.ndarray, radius: float) -> np.ndarray | None:
-    """Horizontal unit direction from the mug's rim centre to its handle, or None when no handle is seen."""
-    mine = heights.points[heights.ids == mug.id][:, :2] - centre[:2]
-    far = mine[np.linalg.norm(mine, axis=1) > radius + HANDLE_PAST_RING_M]
-    if len(far) < 3:
-        return None
-    mean = far.mean(axis=0)
-    return mean / max(float(np.linalg.norm(mean)), 1e-9)
 
 
 def handle_point(mug: SceneObject, heights: HeightMap) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -135,36 +123,54 @@ def grasp_handle(arm: Arm, point: np.ndarray, pointing: np.ndarray) -> bool:
     pre = point - d * HANDLE_PRE_M
     arm.set_gripper(OPEN)
     arm.move_to(np.array([*pre[:2], max(arm.position[2], pre[2] + 0.05)]), tolerance_m=VIA_M, max_steps=50)
-    arm.rotate_to(level_hand(arm, pointing), max_steps=40)
-    arm.move_to(pre, max_steps=40)
-    arm.move_to(point, max_steps=40)
+    arm.rotate_to(level_hand(arm, pointing, -HANDLE_PITCH_RAD), max_steps=40)
+    # The level hand settles 1-2 cm above its target (it then pinched the bar's top, and the mug drooped 27
+    # degrees): the targets are shifted by what is left until the hand is within a few mm (an integral term).
+    _reach(arm, pre, max_steps=60)
+    _reach(arm, point, max_steps=40)
+    log.info("handle approach: point %s reached %s", np.round(point, 3), np.round(arm.position, 3))
     arm.set_gripper(CLOSE)
     held = arm.holding()
     arm.move_to(arm.position + np.array([0.0, 0.0, HANDLE_LIFT_M]), tolerance_m=VIA_M, max_steps=25)
     return held
 
 
-def carry_in(arm: Arm, door: Door, grasp_point: np.ndarray, mug: SceneObject, pointing: np.ndarray) -> np.ndarray:
+def _reach(arm: Arm, target: np.ndarray, max_steps: int) -> None:
+    """Moves to ``target``, then corrects the controller's steady offset (up to 3 corrections)."""
+    arm.move_to(target, max_steps=max_steps)
+    aim = np.asarray(target, dtype=np.float64).copy()
+    for _ in range(REACH_CORRECTIONS):
+        left = target - arm.position
+        if np.linalg.norm(left) < REACH_WITHIN_M:
+            return
+        aim = aim + left
+        arm.move_to(aim, tolerance_m=REACH_WITHIN_M, max_steps=REACH_STEPS)
+        log.debug("reach %s: at %s", np.round(target, 3), np.round(arm.position, 3))
+
+
+def carry_in(arm: Arm, door: Door, grasp_point: np.ndarray, mug: SceneObject, pointing: np.ndarray,
+            droop_m: float = 0.0) -> np.ndarray:
     """Carries the mug held by its handle into the cavity, level, through the opening; releases it and backs out.
 
     The hand stays outside the opening's plane (only the fingers reach in): the handle ends just inside it and
-    the closing door pushes the rest of the way. Returns the hand's release point.
+    the closing door pushes the rest of the way. ``droop_m``: how much lower than level the held mug's lowest
+    points were seen (a mug pinched high on its handle tilts): the carry rises as much. Returns the release point.
     """
     d = np.array([pointing[0], pointing[1], 0.0])
     floor = door.bottom + FLOOR_ABOVE_BOTTOM_M
     below = float(grasp_point[2] - mug.bottom_z)                   # the pinch above the mug's bottom
     across = door.hinge + door.closed_dir * (door.length * ACROSS_FRACTION)
     inside_xy = across - door.outward * HAND_INSIDE_M
-    z_in = floor + FLOOR_CLEARANCE_M + below
+    z_in = floor + FLOOR_CLEARANCE_M + below + min(max(droop_m, 0.0), MAX_DROOP_RISE_M)
     inside = np.array([*inside_xy, z_in])
     entry = inside - d * ENTRY_M
-    arm.target_rotation = level_hand(arm, pointing, HANDLE_DROOP_RAD)   # raise the fingertips: the mug hangs level
+    arm.target_rotation = level_hand(arm, pointing, -HANDLE_PITCH_RAD)   # as grasped: the mug stays upright
     arm.move_to(np.array([*arm.position[:2], max(arm.position[2], z_in)]), tolerance_m=VIA_M, max_steps=20)
     arm.move_to(entry, tolerance_m=VIA_M, max_steps=50)
     arm.rotate_to(arm.target_rotation, max_steps=15)
-    arm.move_to(entry, max_steps=15)
+    _reach(arm, entry, max_steps=15)   # the level hand settles high: a mug 2 cm high meets the cavity's top
     for fraction in (0.5, 1.0):   # level and slow through the opening
-        arm.move_to(entry + (inside - entry) * fraction, max_steps=25)
+        _reach(arm, entry + (inside - entry) * fraction, max_steps=20)
     arm.move_to(inside - np.array([0.0, 0.0, FLOOR_CLEARANCE_M]), max_steps=12)
     log.info("mug in: hand %s (wanted %s), step %d", np.round(arm.position, 3), np.round(inside, 3), arm.steps)
     arm.set_gripper(OPEN)
@@ -241,8 +247,12 @@ def put_in_and_close(planner, sim, arm: Arm, labels, subject_phrase: str, applia
             return
         point, direction, _ = handle
         pointing = -direction   # the level hand points from the handle at the mug's middle
+        low_before, start_z = heights.low_z(mug.id), float(point[2])
         held = grasp_handle(arm, point, pointing)
         scene = planner._observe(sim, labels)
+        low_now = HeightMap(planner._last_obs, hand_at=arm.position).low_z(mug.id)
+        droop = 0.0 if low_before is None or low_now is None else (
+            low_before + float(arm.position[2]) - start_z - low_now)
         lifted = by_id(scene, mug.id)
         rose = None if lifted is None else lifted.top_z - mug.top_z
         log.info("handle grasp %d at %s: held %s, rose %s (step %d)", attempt + 1, np.round(point, 3), held,
@@ -254,7 +264,8 @@ def put_in_and_close(planner, sim, arm: Arm, labels, subject_phrase: str, applia
             scene = planner._observe(sim, labels)
             mug = by_id(scene, mug.id, mug)
             continue
-        carry_in(arm, door, point, mug, pointing)
+        log.info("held mug's lowest points %.3f m below level", droop)
+        carry_in(arm, door, point, mug, pointing, droop_m=droop)
         if arm.succeeded:
             return
         scene = planner._observe(sim, labels)   # inside? look again (seen nowhere: hidden by the walls)

@@ -25,8 +25,8 @@ DOOR_OFF_BODY_M = 0.02
 ABOVE_BOTTOM_M = 0.03
 #: Fewer door points than this: no open door seen.
 MIN_DOOR_POINTS = 30
-#: A door closer to its closed direction than this is closed (rad, ~3 degrees; LIBERO counts 0.3 as closed).
-CLOSED_RAD = 0.06
+#: Appliance points farther than this out of the opening's plane belong to a door not shut (a shut one is flush).
+PROUD_M = 0.04
 
 
 @dataclass(frozen=True)
@@ -157,9 +157,15 @@ def find_door(points: np.ndarray) -> Door:
 
 
 def door_closed(points: np.ndarray, door: Door) -> bool:
-    """Whether no panel stands open any more: no thin part is seen off the body (or it lies along the closed side)."""
-    try:
-        now = find_door(points)
-    except InvalidInputError:
-        return True
-    return float(np.arccos(np.clip(now.open_dir @ door.closed_dir, -1.0, 1.0))) < CLOSED_RAD
+    """Whether the door is seen shut: almost no part of the appliance stands out in front of its opening.
+
+    An open panel stands up to its width (~25 cm) out of the opening's plane; a closed one lies within ~2 cm of it.
+
+    Args:
+        points: the appliance's observed points now (N, 3, world m).
+        door: the door as found at the start (its hinge and opening's plane).
+    """
+    points = np.asarray(points, dtype=np.float64)
+    upper = points[points[:, 2] > door.bottom + ABOVE_BOTTOM_M]
+    proud = (upper[:, :2] - door.hinge) @ door.outward > PROUD_M
+    return int(proud.sum()) < MIN_DOOR_POINTS
