@@ -1,8 +1,9 @@
 """Skills for a hinged appliance (LIBERO's microwave): a mug in through its side opening, then its door swung shut.
 
 The geometry is :class:`~joyai_embodied.planner.libero.microwave.Door`, found from the observation. The cavity is
-~14 cm high for a ~10 cm mug, so the mug is held low by its rim on the side facing out of the opening (fingers
-deep in the mug: the hand's body passes under the microwave's top) and carried in level, through the opening.
+~14 cm high for a ~10 cm mug and its top is solid up to the opening's edge, so a hand pointing down (its body
+reaches 12 cm above the fingers) cannot reach in: the mug is held by its handle with the hand pointing at it
+nearly level, from outside the opening, and carried in upright; only the fingers and the mug pass the opening.
 The door is closed by the hand's flat side pushing the panel near its free edge along the arc about the hinge.
 """
 
@@ -42,10 +43,6 @@ REACH_WITHIN_M = 0.005
 HANDLE_PRE_M = 0.09
 #: ...and lifts the mug this much after the pinch.
 HANDLE_LIFT_M = 0.06
-#: The hand's fingertips are raised by this much while carrying. A mug pinched at its handle's middle hangs level
-#: (measured: its axis within 1.5 degrees of vertical); pinched at the bar's top it drooped 27 degrees (then 13.7 cm
-#: tall for the 14.4 cm cavity), so the approach descends until it reaches the handle's middle instead.
-HANDLE_DROOP_RAD = 0.0
 #: The hand's fingertips point this much below level at the handle (rad): a level hand this low met the table with
 #: its wrist and stopped 2.5-6 cm high, over the bar's top; pointing down, the wrist stays higher.
 HANDLE_PITCH_RAD = 0.35
