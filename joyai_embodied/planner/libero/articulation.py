@@ -57,12 +57,14 @@ _PUSH = re.compile(r"^push the (?P<obj>.+?) to the (?P<where>front|back|left|rig
 _ON_IT = re.compile(r"^(?:put|place) the (?P<obj>.+?) on (?:it|top of it)$")
 _PUT_IN_DRAWER = re.compile(r"^(?:put|place) the (?P<obj>.+?) (?:in|into|inside) the (?P<level>top|middle|bottom) "
                             r"drawer of the (?P<cab>.+)$")
+_PUT_IN_DOOR = re.compile(r"^(?:put|place) the (?P<obj>.+?) (?:in|into|inside) the (?P<app>microwave)$")
 _INSIDE = re.compile(r"^(?:put|place) the (?P<obj>.+?) (?:inside|in it|in the drawer|into it)$")
 
 
 @dataclass(frozen=True)
 class ArticulationGoal:
-    """One articulation in the instruction's words: action "open_drawer", "turn_on", "turn_off" or "push"."""
+    """One articulation in the instruction's words: action "open_drawer", "turn_on", "turn_off", "push", or
+    "into_door" / "close_door" (a hinged appliance: ``obj`` the appliance, ``reference`` what goes in)."""
 
     instruction: str
     action: str
@@ -100,6 +102,11 @@ def parse_articulation(text: str) -> list[ArticulationGoal | IntoDrawerGoal | Pi
             # The drawer is already open (nothing asked to open it): locate it, put the object in.
             goals.append(ArticulationGoal(text, "locate_drawer", m["cab"], level=m["level"]))
             goals.append(IntoDrawerGoal(text, m["obj"]))
+        elif (m := _PUT_IN_DOOR.match(part)):
+            # A hinged door, open at the start: in through the opening ("close it" then swings the door shut).
+            goals.append(ArticulationGoal(text, "into_door", m["app"], reference=m["obj"]))
+        elif part == "close it" and goals and getattr(goals[-1], "action", "") == "into_door":
+            goals.append(ArticulationGoal(text, "close_door", goals[-1].obj, reference=goals[-1].reference))
         elif part == "close it" and goals and isinstance(goals[-1], IntoDrawerGoal):
             located = next(g for g in reversed(goals) if isinstance(g, ArticulationGoal))
             goals.append(ArticulationGoal(text, "close_drawer", located.obj, level=located.level))

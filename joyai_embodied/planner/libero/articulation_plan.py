@@ -14,6 +14,7 @@ import numpy as np
 from ...spatial import scene_pivot
 from .articulation import (KNOB_TURN_RAD, PUSHED_M, ArticulationGoal, IntoDrawerGoal, find_knob, parse_articulation,
                            push, push_blocked, push_goal, table_spot, turn_knob)
+from .doors import put_in_and_close
 from .drawers import (CLOSED_WITHIN_M, HANDLE_APPROACH_M, OPENED_M, close_drawer, closed_plane, drawer_target,
                       find_handle, handle_out_m, open_drawer, under_drawer_target)
 from .skills import pick, place_on
@@ -66,6 +67,12 @@ def articulate(planner: Any, sim: Any, arm: Arm, labels: Mapping[int, str], inst
             cabinet = find_one(scene, goal.obj)
             pivot = scene_pivot(scene.objects, planner._last_obs["cam_to_world"])
             opened = cabinet, find_handle(cabinet, goal.level, HeightMap(planner._last_obs), pivot), goal.level
+        elif goal.action == "into_door":   # the mug into the microwave; a following "close it" shuts its door
+            following = goals[index + 1] if index + 1 < len(goals) else None
+            close = following is not None and following.action == "close_door"
+            arm.stop_on_success = True
+            put_in_and_close(planner, sim, arm, labels, goal.reference, goal.obj, episode, close=close)
+            return
         elif goal.action == "close_drawer":
             _close(planner, sim, arm, labels, goal, opened, episode)
         elif goal.action == "open_drawer":
