@@ -22,7 +22,6 @@ same load (8-9, serve/README.md): an empty Serve call one at a time from a threa
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 from typing import Any, Sequence
 
@@ -34,10 +33,6 @@ GRPC_METHODS = frozenset({"relation", "release", "ask", "edit", "info"})
 START_WAIT_S = 60.0
 #: Longest the ZMQ front end's I/O thread waits for a replica to answer ``info`` before reporting the last answer.
 INFO_WAIT_S = 1.0
-
-
-async def _await_call(handle: Any, name: str, args: Sequence[Any]) -> Any:
-    return await getattr(handle, name).remote(*args)
 
 
 def _small(name: str, args: Sequence[Any]) -> bool:
@@ -56,7 +51,8 @@ class HandleLoop:
         handle: any handle of the deployment (its deployment and application names are used: a handle may be
             initialised once, so this makes its own).
 
-    Thread-safe: :meth:`call` may be called from any number of threads.
+    Thread-safe: :meth:`call` and :meth:`run` may be called from any number of threads; coroutines already
+    in the loop (the ZMQ front end's, ``serve/loop_front.py``) await :meth:`call_async` directly.
     """
 
     def __init__(self, handle: Any):
@@ -74,8 +70,12 @@ class HandleLoop:
         own._init(_run_router_in_separate_loop=False)  # must run inside the loop that will await its calls
         return own, own.options(_by_reference=False)
 
-    def call(self, name: str, args: Sequence[Any], timeout_s: float, grpc: bool | None = None) -> Any:
-        """Calls deployment method ``name`` with ``args``; returns its reply.
+    def in_loop(self) -> bool:
+        """True in the loop's own thread (where a blocking :meth:`call` would wait for itself)."""
+        return threading.get_ident() == self._thread.ident
+
+    async def call_async(self, name: str, args: Sequence[Any], timeout_s: float, grpc: bool | None = None) -> Any:
+        """Calls deployment method ``name`` with ``args`` from inside the loop; returns its reply.
 
         Args:
             grpc: over gRPC (``True``) or the object store (``False``); by default gRPC for
@@ -88,12 +88,22 @@ class HandleLoop:
         if grpc is None:
             grpc = _small(name, args)
         handle = self.by_grpc if grpc else self.by_reference
-        future = asyncio.run_coroutine_threadsafe(_await_call(handle, name, args), self.loop)
         try:
-            return future.result(timeout_s)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
+            async with asyncio.timeout(timeout_s):  # no task of its own, unlike wait_for
+                return await getattr(handle, name).remote(*args)
+        except TimeoutError:
             raise TimeoutError(f"no reply from Ray Serve to {name} within {timeout_s} s") from None
+
+    def call(self, name: str, args: Sequence[Any], timeout_s: float, grpc: bool | None = None) -> Any:
+        """:meth:`call_async` from any other thread (waits for its reply); same arguments and errors."""
+        return self.run(self.call_async(name, args, timeout_s, grpc))
+
+    def run(self, coroutine: Any) -> Any:
+        """Runs ``coroutine`` in the loop from another thread; returns its result (raises what it raised)."""
+        if self.in_loop():
+            coroutine.close()
+            raise RuntimeError("HandleLoop.run called from its own loop: await the coroutine instead")
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
 
 def retryable_errors() -> tuple[type, ...]:
@@ -116,23 +126,34 @@ class ServedBackend:
 class ServedModel:
     """Stands in for the WorldModel a ModelServer reports on: ``info()`` is that of the replica answering.
 
-    The ZMQ I/O thread calls it to answer ``info``/``health``: a replica busy with long requests must not stall
-    that thread, so a replica that does not answer within :data:`INFO_WAIT_S` is reported by its last answer.
+    The ZMQ front end answers ``info``/``health`` itself: a replica busy with long requests must not stall
+    it, so a replica that does not answer within :data:`INFO_WAIT_S` is reported by its last answer. In the
+    handle's loop (the front end of ``serve/loop_front.py``) ``info()`` must not wait for a reply: it
+    reports what the last :meth:`refresh` (awaited just before) got.
     """
 
     def __init__(self, service: Any):
         self._service, self.backend = service, ServedBackend()
         self._last: dict[str, Any] = {}
+        self._stale: str | None = None
+
+    async def refresh(self) -> None:
+        """Asks a replica for its info (at most :data:`INFO_WAIT_S`); from inside the handle's loop."""
+        try:
+            self._last, self._stale = await self._service.info_async(timeout_s=INFO_WAIT_S), None
+        except Exception as exc:  # Serve's timeout (or a replica lost): the last answer, marked as such
+            self._stale = (f"no replica answered info within {INFO_WAIT_S} s ({type(exc).__name__}); replica "
+                           "figures are the last known")
 
     def info(self) -> dict[str, Any]:
-        try:
-            info = self._last = self._service.info(timeout_s=INFO_WAIT_S)
-        except Exception as exc:  # Serve's timeout (or a replica lost): the last answer, marked as such
-            info = {**self._last, "stale": f"no replica answered info within {INFO_WAIT_S} s "
-                                           f"({type(exc).__name__}); replica figures are the last known"}
+        """The backend info of the replica that answered (see :meth:`refresh`), with its id, pid and node."""
+        if not self._service.calls.in_loop():
+            self._service.calls.run(self.refresh())
+        info = {**self._last, "stale": self._stale} if self._stale else self._last
         self.backend.name = str(info.get("backend", ServedBackend.name))
         return {**info.get("backend_info", {}), "backend": self.backend.name,
-                "replica": {k: info.get(k) for k in ("replica", "pid", "node_id", "node_ip")}}
+                "replica": {k: info.get(k) for k in ("replica", "pid", "node_id", "node_ip")},
+                **({"stale": self._stale} if self._stale else {})}
 
     def close(self) -> None:
         pass  # the deployment outlives its front ends (see undeploy)
