@@ -410,8 +410,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reply-cache-mb", type=megabytes_option, default=256,
                         help="memory for every reply held (kept for retries or not yet read), MiB (default 256)")
     parser.add_argument("--workers", type=_workers_option, default=None, metavar="N",
-                        help=f"worker threads running requests, at most {MAX_WORKERS} (default 1; with --ray, "
-                        "replicas x 2 so every replica has work)")
+                        help=f"worker threads running requests, at most {MAX_WORKERS} (default 1; with --ray "
+                        "none: requests are coroutines in the Serve handle's event loop, N brings back N threads)")
     parser.add_argument("--drain-timeout", type=seconds_option, default=60.0, metavar="S",
                         help="on SIGTERM/SIGINT, longest wait for the running request, s (default 60)")
 
