@@ -22,8 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
-import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Sequence
@@ -54,6 +52,8 @@ REQUESTS_PER_REPLICA = 2
 FRONT_END_THREADS_PER_CALL = 4
 #: Longest a request may take (the real model's imagine takes ~90 s per 1024 px view on one GPU).
 REQUEST_TIMEOUT_S = 900.0
+#: Longest wait for the scene store's counts (``stats``, part of the front end's ``info`` reply).
+STATS_WAIT_S = 30.0
 #: Replica-side switches of Serve's ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` that apply to replicas reached by
 #: handles only (no HTTP ingress, so not its direct ingress; the calling side's two are set on the handle,
 #: ``ray_handle``): Serve's request wrapper and our code run in the replica's main event loop, not in a
@@ -175,8 +175,12 @@ class WorldModelReplica:
 
 # The class stays importable by name (replicas unpickle it by reference, not by value).
 # No access log: Serve writes (and flushes) one line per request, ~1 ms of a replica's CPU each (measured).
-WorldModelDeployment = serve.deployment(name="WorldModel", ray_actor_options={"num_cpus": 1},
-                                        logging_config={"enable_access_log": False})(WorldModelReplica)
+# Log level WARNING: with the access log off Serve still builds each request's log record (caller lookup
+# included) before a filter drops it, ~13% of a replica's Python time per relation (profiled); at WARNING
+# ``logger.info`` returns at once. Warnings and errors are still logged.
+WorldModelDeployment = serve.deployment(
+    name="WorldModel", ray_actor_options={"num_cpus": 1},
+    logging_config={"enable_access_log": False, "log_level": "WARNING"})(WorldModelReplica)
 
 
 def _batchable(params: Any) -> bool:
@@ -301,7 +305,10 @@ class RayServeService:
     """The ModelService interface (``run``, ``imagine_batch``, ``scene``, ``stats``) over a Serve deployment.
 
     Give it to the ZMQ server (``ModelServer(service.world_model, bind, service=service)``) to keep the ZMQ,
-    remote-backend and ROS ``--address`` front ends while Ray Serve does the work. Thread-safe.
+    remote-backend and ROS ``--address`` front ends while Ray Serve does the work: the server then runs its
+    I/O and requests as coroutines in this service's event loop (:meth:`loop_front_end`). Thread-safe: the
+    blocking methods may be called from any thread but the loop's; coroutines in the loop await
+    :meth:`run_async`.
 
     Args:
         handle: the deployment handle; by default that of the application ``app_name``.
@@ -314,10 +321,11 @@ class RayServeService:
 
     Attributes:
         concurrency: requests worth sending at once: Serve calls in flight (replicas x
-            :data:`REQUESTS_PER_REPLICA`) x :data:`FRONT_END_THREADS_PER_CALL`; the ZMQ server runs that many
-            worker threads for this service, so every replica has work and busy lanes have groups to take.
+            :data:`REQUESTS_PER_REPLICA`) x :data:`FRONT_END_THREADS_PER_CALL`: the worker threads a ZMQ
+            server given ``workers=None`` and no loop front end would run.
         forwarder: the :class:`~.ray_forward.GroupForwarder` (its ``calls`` / ``grouped`` say how requests
             were grouped).
+        calls: the :class:`~.ray_handle.HandleLoop` (its ``loop`` runs every Serve call).
     """
 
     def __init__(self, handle: Any = None, app_name: str = APP_NAME, attempts: int = RETRY_ATTEMPTS,
@@ -330,8 +338,27 @@ class RayServeService:
         self.scenes = StoreView(store if store is not None else ray.get_actor(STORE_NAME, namespace=STORE_NAMESPACE))
         self.attempts, self.timeout_s = attempts, timeout_s
         self.world_model = ServedModel(self)
-        self.retries = 0  # resends after a lost replica (read by tests and benchmarks)
-        self._lock = threading.Lock()
+        self.retries = 0  # resends after a lost replica (read by tests and benchmarks; counted in the loop)
+        self._store_stats = {"scenes": 0, "max_scenes": 0, "evicted": 0}  # the last the store said
+
+    def loop_front_end(self, server: Any, max_queue: int) -> Any:
+        """What a ZMQ ModelServer uses instead of worker threads: its I/O and requests in :attr:`calls`' loop.
+
+        Args:
+            server: the :class:`~joyai_embodied.serve.zmq_server.ModelServer`.
+            max_queue: its bound on waiting requests; requests in flight are bounded by that plus
+                :attr:`concurrency` (one more gets "busy").
+        """
+        from .loop_front import LoopFrontEnd
+
+        return LoopFrontEnd(server, self, self.calls.loop, max_queue + self.concurrency)
+
+    async def run_async(self, method: str, params: Mapping[str, Any], request_id: str | None = None) -> Any:
+        """:meth:`run` as a coroutine of the handle's loop (no thread hop): same result and errors."""
+        item = (method, dict(params), request_id or uuid.uuid4().hex)
+        if method == "imagine":  # past the lanes: concurrent imagines meet in the replica's @serve.batch
+            return unwrap(await self._call("run", *item))
+        return unwrap(await self.forwarder.submit(item))
 
     def run(self, method: str, params: Mapping[str, Any], request_id: str | None = None) -> Any:
         """Runs one request on some replica; raises what the model raised there (same class and fields).
@@ -339,10 +366,7 @@ class RayServeService:
         Raises:
             RemoteError: no replica answered in :attr:`attempts` tries.
         """
-        item = (method, dict(params), request_id or uuid.uuid4().hex)
-        if method == "imagine":  # past the lanes: concurrent imagines meet in the replica's @serve.batch
-            return unwrap(self._call("run", *item))
-        return unwrap(self.forwarder.submit(item))
+        return self.calls.run(self.run_async(method, params, request_id))
 
     def imagine_batch(self, handle: str, moves: Sequence[CameraMove | CameraPose], seed: int | None = None,
                       init: str | None = None, strength: float | None = None) -> list[ImaginedView]:
@@ -352,21 +376,41 @@ class RayServeService:
 
     imagine_many = imagine_batch
 
+    async def scene_async(self, handle: str) -> Scene:
+        """:meth:`scene` as a coroutine of the handle's loop."""
+        scene = await self.scenes.store.get.remote(handle, False) if isinstance(handle, str) else None
+        if scene is None:
+            raise SceneExpiredError(str(handle))
+        return scene
+
     def scene(self, handle: str) -> Scene:
         """The scene held under ``handle`` (fetched from the store).
 
         Raises:
             SceneExpiredError: the handle is no longer held.
         """
-        scene = ray.get(self.scenes.store.get.remote(handle, False), timeout=60) if isinstance(handle, str) else None
-        if scene is None:
-            raise SceneExpiredError(str(handle))
-        return scene
+        return self.calls.run(self.scene_async(handle))
+
+    async def refresh_stats(self, timeout_s: float = STATS_WAIT_S) -> None:
+        """Asks the store for its counts (what :meth:`stats` reports in the loop).
+
+        Raises:
+            TimeoutError: the store did not answer within ``timeout_s``.
+        """
+        async with asyncio.timeout(timeout_s):
+            self._store_stats = await self.scenes.store.stats.remote()
 
     def stats(self) -> dict[str, int]:
-        """Scenes held in the shared store, their bound, evictions (the keys ModelService.stats has)."""
-        stats = self.scenes.stats()
+        """Scenes held in the shared store, their bound, evictions (the keys ModelService.stats has); in the
+        handle's loop, as the last :meth:`refresh_stats` got them."""
+        if not self.calls.in_loop():
+            self.calls.run(self.refresh_stats())
+        stats = self._store_stats
         return {"scenes": stats["scenes"], "max_scenes": stats["max_scenes"], "scenes_evicted": stats["evicted"]}
+
+    async def info_async(self, timeout_s: float | None = None) -> dict[str, Any]:
+        """:meth:`info` as a coroutine of the handle's loop."""
+        return unwrap(await self._call("info", timeout_s=timeout_s))
 
     def info(self, timeout_s: float | None = None) -> dict[str, Any]:
         """The answering replica's id, pid, node and backend info (see :meth:`WorldModelReplica.info`).
@@ -374,19 +418,16 @@ class RayServeService:
         Raises:
             TimeoutError: no reply within ``timeout_s`` (default :attr:`timeout_s`).
         """
-        return unwrap(self._call("info", timeout_s=timeout_s))
+        return self.calls.run(self.info_async(timeout_s))
 
-    def _call(self, name: str, *args: Any, timeout_s: float | None = None) -> Any:
+    async def _call(self, name: str, *args: Any, timeout_s: float | None = None) -> Any:
         last: BaseException | None = None
         for attempt in range(self.attempts):
             try:
-                reply = self.calls.call(name, args, timeout_s or self.timeout_s)
+                return await self.calls.call_async(name, args, timeout_s or self.timeout_s)
             except retryable_errors() as exc:
                 last = exc
-                with self._lock:
-                    self.retries += 1
-                time.sleep(RETRY_BACKOFF_S * (attempt + 1))
-                continue
-            return reply
+                self.retries += 1
+                await asyncio.sleep(RETRY_BACKOFF_S * (attempt + 1))
         raise RemoteError(f"no Ray Serve replica answered {name} in {self.attempts} tries: "
                           f"{type(last).__name__}: {last}")

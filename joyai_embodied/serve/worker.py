@@ -191,29 +191,47 @@ class Worker:
         return outcomes
 
     def _check_batch_reply_size(self, params: dict[str, Any]) -> None:
-        """Refuses, before any view is computed, an imagine_batch whose reply would exceed what a client reads."""
         moves, handle = params.get("moves"), params.get("scene")
-        if not isinstance(moves, list) or not isinstance(handle, str):
-            return  # the service names the bad parameter
-        height, width = self.service.scene(handle).observation.rgb.shape[:2]
-        size = 0
-        for move in moves:
-            w, h = (move.width, move.height) if isinstance(move, CameraPose) else (width, height)
-            size += w * h * wire.VIEW_BYTES_PER_PIXEL
-        if size > wire.MAX_REPLY_BYTES:
-            raise InvalidInputError("params.moves", f"views totalling at most {wire.MAX_REPLY_BYTES} bytes per "
-                                    "imagine_batch reply; split the batch", f"{len(moves)} views, {size} bytes")
+        if isinstance(moves, list) and isinstance(handle, str):  # else the service names the bad parameter
+            check_batch_reply_size(moves, self.service.scene(handle).observation.rgb.shape[:2])
 
     def _encode_outcome(self, job: Job, outcome: Any) -> list:
-        header: dict[str, Any] = {"v": wire.PROTOCOL_VERSION, "id": job.key[1]}
-        if not isinstance(outcome, BaseException):
-            try:
-                return wire.encode({**header, "ok": True, "result": outcome})
-            except wire.WireError as exc:
-                outcome = exc
-        with self._ready:  # the pool's threads share this counter
-            self.stats["failed"] += 1
-        if not isinstance(outcome, JoyAIError):
-            print(f"joyai-embodied serve-model: {job.method} failed: {type(outcome).__name__}: {outcome}",
-                  file=sys.stderr)
-        return wire.encode({**header, "ok": False, "error": wire.error_to_wire(outcome)})
+        frames, failed = encode_outcome(job, outcome)
+        if failed:
+            with self._ready:  # the pool's threads share this counter
+                self.stats["failed"] += 1
+        return frames
+
+
+def check_batch_reply_size(moves: list, shape: tuple[int, int]) -> None:
+    """Refuses, before any view is computed, an imagine_batch whose reply would exceed what a client reads.
+
+    Args:
+        moves: the request's moves (a CameraPose may set its own size).
+        shape: (height, width) of the scene's frame, the size of every other view.
+
+    Raises:
+        InvalidInputError: (field ``params.moves``) the views would total over ``wire.MAX_REPLY_BYTES``.
+    """
+    height, width = shape
+    size = 0
+    for move in moves:
+        w, h = (move.width, move.height) if isinstance(move, CameraPose) else (width, height)
+        size += w * h * wire.VIEW_BYTES_PER_PIXEL
+    if size > wire.MAX_REPLY_BYTES:
+        raise InvalidInputError("params.moves", f"views totalling at most {wire.MAX_REPLY_BYTES} bytes per "
+                                "imagine_batch reply; split the batch", f"{len(moves)} views, {size} bytes")
+
+
+def encode_outcome(job: Job, outcome: Any) -> tuple[list, bool]:
+    """A job's reply frames, and whether it is a failure (an error, or a result that cannot be encoded)."""
+    header: dict[str, Any] = {"v": wire.PROTOCOL_VERSION, "id": job.key[1]}
+    if not isinstance(outcome, BaseException):
+        try:
+            return wire.encode({**header, "ok": True, "result": outcome}), False
+        except wire.WireError as exc:
+            outcome = exc
+    if not isinstance(outcome, JoyAIError):
+        print(f"joyai-embodied serve-model: {job.method} failed: {type(outcome).__name__}: {outcome}",
+              file=sys.stderr)
+    return wire.encode({**header, "ok": False, "error": wire.error_to_wire(outcome)}), True

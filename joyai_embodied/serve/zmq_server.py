@@ -5,8 +5,10 @@ over-limit requests at once, answers "busy" when the bounded queue is full, re-s
 requests, and routes finished replies. The worker thread owns the model (through the
 :class:`~joyai_embodied.service.ModelService`): it runs requests in arrival order, batching queued ``imagine``
 requests on the same scene (seed, init, strength) into one ``imagine_batch`` call. A service that declares
-itself concurrent (Ray Serve replicas: :class:`~joyai_embodied.serve.ray_serve.RayServeService`) gets a small
-pool of worker threads instead (``workers``, default its ``concurrency``), so its replicas work in parallel.
+itself concurrent gets a small pool of worker threads instead (``workers``), so its replicas work in parallel;
+a service with an event loop of its own (Ray Serve: :class:`~joyai_embodied.serve.ray_serve.RayServeService`)
+runs the I/O and its requests as coroutines in that loop instead, unless ``workers`` is given
+(:mod:`~joyai_embodied.serve.loop_front`).
 
 Requests are keyed by (client routing id, request id). A retried request is never run twice: while it runs
 the retry waits for the same reply; once answered, the reply comes from a bounded store. This is what makes
@@ -67,9 +69,10 @@ class ModelServer:
         preset: preset name reported by ``info``.
         heartbeat_timeout_s: a connection silent to heartbeats this long is dropped.
         service: the service requests go to (default ``ModelService(world_model, max_scenes)``).
-        workers: worker threads running requests (1 to 64). Default: what the service declares
-            (``service.concurrency``: replicas x 2 for Ray Serve), else 1 (an in-process model runs one request
-            at a time anyway). Each keeps at most one batch and its reply in memory on top of the reply budget.
+        workers: worker threads running requests (1 to 64). Default: none for a service with a
+            ``loop_front_end`` (Ray Serve: requests are coroutines in its loop), else what the service declares
+            (``service.concurrency``), else 1 (an in-process model runs one request at a time anyway). Each
+            keeps at most one batch and its reply in memory on top of the reply budget.
 
     Raises:
         InvalidInputError: a bound is out of range, a malformed ``bind``, or a non-loopback bind without keys.
@@ -97,8 +100,12 @@ class ModelServer:
         self._inflight: set[ReplyKey] = set()  # queued or running, by (client routing id, request id)
         self._stats = {"requests": 0, "busy": 0, "errors": 0, "batches": 0, "batched_requests": 0,
                        "largest_batch": 0, "duplicates": 0, "failed": 0, "held_back": 0, "refused_stopping": 0}
-        self._worker = Worker(self.service, max_queue, max_batch, self._stats,
-                              service_concurrency(self.service) if workers is None else workers)
+        # A service with an event loop of its own (Ray Serve: RayServeService.loop_front_end) gets its requests
+        # as coroutines in that loop, with the I/O there too: no worker threads, no thread hop per request.
+        loop_front_end = getattr(self.service, "loop_front_end", None) if workers is None else None
+        self._worker = loop_front_end(self, max_queue) if loop_front_end is not None else Worker(
+            self.service, max_queue, max_batch, self._stats,
+            service_concurrency(self.service) if workers is None else workers)
         self._draining = threading.Event()  # stop taking requests, answer what is in flight, then exit
         self._threads: list[threading.Thread] = []
         self._context: zmq.Context | None = None
@@ -131,6 +138,9 @@ class ModelServer:
             self._close_context()
             raise
         self.address = router.getsockopt_string(zmq.LAST_ENDPOINT)
+        if not isinstance(self._worker, Worker):  # the loop front end: I/O in its loop (serve/loop_front.py)
+            self._threads = [self._worker.start_io(router)]
+            return self
         results = self._context.socket(zmq.PULL)
         results_endpoint = _RESULTS_ENDPOINT.format(id(self))
         results.bind(results_endpoint)
@@ -163,6 +173,9 @@ class ModelServer:
         io_thread, workers = (self._threads[0] if self._threads else None), self._threads[1:]
         if io_thread is not None:
             io_thread.join(timeout_s + 5)
+            if io_thread.is_alive():  # its sockets are still open: terminating the context would hang
+                self.drained_cleanly = False
+                return False
         for worker in workers:
             worker.join(max(self._drain_deadline - time.monotonic(), 0) + 1)
             if worker.is_alive():
@@ -264,10 +277,13 @@ class ModelServer:
                 identity, request_id, *frames = results.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            key = (identity, request_id.decode())
-            self._inflight.discard(key)
-            self._replies.keep(key, frames)
-            self._send(router, key, frames)
+            self._deliver(router, (identity, request_id.decode()), frames)
+
+    def _deliver(self, router: zmq.Socket, key: ReplyKey, frames: list) -> None:
+        """A finished request's reply: kept for retries, then sent (unless its client is over budget)."""
+        self._inflight.discard(key)
+        self._replies.keep(key, frames)
+        self._send(router, key, frames)
 
     def _send(self, router: zmq.Socket, key: ReplyKey, frames: list) -> None:
         """Sends a reply unless its client (or the server) is over the unread-reply budget."""
@@ -312,7 +328,10 @@ class ModelServer:
                 "this request already ran once; its reply was dropped because the server's reply memory "
                 "(--reply-cache-mb) was full, and it is not run again"))
         elif method in DIRECT_METHODS:
-            self._reply(router, key, {"ok": True, "result": self.info()})
+            if isinstance(self._worker, Worker):
+                self._reply(router, key, {"ok": True, "result": self.info()})
+            else:  # the loop front end replies once a replica has answered (it must not block its loop)
+                self._worker.answer_direct(key)
         elif self._draining.is_set():
             self._stats["refused_stopping"] += 1
             self._reply_error(router, key, _stopping_error())
@@ -391,8 +410,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reply-cache-mb", type=megabytes_option, default=256,
                         help="memory for every reply held (kept for retries or not yet read), MiB (default 256)")
     parser.add_argument("--workers", type=_workers_option, default=None, metavar="N",
-                        help=f"worker threads running requests, at most {MAX_WORKERS} (default 1; with --ray, "
-                        "replicas x 2 so every replica has work)")
+                        help=f"worker threads running requests, at most {MAX_WORKERS} (default 1; with --ray "
+                        "none: requests are coroutines in the Serve handle's event loop, N brings back N threads)")
     parser.add_argument("--drain-timeout", type=seconds_option, default=60.0, metavar="S",
                         help="on SIGTERM/SIGINT, longest wait for the running request, s (default 60)")
 
