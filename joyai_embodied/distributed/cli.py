@@ -141,13 +141,13 @@ def run_serve(args: argparse.Namespace) -> int:
     Raises:
         JoyAIError: Ray missing or unreachable, bad option, the model fails to load on a replica.
     """
-    from ..serve import zmq_server
+    from ..serve import zmq_command
     from ..serve.endpoint import check_bind
     from ..serve.zmq_server import ModelServer
     from .cluster import connect
 
     if args.generate_keys:
-        return zmq_server.run(args)
+        return zmq_command.run(args)
     check_bind(args.bind, args.keys, args.insecure)  # refused before a replica loads a model
     connect(args.ray_address)  # a one-line BackendUnavailableError when Ray is missing or unreachable
     from ..serve import ray_serve
