@@ -60,5 +60,7 @@ def test_beside_spot_is_clear_of_the_reference_on_its_side(wm):
     offset = np.asarray(spot.centroid)[:2] - np.asarray(plate.centroid)[:2]
     right = view_axes(obs["cam_to_world"])["right_of"][:2]
     assert offset @ right > max(plate.extent[:2]) / 2          # past the plate's edge, to the camera's right
+    # ...and next to it: the pudding's edge within 1.5 cm of the plate's (2 cm put it out of LIBERO's region)
+    assert offset @ right < max(plate.extent[:2]) / 2 + max(pudding.extent[:2]) / 2 + 0.015
     assert abs(offset @ np.array([-right[1], right[0]])) < 0.01  # in line with it
     assert abs(spot.top_z - plate.bottom_z) < 1e-6              # on the table

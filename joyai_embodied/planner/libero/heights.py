@@ -22,6 +22,10 @@ MIN_RIM_POINTS = 5
 NARROW_RATIO = 1.2
 #: Points within this of an object's highest point form its top face.
 TOP_BAND_M = 0.01
+#: A top face shorter than this (its long side, from the spread of its points) is a knob or a cap, not the
+#: object's shape: its narrow side says nothing about how to grasp the object (the moka pot's lid knob turned
+#: the fingers 20-40 degrees off the pot's narrow side: wedged open at 8 cm, or closing on nothing).
+MIN_FACE_LENGTH_M = 0.035
 #: Unlabelled points this close (horizontally) to the end effector (hand, wrist, forearm)...
 HAND_RADIUS_M = 0.3
 #: ...and no lower than this below it are the robot's hand and wrist (the fingertips reach ~1 cm below).
@@ -104,6 +108,8 @@ class HeightMap:
             return None
         values, vectors = np.linalg.eigh(np.cov((top[:, :2] - top[:, :2].mean(0)).T))
         if values[0] <= 0 or values[1] / values[0] < min_ratio ** 2:
+            return None
+        if np.sqrt(12.0 * values[1]) < MIN_FACE_LENGTH_M:   # a uniform face of length L has spread L / sqrt(12)
             return None
         return np.array([vectors[0, 0], vectors[1, 0], 0.0])
 

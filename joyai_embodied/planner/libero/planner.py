@@ -158,15 +158,18 @@ class LiberoPlanner:
             if not fixed_target:
                 target = by_id(scene, target.id) or target
             obstacles = [o for o in scene.objects if o.id not in (subject.id, target.id)]
-            spot = None
+            spot = floor = None
             if goal.preposition == "in" and target.id >= 0:
                 # Into a container: over its emptiest observed part (a can dropped onto the first one bounced out).
-                spot = HeightMap(self._last_obs, hand_at=arm.position).free_spot(
-                    target.centroid, np.asarray(target.extent[:2]) / 2,
-                    float(max(subject.extent[0], subject.extent[1])) / 2 + FREE_SPOT_MARGIN_M, subject.id)
+                inside = HeightMap(self._last_obs, hand_at=arm.position)
+                half_width = float(max(subject.extent[0], subject.extent[1])) / 2
+                spot = inside.free_spot(target.centroid, np.asarray(target.extent[:2]) / 2,
+                                        half_width + FREE_SPOT_MARGIN_M, subject.id)
+                if spot is not None:   # what the object will stand on there: lowered onto it, not dropped
+                    floor = inside.top_near(spot, half_width, subject.id)
             try:
                 place_on(arm, grasp, target, obstacles, held_height_m=_hanging(grasp, subject), spot_xy=spot,
-                         watch_grip=True)
+                         watch_grip=True, floor_z=floor)
             except GripLost as exc:   # it slipped out on the way: look where it fell and grasp it again
                 log.info("%s lost on the way to %s: %s", subject.name, target.name, exc)
                 arm.set_gripper(OPEN)
