@@ -146,3 +146,10 @@ def test_gymnasium_env_checker_passes(env):
     from gymnasium.utils.env_checker import check_env
 
     check_env(env.unwrapped)
+
+
+def test_unmet_goal_lists_the_goal_predicates_that_do_not_hold(env, first):
+    _, info = first
+    goal = [" ".join(str(term) for term in predicate) for predicate in info["ground_truth"]["goal"]]
+    assert goal and env.unwrapped.unmet_goal() == goal  # nothing is where the goal wants it at the start
+    assert not info["success"]

@@ -91,7 +91,8 @@ def evaluate_libero(suite: str, tasks: Iterable[int] | None = None, init_states:
 
     Returns:
         ``{"suite", "success_rate", "referring_accuracy", "median_wall_s", "failures", "episodes": [...]}``;
-        each episode has task_id, init_state, instruction, success, steps, wall_s, chosen, failure.
+        each episode has task_id, init_state, instruction, success, steps, wall_s, chosen, failure, and
+        unmet_goal (the BDDL goal's predicates that did not hold at the end; empty on success).
 
     Raises:
         InvalidInputError: unknown suite, a task or init state out of range.
@@ -130,7 +131,7 @@ def evaluate_libero(suite: str, tasks: Iterable[int] | None = None, init_states:
                     if hooks is not None:
                         hooks.start(task_id, state, info)
                     episode = planner.run_episode(env, info["labels"], info["instruction"], max_steps)
-                    episodes.append(_record(suite, task_id, state, episode, info))
+                    episodes.append(_record(suite, task_id, state, episode, info, env.unwrapped.unmet_goal()))
                     if hooks is not None:
                         hooks.finish(episodes[-1], env)
                     if progress:
@@ -151,7 +152,8 @@ def evaluate_libero(suite: str, tasks: Iterable[int] | None = None, init_states:
     return report
 
 
-def _record(suite: str, task_id: int, state: int, episode: Any, info: dict[str, Any]) -> dict[str, Any]:
+def _record(suite: str, task_id: int, state: int, episode: Any, info: dict[str, Any],
+            unmet_goal: list[str]) -> dict[str, Any]:
     ground_truth = info["ground_truth"]
     wanted = goal_subjects(ground_truth)
     chosen_instance = next((o["instance"] for o in ground_truth["objects"] if o["id"] == episode.chosen), None)
@@ -162,7 +164,9 @@ def _record(suite: str, task_id: int, state: int, episode: Any, info: dict[str, 
             "chosen_correct": (chosen_instance in wanted) if wanted and episode.chosen is not None else None,
             "failure": episode.failure, "grasp_attempts": episode.grasp_attempts,
             "predicted_on_target": episode.predicted_on_target, "verified_on_target": episode.verified_on_target,
-            "unsure": episode.unsure, "message": episode.message}
+            "unsure": episode.unsure, "message": episode.message,
+            # The goal's predicates that did not hold at the end (LIBERO's words): why a failure failed.
+            "unmet_goal": unmet_goal}
 
 
 def summarise(suite: str, episodes: Sequence[dict[str, Any]]) -> dict[str, Any]:

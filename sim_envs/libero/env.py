@@ -170,6 +170,15 @@ class LiberoEnv(gym.Env):
         """LIBERO's own success check of the current state."""
         return bool(self._env.check_success())
 
+    def unmet_goal(self) -> list[str]:
+        """The BDDL goal's predicates that do not hold now, as text (``"turnon flat_stove_1"``).
+
+        For the evaluator only (the planner never reads the goal): it says which part of a failed goal is missing.
+        """
+        inner = self._env.env
+        return [" ".join(str(term) for term in predicate) for predicate in inner.parsed_problem["goal_state"]
+                if not inner._eval_predicate(predicate)]
+
     def robot_state(self) -> np.ndarray:
         s = self._state
         return np.concatenate([s["robot0_eef_pos"], s["robot0_eef_quat"], s["robot0_gripper_qpos"]]).astype(np.float32)
