@@ -126,6 +126,10 @@ def _worker_start(options: Mapping[str, Any], questions: Sequence[str]) -> None:
     _WORKER["questions"] = list(questions)
 
 
+def _worker_ready() -> None:
+    """Nothing: submitted once per worker at the start, so all N start (import, load) while the bag opens."""
+
+
 def _worker_frame(job: FrameJob) -> tuple:
     return compute_frame(_WORKER["wm"], _WORKER["questions"], job)
 
@@ -140,6 +144,10 @@ class FramePool:
         self.jobs = jobs
         self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_worker_start, initargs=(dict(options), list(questions)))
+        # the pool starts a process per task waiting for one: N waiting tasks start the N workers now, not
+        # one by one as the first frames arrive (a worker takes ~0.5 s of CPU to import and load the model)
+        for _ in range(jobs):
+            self._pool.submit(_worker_ready)
 
     def submit(self, job: FrameJob) -> Any:
         return self._pool.submit(_worker_frame, job)
@@ -209,7 +217,7 @@ class OrderedOutput:
             try:
                 result = result.result()
             except BrokenProcessPool:
-                raise ReplayWorkerError(f"a replay worker process died on colour frame {rgb_index} (stamp "
-                                        f"{frame_ns} ns); rerun with --jobs 1 to see the frame fail "
-                                        f"in-process") from None
+                raise ReplayWorkerError(f"a replay worker process died (or failed to start) on colour frame "
+                                        f"{rgb_index} (stamp {frame_ns} ns); rerun with --jobs 1 to see the "
+                                        f"frame fail in-process") from None
         self.on_frame(result, frame_ns)
