@@ -123,3 +123,33 @@ def test_a_worker_that_dies_is_named_with_its_frame_and_leaves_no_output(sim_bag
     assert killed and "frame" in str(info.value) and "\n" not in str(info.value)
     assert not out.exists()
     assert not multiprocessing.active_children()  # the other worker is closed too
+
+
+def test_ctrl_c_stops_the_parent_and_its_workers_once(sim_bag, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out.mcap"
+    command = [sys.executable, "-m", "joyai_embodied.commands", "replay", str(sim_bag), *ARGS, "--jobs", "2",
+               "--out", str(out)]
+    # a shell's background job inherits an ignored SIGINT: the replay gets the default, as in a terminal
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    children: list[str] = []
+    while len(children) < 2 and time.monotonic() < deadline:  # both workers started: the replay is under way
+        time.sleep(0.02)
+        children = subprocess.run(["ps", "--ppid", str(process.pid), "-o", "pid="], capture_output=True,
+                                  text=True).stdout.split()
+    assert len(children) >= 2
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+    returncode = process.wait(timeout=60)
+    err = process.stderr.read().strip()
+    assert returncode != 0 and "interrupted" in err and "Traceback" not in err, err
+    assert not out.exists()
+    left = [pid for pid in children if os.path.exists(f"/proc/{pid}")]
+    while left and time.monotonic() < deadline:  # killed workers are reaped by init after the parent exits
+        time.sleep(0.1)
+        left = [pid for pid in left if os.path.exists(f"/proc/{pid}")]
+    assert not left, [open(f"/proc/{pid}/cmdline").read() for pid in left]  # no worker left behind
