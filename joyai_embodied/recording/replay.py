@@ -72,7 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="geometric", help="world-model preset or backend (default geometric)")
     parser.add_argument("--out", required=True, help="output .mcap file")
     parser.add_argument("--jobs", type=positive_int, default=None,
-                        help="worker processes observing frames (default: 2 on a 2+ core machine, 1 = in-process)")
+                        help="processes observing frames: this one and N-1 workers (default 2 on a 2+ core "
+                        "machine; 1 = in-process)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
 
@@ -174,9 +175,9 @@ def replay(bag: str | Path, out: str | Path, wm: Any, rgb_topic: str, depth_topi
            progress: Callable[..., None] | None = None, jobs: int | None = None) -> dict[str, Any]:
     """Runs ``wm`` on every ``every``-th paired frame of ``bag``; writes ``out`` (see the module docstring).
 
-    ``jobs`` > 1 observes frames in that many worker processes, each with the model rebuilt from
-    ``wm.preset`` (the backend name and options ``WorldModel.load`` keeps); OUT.mcap is the same, message for
-    message. None: 2 where there are 2+ cores and ``wm`` can be rebuilt, else 1 (in-process).
+    ``jobs`` > 1 observes frames in that many processes: this one and ``jobs - 1`` workers, each with the
+    model rebuilt from ``wm.preset`` (the backend name and options ``WorldModel.load`` keeps); OUT.mcap is the
+    same, message for message. None: 2 where there are 2+ cores and ``wm`` can be rebuilt, else 1.
 
     Returns:
         The summary (also written to OUT): frames in the bag, processed and skipped (with reasons), answers,
@@ -211,7 +212,7 @@ def replay(bag: str | Path, out: str | Path, wm: Any, rgb_topic: str, depth_topi
         if options is not None:
             from .replay_jobs import FramePool
 
-            pool = FramePool(jobs, options, list(questions))
+            pool = FramePool(jobs - 1, options, list(questions))
         summary = _replay(bag, out, wm, rgb_topic, depth_topic, camera_info_topic, pose_topic, frame_id,
                           segmentation_topic, questions, every, max_skew_ms, progress, pool)
     except BaseException:
@@ -277,7 +278,7 @@ def _replay(bag: str | Path, out: Path, wm: Any, rgb_topic: str, depth_topic: st
         latest_info: list[Any] = []
         summary: dict[str, Any] = {"bag": str(bag), "frames_in_bag": total, "frames_processed": 0,
                                    "frames_skipped": {}, "questions": list(questions), "answers": 0,
-                                   "answer_errors": 0, "jobs": 1 if pool is None else pool.jobs}
+                                   "answer_errors": 0, "jobs": 1 if pool is None else pool.jobs + 1}
         rgb_index = 0
         last_ns = 0
 
@@ -341,8 +342,10 @@ def _replay(bag: str | Path, out: Path, wm: Any, rgb_topic: str, depth_topic: st
                     world_frame, cam_to_world = found
                 k = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
                 job = FrameJob(frame_ns, rgb, depth, seg, k, cam_to_world, world_frame)
+                # the parent observes a frame itself while the workers are busy (or starting): --jobs N is
+                # N processes observing, the parent and N - 1 workers
                 output.frame(rgb_number, frame_ns, compute_frame(wm, questions, job) if pool is None
-                             else pool.submit(job))
+                             or output.full else pool.submit(job))
 
             def flush(until_ns: int | None) -> None:
                 while pending and (until_ns is None or until_ns > pending[0][0] + skew_ns):
