@@ -188,7 +188,7 @@ def replay(bag: str | Path, out: str | Path, wm: Any, rgb_topic: str, depth_topi
             ``jobs`` > 1 for a model that cannot be rebuilt in a worker.
         ReplayWorkerError: a worker process died (the message names the frame).
     """
-    from .replay_jobs import default_jobs, rebuild_options
+    from .replay_jobs import FramePool, default_jobs, rebuild_options
 
     if max_skew_ms < 0 or not np.isfinite(max_skew_ms):
         raise InvalidInputError("--max-skew-ms", "a finite number >= 0", max_skew_ms)
@@ -210,8 +210,6 @@ def replay(bag: str | Path, out: str | Path, wm: Any, rgb_topic: str, depth_topi
     pool = None
     try:
         if options is not None:
-            from .replay_jobs import FramePool
-
             pool = FramePool(jobs - 1, options, list(questions))
         summary = _replay(bag, out, wm, rgb_topic, depth_topic, camera_info_topic, pose_topic, frame_id,
                           segmentation_topic, questions, every, max_skew_ms, progress, pool)
@@ -283,12 +281,9 @@ def _replay(bag: str | Path, out: Path, wm: Any, rgb_topic: str, depth_topic: st
         last_ns = 0
 
         with McapWriter(out, crcs=False) as writer:
-            def skip(reason: str) -> None:
-                summary["frames_skipped"][reason] = summary["frames_skipped"].get(reason, 0) + 1
-
             def write_frame(result: tuple, frame_ns: int) -> None:  # in frame order, whoever observed it
                 if result[0] == "skip":
-                    skip(result[1])
+                    summary["frames_skipped"][result[1]] = summary["frames_skipped"].get(result[1], 0) + 1
                     return
                 if result[0] == "error":
                     raise_error(result[1])
