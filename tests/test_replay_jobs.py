@@ -108,21 +108,30 @@ def test_a_bad_frame_under_jobs_2_is_one_line_exit_2(tmp_path, capsys):
 
 
 def test_a_worker_that_dies_is_named_with_its_frame_and_leaves_no_output(sim_bag, tmp_path):
+    import threading
+    import time
+
     out = tmp_path / "out.mcap"
     killed = []
 
-    def kill_a_worker(done, total, final=False):  # after the first frame is written, a worker is killed
-        if not killed:
-            workers = multiprocessing.active_children()
-            assert workers
-            os.kill(workers[0].pid, signal.SIGKILL)
-            killed.append(workers[0].pid)
+    def kill_the_worker():  # as soon as it exists: it holds colour frame 0 (the first frame always goes to it)
+        deadline = time.monotonic() + 60
+        while not killed and time.monotonic() < deadline:
+            for worker in multiprocessing.active_children():
+                os.kill(worker.pid, signal.SIGKILL)
+                killed.append(worker.pid)
+            time.sleep(0.002)
 
-    with pytest.raises(ReplayWorkerError) as info:
-        replay(sim_bag, out, WorldModel.load("geometric"), jobs=2, progress=kill_a_worker, **TOPICS)
-    assert killed and "frame" in str(info.value) and "\n" not in str(info.value)
+    killer = threading.Thread(target=kill_the_worker)
+    killer.start()
+    try:
+        with pytest.raises(ReplayWorkerError) as info:
+            replay(sim_bag, out, WorldModel.load("geometric"), jobs=2, **TOPICS)
+    finally:
+        killer.join()
+    assert killed and "colour frame" in str(info.value) and "\n" not in str(info.value)
     assert not out.exists()
-    assert not multiprocessing.active_children()  # the other worker is closed too
+    assert not multiprocessing.active_children()  # nothing left running
 
 
 def test_ctrl_c_stops_the_parent_and_its_workers_once(sim_bag, tmp_path):

@@ -41,12 +41,6 @@ PROGRESS_PERIOD_S = 0.2
 COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8")
 DEPTH_ENCODINGS = ("32FC1", "16UC1", "mono16")
 SEGMENTATION_ENCODINGS = ("32SC1", "16UC1", "mono16", "8UC1", "mono8")
-#: glibc malloc settings for a replay (bytes): blocks up to MMAP_THRESHOLD come from the heap, and freed heap
-#: memory up to TRIM_THRESHOLD stays mapped. With glibc's defaults every frame's image-sized temporaries
-#: (perception allocates and frees a few MB per 640x480 frame) are mmapped and unmapped again: ~2000 page
-#: faults a frame, 5-10% of its CPU time. Nothing computed changes.
-MALLOC_MMAP_THRESHOLD = 64 * 1024 * 1024
-MALLOC_TRIM_THRESHOLD = 256 * 1024 * 1024
 TYPES = {"image": "sensor_msgs/msg/Image", "info": "sensor_msgs/msg/CameraInfo",
          "pose": "geometry_msgs/msg/PoseStamped", "tf": "tf2_msgs/msg/TFMessage"}
 
@@ -188,7 +182,7 @@ def replay(bag: str | Path, out: str | Path, wm: Any, rgb_topic: str, depth_topi
             ``jobs`` > 1 for a model that cannot be rebuilt in a worker.
         ReplayWorkerError: a worker process died (the message names the frame).
     """
-    from .replay_jobs import FramePool, default_jobs, rebuild_options
+    from .replay_jobs import FramePool, default_jobs, keep_freed_memory, rebuild_options
 
     if max_skew_ms < 0 or not np.isfinite(max_skew_ms):
         raise InvalidInputError("--max-skew-ms", "a finite number >= 0", max_skew_ms)
@@ -206,7 +200,7 @@ def replay(bag: str | Path, out: str | Path, wm: Any, rgb_topic: str, depth_topi
     if out.resolve() == Path(bag).resolve():
         raise InvalidInputError("--out", "a file other than the input bag", str(out))
     existed = out.exists()
-    _keep_freed_memory()
+    keep_freed_memory()
     pool = None
     try:
         if options is not None:
@@ -224,23 +218,6 @@ def replay(bag: str | Path, out: str | Path, wm: Any, rgb_topic: str, depth_topi
         if pool is not None:
             pool.close(abort=False)
     return summary
-
-
-def _keep_freed_memory() -> None:
-    """Keeps freed image-sized buffers in the heap for the next frame (glibc only; elsewhere nothing)."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
-    except (OSError, AttributeError):  # not glibc (musl, macOS): their allocators differ, leave them be
-        return
-    if mallopt is not None:
-        m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h> parameter numbers
-        mallopt(m_mmap_threshold, MALLOC_MMAP_THRESHOLD)
-        mallopt(m_trim_threshold, MALLOC_TRIM_THRESHOLD)
 
 
 def _replay(bag: str | Path, out: Path, wm: Any, rgb_topic: str, depth_topic: str, camera_info_topic: str,
@@ -340,7 +317,7 @@ def _replay(bag: str | Path, out: Path, wm: Any, rgb_topic: str, depth_topic: st
                 # the parent observes a frame itself while the workers are busy (or starting): --jobs N is
                 # N processes observing, the parent and N - 1 workers
                 output.frame(rgb_number, frame_ns, compute_frame(wm, questions, job) if pool is None
-                             or output.full else pool.submit(job))
+                             or output.full else pool.submit(job, rgb_number))
 
             def flush(until_ns: int | None) -> None:
                 while pending and (until_ns is None or until_ns > pending[0][0] + skew_ns):
