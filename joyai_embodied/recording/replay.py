@@ -41,12 +41,6 @@ PROGRESS_PERIOD_S = 0.2
 COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8")
 DEPTH_ENCODINGS = ("32FC1", "16UC1", "mono16")
 SEGMENTATION_ENCODINGS = ("32SC1", "16UC1", "mono16", "8UC1", "mono8")
-#: glibc malloc settings for a replay (bytes): blocks up to MMAP_THRESHOLD come from the heap, and freed heap
-#: memory up to TRIM_THRESHOLD stays mapped. With glibc's defaults every frame's image-sized temporaries
-#: (perception allocates and frees a few MB per 640x480 frame) are mmapped and unmapped again: ~2000 page
-#: faults a frame, 5-10% of its CPU time. Nothing computed changes.
-MALLOC_MMAP_THRESHOLD = 64 * 1024 * 1024
-MALLOC_TRIM_THRESHOLD = 256 * 1024 * 1024
 TYPES = {"image": "sensor_msgs/msg/Image", "info": "sensor_msgs/msg/CameraInfo",
          "pose": "geometry_msgs/msg/PoseStamped", "tf": "tf2_msgs/msg/TFMessage"}
 
@@ -71,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"largest stamp difference when pairing frames (default {MAX_SKEW_MS:g} ms)")
     parser.add_argument("--backend", default="geometric", help="world-model preset or backend (default geometric)")
     parser.add_argument("--out", required=True, help="output .mcap file")
+    parser.add_argument("--jobs", type=positive_int, default=None,
+                        help="processes observing frames: this one and N-1 workers (default 2 on a 2+ core "
+                        "machine; 1 = in-process)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
 
@@ -90,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                              camera_info_topic=args.camera_info_topic, pose_topic=args.pose_topic,
                              frame_id=args.frame_id, segmentation_topic=args.segmentation_topic,
                              questions=args.question, every=args.every, max_skew_ms=args.max_skew_ms,
-                             progress=None if args.quiet else _ProgressLine())
+                             progress=None if args.quiet else _ProgressLine(), jobs=args.jobs)
     except JoyAIError as exc:
         print(f"joyai-embodied replay: {exc}", file=sys.stderr)
         return 2
@@ -169,58 +166,67 @@ class _TfTree:
 def replay(bag: str | Path, out: str | Path, wm: Any, rgb_topic: str, depth_topic: str, camera_info_topic: str,
            pose_topic: str | None = None, frame_id: str | None = None, segmentation_topic: str | None = None,
            questions: Sequence[str] = (), every: int = 1, max_skew_ms: float = MAX_SKEW_MS,
-           progress: Callable[..., None] | None = None) -> dict[str, Any]:
+           progress: Callable[..., None] | None = None, jobs: int | None = None) -> dict[str, Any]:
     """Runs ``wm`` on every ``every``-th paired frame of ``bag``; writes ``out`` (see the module docstring).
+
+    ``jobs`` > 1 observes frames in that many processes: this one and ``jobs - 1`` workers, each with the
+    model rebuilt from ``wm.preset`` (the backend name and options ``WorldModel.load`` keeps); OUT.mcap is the
+    same, message for message. None: 2 where there are 2+ cores and ``wm`` can be rebuilt, else 1.
 
     Returns:
         The summary (also written to OUT): frames in the bag, processed and skipped (with reasons), answers,
         seconds, frames/s, output topic counts.
 
     Raises:
-        InvalidInputError: missing topics, wrong types, unknown encodings, mismatched sizes (field = topic).
+        InvalidInputError: missing topics, wrong types, unknown encodings, mismatched sizes (field = topic);
+            ``jobs`` > 1 for a model that cannot be rebuilt in a worker.
+        ReplayWorkerError: a worker process died (the message names the frame).
     """
+    from .replay_jobs import FramePool, default_jobs, keep_freed_memory, rebuild_options
+
     if max_skew_ms < 0 or not np.isfinite(max_skew_ms):
         raise InvalidInputError("--max-skew-ms", "a finite number >= 0", max_skew_ms)
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise InvalidInputError("--every", "a positive integer", repr(every))
+    if jobs is None:
+        jobs = default_jobs(wm)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise InvalidInputError("--jobs", "a positive integer", repr(jobs))
+    options = rebuild_options(wm) if jobs > 1 else None
+    if jobs > 1 and options is None:
+        raise InvalidInputError("--jobs", "1 for a world model not loaded by preset or backend name",
+                                f"{jobs} (the model cannot be rebuilt in a worker process)")
     out = Path(out)
     if out.resolve() == Path(bag).resolve():
         raise InvalidInputError("--out", "a file other than the input bag", str(out))
     existed = out.exists()
-    _keep_freed_memory()
+    keep_freed_memory()
+    pool = None
     try:
-        return _replay(bag, out, wm, rgb_topic, depth_topic, camera_info_topic, pose_topic, frame_id,
-                       segmentation_topic, questions, every, max_skew_ms, progress)
+        if options is not None:
+            pool = FramePool(jobs - 1, options, list(questions))
+        summary = _replay(bag, out, wm, rgb_topic, depth_topic, camera_info_topic, pose_topic, frame_id,
+                          segmentation_topic, questions, every, max_skew_ms, progress, pool)
     except BaseException:
+        if pool is not None:  # an error or Ctrl-C: workers stopped at once, before the output goes
+            pool.close(abort=True)
+            pool = None
         if not existed:  # no half-written OUT.mcap left behind a failed replay
             out.unlink(missing_ok=True)
         raise
-
-
-def _keep_freed_memory() -> None:
-    """Keeps freed image-sized buffers in the heap for the next frame (glibc only; elsewhere nothing)."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
-    except (OSError, AttributeError):  # not glibc (musl, macOS): their allocators differ, leave them be
-        return
-    if mallopt is not None:
-        m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h> parameter numbers
-        mallopt(m_mmap_threshold, MALLOC_MMAP_THRESHOLD)
-        mallopt(m_trim_threshold, MALLOC_TRIM_THRESHOLD)
+    finally:
+        if pool is not None:
+            pool.close(abort=False)
+    return summary
 
 
 def _replay(bag: str | Path, out: Path, wm: Any, rgb_topic: str, depth_topic: str, camera_info_topic: str,
             pose_topic: str | None, frame_id: str | None, segmentation_topic: str | None,
             questions: Sequence[str], every: int, max_skew_ms: float,
-            progress: Callable[..., None] | None) -> dict[str, Any]:
-    from ..types import Observation
+            progress: Callable[..., None] | None, pool: Any = None) -> dict[str, Any]:
     from .bags import McapWriter, open_bag
-    from .ros_messages import pose_matrix, scene_markers, stamp_ns, string
+    from .replay_jobs import IN_FLIGHT_PER_JOB, MARKERS_TYPE, FrameJob, OrderedOutput, compute_frame, raise_error
+    from .ros_messages import pose_matrix, stamp_ns, string
 
     skew_ns = int(max_skew_ms * 1e6)
     started = time.perf_counter()
@@ -247,23 +253,41 @@ def _replay(bag: str | Path, out: Path, wm: Any, rgb_topic: str, depth_topic: st
         latest_info: list[Any] = []
         summary: dict[str, Any] = {"bag": str(bag), "frames_in_bag": total, "frames_processed": 0,
                                    "frames_skipped": {}, "questions": list(questions), "answers": 0,
-                                   "answer_errors": 0}
+                                   "answer_errors": 0, "jobs": 1 if pool is None else pool.jobs + 1}
         rgb_index = 0
         last_ns = 0
 
         with McapWriter(out, crcs=False) as writer:
-            def process(frame_ns: int, rgb_msg: Any) -> None:
+            def write_frame(result: tuple, frame_ns: int) -> None:  # in frame order, whoever observed it
+                if result[0] == "skip":
+                    summary["frames_skipped"][result[1]] = summary["frames_skipped"].get(result[1], 0) + 1
+                    return
+                if result[0] == "error":
+                    raise_error(result[1])
+                _, markers, records, answer_errors = result
+                writer.write_raw(MARKERS_TOPIC, MARKERS_TYPE, markers, frame_ns)
+                index = summary["frames_processed"]
+                for record in records:
+                    record["frame"] = index
+                    writer.write(ANSWERS_TOPIC, string(json.dumps(record)), record["stamp_ns"])
+                summary["answers"] += len(records)
+                summary["answer_errors"] += answer_errors
+                summary["frames_processed"] += 1
+                if progress is not None:
+                    progress(summary["frames_processed"], total_frames)
+
+            output = OrderedOutput(writer.write_raw, write_frame, IN_FLIGHT_PER_JOB * (pool.jobs if pool else 1))
+
+            def process(frame_ns: int, rgb_msg: Any, rgb_number: int) -> None:
                 pairs = {}
                 for topic in aux_topics:
                     best = min(buffers[topic], key=lambda item: abs(item[0] - frame_ns), default=None)
                     if best is None or abs(best[0] - frame_ns) > skew_ns:
-                        reason = f"no {topic} within {max_skew_ms:g} ms"
-                        summary["frames_skipped"][reason] = summary["frames_skipped"].get(reason, 0) + 1
+                        output.frame(rgb_number, frame_ns, ("skip", f"no {topic} within {max_skew_ms:g} ms"))
                         return
                     pairs[topic] = best[1]
                 if not latest_info:
-                    reason = f"no {camera_info_topic} yet"
-                    summary["frames_skipped"][reason] = summary["frames_skipped"].get(reason, 0) + 1
+                    output.frame(rgb_number, frame_ns, ("skip", f"no {camera_info_topic} yet"))
                     return
                 info = latest_info[0]
                 rgb = _image(rgb_msg, rgb_topic, COLOR_ENCODINGS, "colour")
@@ -285,45 +309,34 @@ def _replay(bag: str | Path, out: Path, wm: Any, rgb_topic: str, depth_topic: st
                     camera_frame = frame_id or str(info.header.frame_id)
                     found = tf.lookup(camera_frame)
                     if found is None:
-                        reason = f"no /tf for frame {camera_frame!r}"
-                        summary["frames_skipped"][reason] = summary["frames_skipped"].get(reason, 0) + 1
+                        output.frame(rgb_number, frame_ns, ("skip", f"no /tf for frame {camera_frame!r}"))
                         return
                     world_frame, cam_to_world = found
                 k = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
-                try:
-                    scene = wm.observe(Observation(rgb=rgb, depth=depth, intrinsics=k, cam_to_world=cam_to_world,
-                                                   segmentation=seg))
-                except InvalidInputError as exc:  # one unusable frame (no valid depth...) does not end the run
-                    reason = str(exc)
-                    summary["frames_skipped"][reason] = summary["frames_skipped"].get(reason, 0) + 1
-                    return
-                writer.write(MARKERS_TOPIC, scene_markers(scene, frame_ns, world_frame), frame_ns)
-                index = summary["frames_processed"]
-                for question in questions:
-                    writer.write(ANSWERS_TOPIC, string(json.dumps(_answer(wm, scene, question, index, frame_ns,
-                                                                          summary))), frame_ns)
-                summary["frames_processed"] += 1
+                job = FrameJob(frame_ns, rgb, depth, seg, k, cam_to_world, world_frame)
+                # the parent observes a frame itself while the workers are busy (or starting): --jobs N is
+                # N processes observing, the parent and N - 1 workers
+                output.frame(rgb_number, frame_ns, compute_frame(wm, questions, job) if pool is None
+                             or output.full else pool.submit(job, rgb_number))
 
             def flush(until_ns: int | None) -> None:
                 while pending and (until_ns is None or until_ns > pending[0][0] + skew_ns):
-                    frame_ns, rgb_msg = pending.popleft()
-                    process(frame_ns, rgb_msg)
-                    if progress is not None:
-                        progress(summary["frames_processed"], total_frames)
+                    frame_ns, rgb_msg, number = pending.popleft()
+                    process(frame_ns, rgb_msg, number)
                     horizon = (pending[0][0] if pending else frame_ns) - skew_ns
                     for buffer in buffers.values():  # keep the newest old message: it may still be the nearest
                         while len(buffer) > 1 and buffer[1][0] <= horizon:
                             buffer.popleft()
 
             for message in reader.messages():
-                writer.write_raw(message.topic, message.msgtype, message.data, message.log_time_ns,
-                                 msgdef=reader.msgdef(message.topic))
+                output.raw(message.topic, message.msgtype, message.data, message.log_time_ns,
+                           reader.msgdef(message.topic))
                 last_ns = max(last_ns, message.log_time_ns)
                 topic = message.topic
                 if topic == rgb_topic:
                     if rgb_index % every == 0:
                         msg = reader.deserialize(message)
-                        pending.append((stamp_ns(msg.header.stamp), msg))
+                        pending.append((stamp_ns(msg.header.stamp), msg, rgb_index))
                     rgb_index += 1
                 elif topic in buffers:
                     msg = reader.deserialize(message)
@@ -334,6 +347,7 @@ def _replay(bag: str | Path, out: Path, wm: Any, rgb_topic: str, depth_topic: st
                     tf.add(reader.deserialize(message))
                 flush(message.log_time_ns)
             flush(None)
+            output.drain()
             if rgb_index == 0:
                 raise InvalidInputError(rgb_topic, "at least one colour image", "no messages")
             if summary["frames_processed"] == 0:  # every frame was skipped: say why, as bad input
@@ -348,24 +362,6 @@ def _replay(bag: str | Path, out: Path, wm: Any, rgb_topic: str, depth_topic: st
     if progress is not None:
         progress(summary["frames_processed"], total_frames, final=True)
     return summary
-
-
-def _answer(wm: Any, scene: Any, question: str, index: int, frame_ns: int, summary: dict) -> dict[str, Any]:
-    """One answer record; a question the frame cannot answer (object out of view) records the reason."""
-    record: dict[str, Any] = {"frame": index, "stamp_ns": frame_ns, "question": question}
-    try:
-        answer = wm.ask(scene, question)
-    except JoyAIError as exc:
-        summary["answer_errors"] += 1
-        record.update(answer=f"cannot answer: {exc}", value=None, unit="", confidence=0.0, error=type(exc).__name__)
-    else:
-        value = answer.value
-        if isinstance(value, np.generic):
-            value = value.item()
-        record.update(answer=answer.text, value=value, unit=answer.unit, confidence=float(answer.confidence),
-                      frame_of_reference=answer.frame)
-    summary["answers"] += 1
-    return record
 
 
 def main(argv: Sequence[str] | None = None) -> int:
