@@ -151,6 +151,8 @@ def _inside(scene: Scene, subject_id: int, spot: SceneObject, container_id: int)
 FACE_BIN_M = 0.005
 #: Points within this of that height form the flat top.
 FACE_BAND_M = 0.008
+#: Fewer of the support's points than this and its top is not measured (a support hidden by what is on it).
+MIN_FACE_POINTS = 20
 #: Percentiles of the flat top's points that bound it (robust to rim bleed).
 FACE_PERCENTILES = (2.0, 98.0)
 #: Slices of the flat top along each axis, and the fraction of the median slice's points a slice of the top
@@ -186,7 +188,7 @@ def flat_top(heights: Any, support_id: int) -> FlatTop | None:
         The flat top, or None when too little of the support is seen.
     """
     mine = heights.points[heights.ids == support_id]
-    if len(mine) < 20:
+    if len(mine) < MIN_FACE_POINTS:
         return None
     z = mine[:, 2]
     bins = np.arange(z.min(), z.max() + 2 * FACE_BIN_M, FACE_BIN_M)
