@@ -20,7 +20,7 @@ from .heights import HeightMap
 from .grounding import GroundingError, by_id, numbered_labels, resolve_subject
 from .instructions import PickPlaceGoal, needs_articulation, parse_goals
 from .articulation_plan import articulate
-from .placement import resolve_target
+from .placement import body_centre, flat_top, on_usable_top, resolve_target, shared_spot
 from .skills import LIFTED_M, RIM_GRASP_WORDS, pick, place_on
 
 #: Control steps per episode in LIBERO's standard evaluation protocol (as VLA papers report it).
@@ -89,6 +89,7 @@ class LiberoPlanner:
         start = time.perf_counter()
         arm = Arm(sim, max_steps)
         self._placed = []
+        self._tops = {}   # shared supports' flat tops, observed before anything was put on them
         try:
             self._pick_and_place(sim, arm, labels, instruction, episode)
         except GroundingError as exc:
@@ -122,14 +123,17 @@ class LiberoPlanner:
         for index, goal in enumerate(goals):
             arm.succeeded = False   # LIBERO's check passes only once every goal of the task holds
             arm.stop_on_success = index == len(goals) - 1
-            self._one_goal(sim, arm, labels, goal, episode, first=index == 0)
+            shared = sum(g.target == goal.target and g.preposition == "on" for g in goals) > 1
+            self._one_goal(sim, arm, labels, goal, episode, first=index == 0, shared=shared)
             if episode.failure != "none":
                 return
 
     def _one_goal(self, sim: Any, arm: Arm, labels: Mapping[int, str], goal: PickPlaceGoal,
-                  episode: LiberoEpisode, first: bool, target: SceneObject | None = None) -> None:
+                  episode: LiberoEpisode, first: bool, target: SceneObject | None = None,
+                  shared: bool = False) -> None:
         """Picks the goal's subject and places it on its target (``target``: a support the scene has no
-        object for, e.g. an opened drawer's floor)."""
+        object for, e.g. an opened drawer's floor; ``shared``: other goals put objects on the same target,
+        so each gets its own spot on the target's observed flat top, side by side)."""
         scene = self._observe(sim, labels)
         choice = resolve_subject(self.wm, scene, goal, exclude=self._placed if goal.any_of else ())
         subject = choice.obj
@@ -141,6 +145,11 @@ class LiberoPlanner:
             target, check = resolve_target(self.wm, scene, self._last_obs["cam_to_world"], subject, goal.target,
                                            goal.preposition)
             fixed_target = check is not None
+        top = None
+        if shared and not fixed_target and target.id >= 0:
+            if target.id not in self._tops:
+                self._tops[target.id] = flat_top(HeightMap(self._last_obs, hand_at=arm.position), target.id)
+            top = self._tops[target.id]
         if first:   # the record names the first goal's object (what the evaluator checks)
             episode.chosen, episode.chosen_name, episode.unsure = subject.id, subject.name, choice.unsure
             episode.predicted_on_target = None if target.id < 0 else self._predict(scene, subject, target)
@@ -149,6 +158,9 @@ class LiberoPlanner:
         attempts = slips = rounds = 0
         while rounds < MAX_PLACE_ATTEMPTS:
             rounds += 1
+            if top is not None:   # where its body stands now: the spot aims the body, not the box (handle)
+                before = by_id(scene, subject.id) or subject
+                body = body_centre(HeightMap(self._last_obs, hand_at=arm.position), before)
             grasp, scene, attempts = self._grasp(sim, arm, labels, scene, subject, attempts)
             episode.grasp_attempts = attempts
             if grasp is None:
@@ -167,6 +179,14 @@ class LiberoPlanner:
                                         half_width + FREE_SPOT_MARGIN_M, subject.id)
                 if spot is not None:   # what the object will stand on there: lowered onto it, not dropped
                     floor = inside.top_near(spot, half_width, subject.id)
+            elif top is not None:   # beside what is on the shared top already, as observed now
+                seen = HeightMap(self._last_obs, hand_at=arm.position)
+                on_top = np.isin(seen.ids, self._placed) & (seen.points[:, 2] > top.z + 0.01)
+                on_top &= np.all(np.abs(seen.points[:, :2] - top.centre) < top.half + 0.03, axis=1)
+                body_spot = shared_spot(top, before, body, seen.points[on_top, :2])
+                spot = body_spot - (body - np.asarray(before.centroid)[:2])   # the box centre's aim
+                log.info("shared top %s half %s: body %s to %s (%d points placed there)", np.round(top.centre, 3),
+                         np.round(top.half, 3), np.round(body, 3), np.round(body_spot, 3), int(on_top.sum()))
             try:
                 place_on(arm, grasp, target, obstacles, held_height_m=_hanging(grasp, subject), spot_xy=spot,
                          watch_grip=True, floor_z=floor)
@@ -184,8 +204,13 @@ class LiberoPlanner:
             if arm.succeeded:
                 break
             scene = self._observe(sim, labels)   # verify the placement by looking again
-            episode.verified_on_target = (check(scene) if fixed_target
-                                          else self._on(scene, subject.id, target.id, goal.preposition))
+            if top is not None:   # its body on the usable part of the shared top, resting there
+                seen_subject = by_id(scene, subject.id)
+                episode.verified_on_target = seen_subject is not None and on_usable_top(
+                    top, body_centre(HeightMap(self._last_obs), seen_subject), seen_subject.bottom_z)
+            else:
+                episode.verified_on_target = (check(scene) if fixed_target
+                                              else self._on(scene, subject.id, target.id, goal.preposition))
             if episode.verified_on_target:
                 break
             # Not on the target (dropped beside it, or still stuck to a finger): pick it up again from there.
