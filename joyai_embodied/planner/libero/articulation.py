@@ -18,7 +18,7 @@ import numpy as np
 from ...errors import InvalidInputError
 from ...spatial import view_axes
 from ...types import SceneObject
-from .control import CLOSE, OPEN, VIA_M, Arm, yaw_rotation
+from .control import CLOSE, OPEN, VIA_M, Arm, fold_half_turn, yaw_rotation
 from .heights import HeightMap
 from .instructions import PickPlaceGoal
 from .skills import FINGERTIP_BELOW_M
@@ -144,7 +144,7 @@ def find_knob(stove: SceneObject, heights: HeightMap) -> tuple[np.ndarray, float
 def turn_knob(arm: Arm, point: np.ndarray, yaw: float, turn_rad: float) -> bool:
     """Grasps the knob at ``point`` and turns the wrist by ``turn_rad``; True when the fingers held it."""
     closing = arm.closing_axis
-    yaw = _fold(yaw - float(np.arctan2(closing[1], closing[0])))
+    yaw = fold_half_turn(yaw - float(np.arctan2(closing[1], closing[0])))
     hover = point + np.array([0.0, 0.0, 0.08])
     arm.set_gripper(OPEN)
     arm.target_rotation = yaw_rotation(yaw) @ arm.down
@@ -239,7 +239,7 @@ def push(arm: Arm, obj: SceneObject, goal_xy: np.ndarray, obstacles: Sequence[Sc
     # narrow gap behind the object (a cabinet's handles) and pushes with its flat side.
     closing = arm.closing_axis
     across = np.array([-direction[1], direction[0]])
-    yaw = _fold(float(np.arctan2(across[1], across[0]) - np.arctan2(closing[1], closing[0])))
+    yaw = fold_half_turn(float(np.arctan2(across[1], across[0]) - np.arctan2(closing[1], closing[0])))
     arm.target_rotation = yaw_rotation(yaw) @ arm.down
     arm.set_gripper(CLOSE)
     tops = [o.top_z for o in obstacles] + [obj.top_z]
@@ -260,7 +260,3 @@ def push(arm: Arm, obj: SceneObject, goal_xy: np.ndarray, obstacles: Sequence[Sc
 def _half_extent_along(obj: SceneObject, direction: np.ndarray) -> float:
     axes = np.asarray(obj.obb_rotation, dtype=np.float64)[:2, :2]
     return float(sum(abs(axes[:, i] @ direction[:2]) * obj.extent[i] / 2 for i in range(2)))
-
-
-def _fold(angle: float) -> float:
-    return float((angle + np.pi / 2) % np.pi - np.pi / 2)

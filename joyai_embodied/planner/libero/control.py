@@ -64,6 +64,11 @@ def rotation_error(current: np.ndarray, target: np.ndarray) -> np.ndarray:
     return axis / (2.0 * np.sin(angle)) * angle
 
 
+def fold_half_turn(angle: float) -> float:
+    """A yaw folded into [-pi/2, pi/2): parallel fingers are symmetric, so a yaw and its opposite grasp alike."""
+    return float((angle + np.pi / 2) % np.pi - np.pi / 2)
+
+
 def yaw_rotation(yaw_rad: float) -> np.ndarray:
     c, s = np.cos(yaw_rad), np.sin(yaw_rad)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])

@@ -15,7 +15,7 @@ import numpy as np
 
 from ...errors import InvalidInputError
 from ...types import SceneObject
-from .control import CLOSE, OPEN, VIA_M, Arm, rotation_error, yaw_rotation
+from .control import CLOSE, OPEN, VIA_M, Arm, fold_half_turn, rotation_error, yaw_rotation
 from .heights import HeightMap
 from .microwave import Door
 
@@ -69,10 +69,6 @@ LIFTED_M = 0.03
 
 def _angle(v: np.ndarray) -> float:
     return float(np.arctan2(v[1], v[0]))
-
-
-def _fold(angle: float) -> float:
-    return float((angle + np.pi / 2) % np.pi - np.pi / 2)
 
 
 def _rot(v: np.ndarray, angle: float) -> np.ndarray:
@@ -181,7 +177,7 @@ def close_door(arm: Arm, door: Door) -> None:
     sign = door.closing_sign
     radius = door.length - PUSH_INSET_M
     z = door.bottom + PUSH_HEIGHT_M + 0.01   # end effector 1 cm above the fingertips
-    yaw0 = _fold(_angle(door.open_dir) - _angle(arm.closing_axis))   # the palm (wide along the closing axis) along the door
+    yaw0 = fold_half_turn(_angle(door.open_dir) - _angle(arm.closing_axis))   # the palm (wide along the closing axis) along the door
     if abs(yaw0 + sign * door.open_rad) > MAX_YAW_RAD:
         yaw0 -= sign * np.pi
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from ...errors import InvalidInputError
 from ...types import SceneObject
-from .control import CLOSE, OPEN, VIA_M, Arm, quat_to_matrix, rotation_error, yaw_rotation
+from .control import CLOSE, OPEN, VIA_M, Arm, fold_half_turn, quat_to_matrix, rotation_error, yaw_rotation
 from .heights import HeightMap
 
 log = logging.getLogger(__name__)
@@ -211,7 +211,7 @@ def close_rotation(arm: Arm, front: np.ndarray) -> np.ndarray:
     """
     front = np.asarray(front, dtype=np.float64)
     closing = arm.closing_axis
-    yaw = _fold(float(np.arctan2(front[0], -front[1]) - np.arctan2(closing[1], closing[0])))
+    yaw = fold_half_turn(float(np.arctan2(front[0], -front[1]) - np.arctan2(closing[1], closing[0])))
     across = yaw_rotation(yaw) @ arm.down
     lateral = np.array([-front[1], front[0], 0.0])
     for sign in (1.0, -1.0):
@@ -314,7 +314,3 @@ def under_drawer_target(cabinet: SceneObject, handle: Handle, plane: float, radi
     floor = float(handle.centre[2]) - DRAWER_FLOOR_BELOW_HANDLE_M
     return SceneObject(id=cabinet.id, name=cabinet.name, centroid=np.array([centre[0], centre[1], floor - 0.005]),
                        extent=np.array([0.12, 0.12, 0.01]))
-
-
-def _fold(angle: float) -> float:
-    return float((angle + np.pi / 2) % np.pi - np.pi / 2)

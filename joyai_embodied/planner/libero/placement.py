@@ -145,7 +145,6 @@ def _inside(scene: Scene, subject_id: int, spot: SceneObject, container_id: int)
     return inside and subject.bottom_z < spot.top_z + 0.03
 
 
-
 # -- several objects "on" one support ("put both moka pots on the stove") -----------------------------------
 #: Bin of point heights whose fullest bin is a support's flat top (a stove's burner plate, not its higher knob).
 FACE_BIN_M = 0.005
@@ -202,7 +201,8 @@ def flat_top(heights: Any, support_id: int) -> FlatTop | None:
 
 
 def _densest_run(points: np.ndarray, axis: int) -> np.ndarray:
-    """The points in the longest run of 1-cm slices along ``axis`` holding at least half the median slice's count."""
+    """The points in the longest run of 1-cm slices along ``axis`` holding at least :data:`FACE_SLICE_FILL` of the
+    median slice's count."""
     values = points[:, axis]
     edges = np.arange(values.min(), values.max() + 2 * FACE_SLICE_M, FACE_SLICE_M)
     counts, edges = np.histogram(values, bins=edges)

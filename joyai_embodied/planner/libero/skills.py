@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from ...types import SceneObject
-from .control import CLOSE, OPEN, VIA_M, Arm, yaw_rotation
+from .control import CLOSE, OPEN, VIA_M, Arm, fold_half_turn, yaw_rotation
 from .heights import HeightMap
 
 log = logging.getLogger(__name__)
@@ -141,11 +141,11 @@ def plan_grasp(arm: Arm, obj: SceneObject, obstacles: Sequence[SceneObject],
     seen = heights.narrow_axis(obj.id) if heights is not None else None
     if seen is not None:   # the observed top face is more telling than a box fitted to a half-hidden object
         narrow = seen
-    yaw = _wrap_half_turn(np.arctan2(narrow[1], narrow[0]) - np.arctan2(arm.closing_axis[1], arm.closing_axis[0]))
+    yaw = fold_half_turn(np.arctan2(narrow[1], narrow[0]) - np.arctan2(arm.closing_axis[1], arm.closing_axis[0]))
     if turn and float(max(obj.extent[0], obj.extent[1])) < TURNABLE_M:
         # Fingers that met missed the object across their closing axis (they sweep 8 cm along it): turned a
         # quarter, they sweep the miss's direction (a bottle's neck seen 2 cm nearer the camera than it is).
-        yaw = _wrap_half_turn(yaw + np.pi / 2)
+        yaw = fold_half_turn(yaw + np.pi / 2)
     point = centre.copy()
     # Only a tall object can lean off its box's centre; a flat box's top band also takes in its side face
     # toward the camera (1 cm off: the hand then met the can beside it).
@@ -289,8 +289,3 @@ def _clearance(point: np.ndarray, obstacles: Sequence[SceneObject]) -> float:
     gaps = [np.linalg.norm(point[:2] - np.asarray(o.centroid)[:2]) - max(o.extent[0], o.extent[1]) / 2
             for o in obstacles]
     return min(gaps) if gaps else np.inf
-
-
-def _wrap_half_turn(angle: float) -> float:
-    """Parallel fingers are symmetric: fold a yaw into [-pi/2, pi/2)."""
-    return float((angle + np.pi / 2) % np.pi - np.pi / 2)
